@@ -37,6 +37,8 @@ class ReasonCode(StrEnum):
     """The transfer id exists already with different fields."""
     INVALID_AMOUNT = "INVALID_AMOUNT"
     """The amount is zero or negative."""
+    UNKNOWN_TRANSFER = "UNKNOWN_TRANSFER"
+    """The region has no record of the transfer it was asked to commit."""
 
 
 def describe(reason: ReasonCode) -> str:
@@ -56,4 +58,5 @@ _DESCRIPTIONS: dict[ReasonCode, str] = {
     ReasonCode.HOLD_EXPIRED: "the payer's hold expired before the commit arrived",
     ReasonCode.DUPLICATE_MISMATCH: "the transfer id exists already with different fields",
     ReasonCode.INVALID_AMOUNT: "the amount is zero or negative",
+    ReasonCode.UNKNOWN_TRANSFER: "the region has no record of the transfer to commit",
 }

@@ -1,0 +1,436 @@
+"""The transfer coordinator: a sans-I/O, durable state machine per transfer.
+
+It decides, for each request for mutual aid, whether money moves and from whom, and
+drives both regions to that decision so that money moves in both or in neither:
+
+    received -> [quoting] -> reserving -> reserved -> committing -> committed
+                         \\-> aborted (with a reason)
+
+The commit point is the payer region's own post-or-expire decision, serialized in its
+database: the payee is credited only after the payer reports the hold posted, and a
+payer whose hold expired first reports ``HOLD_EXPIRED``, which aborts the transfer.
+Every decision is saved (by the caller's transaction) before the messages it returns
+are sent; ``tick`` times out silent regions and retries decided steps until answered;
+``resume`` re-sends the current step of every unfinished transfer after a restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clearinghouse.store import (
+    Binding,
+    Candidate,
+    ClearinghouseStore,
+    Quote,
+    Region,
+    Transfer,
+    TransferState,
+)
+from contracts.effects import (
+    Anomaly,
+    AnyEvent,
+    Outgoing,
+    RegionRegistered,
+    TransferFinished,
+    TransferStarted,
+)
+from contracts.identifiers import is_region_code, region_address
+from contracts.operations import (
+    Abort,
+    Aborted,
+    BalanceQuoted,
+    Commit,
+    CommitResult,
+    Credit,
+    Credited,
+    Operation,
+    QueryBalance,
+    RecordBinding,
+    Refuse,
+    RegisterRegion,
+    RequestAid,
+    Reserve,
+    ReserveResult,
+    SetRegionEnabled,
+)
+from contracts.reasons import COMMITTED, ReasonCode
+
+COPAY = "copay"
+
+
+@dataclass(frozen=True, slots=True)
+class CoordinatorSettings:
+    """Deadlines and retry pacing, in milliseconds."""
+
+    reserve_timeout_ms: int = 5_000
+    """How long the payer region has to answer a reserve before the transfer aborts."""
+    quote_timeout_ms: int = 2_000
+    """How long co-payers' regions have to quote balances; silent ones are left out."""
+    hold_timeout_ms: int = 60_000
+    """How long a payer region keeps a hold before releasing it by itself."""
+    retry_ms: int = 2_000
+    """First retry of an unanswered commit, credit or abort; doubles up to ``max_retry_ms``."""
+    max_retry_ms: int = 30_000
+
+
+class TransferCoordinator:
+    """The national clearinghouse's decisions, as a plain class over its store."""
+
+    def __init__(
+        self, store: ClearinghouseStore, settings: CoordinatorSettings | None = None
+    ) -> None:
+        self.store = store
+        self.settings = settings or CoordinatorSettings()
+        self.events: list[AnyEvent] = []
+
+    def drain_events(self) -> list[AnyEvent]:
+        events, self.events = self.events, []
+        return events
+
+    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
+        """Apply one operation; the caller holds the transaction."""
+        match op:
+            case RequestAid():
+                return self.request_aid(op, now_ms)
+            case ReserveResult():
+                return self.reserve_result(op, now_ms)
+            case CommitResult():
+                return self.commit_result(op, now_ms)
+            case Credited():
+                return self.credited(op, now_ms)
+            case BalanceQuoted():
+                return self.balance_quoted(op, now_ms)
+            case Aborted():
+                return self.aborted(op, now_ms)
+            case RegisterRegion():
+                return self.register_region(op, now_ms)
+            case SetRegionEnabled():
+                return self.set_region_enabled(op, now_ms)
+            case RecordBinding():
+                return self.record_binding(op, now_ms)
+        self.events.append(Anomaly("", f"clearinghouse got unexpected {op.TAG}"))
+        return []
+
+    # --- registry and directory ---
+
+    def register_region(self, op: RegisterRegion, now_ms: int) -> list[Outgoing]:
+        if not is_region_code(op.region):
+            self.events.append(Anomaly("", f"refused to register bad region code {op.region!r}"))
+            return []
+        self.store.upsert_region(Region(op.region, op.name, op.province, op.enabled))
+        self.events.append(RegionRegistered(op.region))
+        return []
+
+    def set_region_enabled(self, op: SetRegionEnabled, now_ms: int) -> list[Outgoing]:
+        if not self.store.set_enabled(op.region, op.enabled):
+            self.events.append(Anomaly("", f"cannot enable unknown region {op.region}"))
+        return []
+
+    def record_binding(self, op: RecordBinding, now_ms: int) -> list[Outgoing]:
+        binding = Binding(
+            op.binding_id,
+            op.copayer,
+            op.copayer_region,
+            op.beneficiary,
+            op.beneficiary_region,
+            op.relationship,
+        )
+        self.store.add_binding(binding, now_ms)
+        return []
+
+    # --- a request for mutual aid ---
+
+    def request_aid(self, op: RequestAid, now_ms: int) -> list[Outgoing]:
+        known = self.store.transfer(op.transfer_id)
+        if known is not None:
+            same = (known.beneficiary, known.payee_region, known.amount_fen) == (
+                op.beneficiary,
+                op.beneficiary_region,
+                op.amount_fen,
+            )
+            if not same:
+                refusal = Refuse(
+                    op.transfer_id,
+                    ReasonCode.DUPLICATE_MISMATCH,
+                    f"transfer {op.transfer_id} exists with different fields",
+                )
+                return [Outgoing(region_address(op.beneficiary_region), refusal)]
+            return self._resend(known)
+        t = Transfer(
+            transfer_id=op.transfer_id,
+            flow=COPAY,
+            beneficiary=op.beneficiary,
+            payee_region=op.beneficiary_region,
+            amount_fen=op.amount_fen,
+            state=TransferState.RECEIVED,
+            created_at_ms=now_ms,
+            updated_at_ms=now_ms,
+            candidates=[],
+        )
+        self.events.append(TransferStarted(t.transfer_id, t.flow))
+        refusal_reason = self._check_payee(t)
+        if refusal_reason is not None:
+            return self._refuse(t, *refusal_reason, now_ms)
+        bindings = self.store.active_bindings_of(op.beneficiary, op.beneficiary_region)
+        if not bindings:
+            return self._refuse(
+                t, ReasonCode.NO_BINDING, f"{op.beneficiary} has no bound co-payer", now_ms
+            )
+        candidates, refusal_reason = self._candidates(bindings)
+        if refusal_reason is not None:
+            return self._refuse(t, *refusal_reason, now_ms)
+        t.candidates = candidates
+        if len(candidates) == 1:
+            return self._reserve(t, candidates[0], now_ms)
+        t.state = TransferState.QUOTING
+        t.next_action_ms = now_ms + self.settings.quote_timeout_ms
+        self._save(t, now_ms)
+        return [
+            Outgoing(region_address(c.region), QueryBalance(t.transfer_id, c.psn_no))
+            for c in candidates
+        ]
+
+    def _check_payee(self, t: Transfer) -> tuple[ReasonCode, str] | None:
+        region = self.store.region(t.payee_region)
+        if region is None:
+            return ReasonCode.UNKNOWN_REGION, f"payee region {t.payee_region} is not registered"
+        if not region.enabled:
+            return (
+                ReasonCode.REGION_NOT_ENABLED,
+                f"payee region {region.code} ({region.name}) is not enabled",
+            )
+        return None
+
+    def _candidates(
+        self, bindings: list[Binding]
+    ) -> tuple[list[Candidate], tuple[ReasonCode, str] | None]:
+        """Co-payers whose regions are registered and enabled, or why there are none."""
+        usable: list[Candidate] = []
+        unknown: list[str] = []
+        disabled: list[str] = []
+        for b in bindings:
+            region = self.store.region(b.copayer_region)
+            if region is None:
+                unknown.append(b.copayer_region)
+            elif not region.enabled:
+                disabled.append(f"{region.code} ({region.name})")
+            else:
+                usable.append(Candidate(b.copayer, b.copayer_region))
+        if usable:
+            return usable, None
+        if disabled:
+            regions = ", ".join(sorted(set(disabled)))
+            return [], (ReasonCode.REGION_NOT_ENABLED, f"payer region {regions} is not enabled")
+        regions = ", ".join(sorted(set(unknown)))
+        return [], (ReasonCode.UNKNOWN_REGION, f"payer region {regions} is not registered")
+
+    def balance_quoted(self, op: BalanceQuoted, now_ms: int) -> list[Outgoing]:
+        t = self.store.transfer(op.transfer_id)
+        if t is None or t.state is not TransferState.QUOTING:
+            return []  # a late or duplicate quote: the choice is made already
+        if Candidate(op.psn_no, op.region) not in t.candidates:
+            self.events.append(Anomaly(op.transfer_id, f"quote from non-candidate {op.region}"))
+            return []
+        quote = Quote(op.psn_no, op.region, op.available_fen, op.reason)
+        self.store.add_quote(op.transfer_id, quote)
+        quotes = self.store.quotes(op.transfer_id)
+        if len(quotes) < len(t.candidates):
+            return []
+        return self._choose(t, quotes, now_ms)
+
+    def _choose(self, t: Transfer, quotes: list[Quote], now_ms: int) -> list[Outgoing]:
+        """The co-payer with the largest balance; ties go to the lowest (region, psn_no)."""
+        answered = {(q.psn_no, q.region) for q in quotes}
+        silent = [
+            f"{c.region}/{c.psn_no}" for c in t.candidates if (c.psn_no, c.region) not in answered
+        ]
+        left_out = f"left out, no answer in time: {', '.join(silent)}" if silent else ""
+        usable = [q for q in quotes if q.reason is None and q.available_fen > 0]
+        if not quotes:
+            return self._refuse(t, ReasonCode.TIMEOUT, "no co-payer region answered", now_ms)
+        if not usable:
+            detail = "; ".join(filter(None, ["every bound co-payer has a zero balance", left_out]))
+            return self._refuse(t, ReasonCode.ZERO_BALANCE, detail, now_ms)
+        best = min(usable, key=lambda q: (-q.available_fen, q.region, q.psn_no))
+        t.detail = left_out
+        return self._reserve(t, Candidate(best.psn_no, best.region), now_ms)
+
+    def _reserve(self, t: Transfer, payer: Candidate, now_ms: int) -> list[Outgoing]:
+        t.state = TransferState.RESERVING
+        t.payer, t.payer_region = payer.psn_no, payer.region
+        t.next_action_ms = now_ms + self.settings.reserve_timeout_ms
+        t.attempts = 0
+        self._save(t, now_ms)
+        return [Outgoing(region_address(t.payer_region), self._reserve_op(t))]
+
+    def _reserve_op(self, t: Transfer) -> Reserve:
+        return Reserve(
+            t.transfer_id, t.payer, t.amount_fen, t.payee_region, self.settings.hold_timeout_ms
+        )
+
+    # --- answers from the regions ---
+
+    def reserve_result(self, op: ReserveResult, now_ms: int) -> list[Outgoing]:
+        t = self.store.transfer(op.transfer_id)
+        if t is None or op.region != t.payer_region:
+            self.events.append(Anomaly(op.transfer_id, f"reserve result from {op.region}"))
+            return []
+        held = op.reason is None and op.held_fen > 0
+        if t.state is TransferState.RESERVING:
+            if not held:
+                reason = op.reason or ReasonCode.ZERO_BALANCE
+                return self._refuse(t, reason, f"payer region {op.region}: {reason.value}", now_ms)
+            # reserved -> committing: the decision, saved before Commit is sent.
+            t.state = TransferState.COMMITTING
+            t.held_fen = op.held_fen
+            t.attempts = 0
+            t.next_action_ms = now_ms + self.settings.retry_ms
+            self._save(t, now_ms)
+            return [Outgoing(region_address(t.payer_region), Commit(t.transfer_id))]
+        if t.state is TransferState.ABORTED and held:
+            # A hold that arrived after we gave up on it: make sure it is released.
+            t.abort_pending = True
+            t.next_action_ms = now_ms + self.settings.retry_ms
+            self._save(t, now_ms)
+            return [Outgoing(region_address(t.payer_region), Abort(t.transfer_id))]
+        return []
+
+    def commit_result(self, op: CommitResult, now_ms: int) -> list[Outgoing]:
+        t = self.store.transfer(op.transfer_id)
+        if t is None or op.region != t.payer_region:
+            self.events.append(Anomaly(op.transfer_id, f"commit result from {op.region}"))
+            return []
+        posted = op.reason is None and op.posted_fen > 0
+        if t.state is TransferState.COMMITTING and not t.payer_posted:
+            if not posted:
+                # Nothing was posted at the payer (its hold expired first): abort, credit nothing.
+                reason = op.reason or ReasonCode.HOLD_EXPIRED
+                detail = f"payer region {op.region}: {reason.value}"
+                return self._refuse(t, reason, detail, now_ms)
+            t.payer_posted = True
+            t.posted_fen = op.posted_fen
+            t.attempts = 0
+            t.next_action_ms = now_ms + self.settings.retry_ms
+            self._save(t, now_ms)
+            return [Outgoing(region_address(t.payee_region), self._credit_op(t))]
+        if t.state is TransferState.ABORTED and posted:
+            self.events.append(Anomaly(op.transfer_id, "payer posted an aborted transfer"))
+        return []
+
+    def _credit_op(self, t: Transfer) -> Credit:
+        return Credit(t.transfer_id, t.posted_fen, t.payer_region)
+
+    def credited(self, op: Credited, now_ms: int) -> list[Outgoing]:
+        t = self.store.transfer(op.transfer_id)
+        if t is None or op.region != t.payee_region:
+            self.events.append(Anomaly(op.transfer_id, f"credited from {op.region}"))
+            return []
+        if t.state is TransferState.COMMITTING and t.payer_posted:
+            t.state = TransferState.COMMITTED
+            t.payee_credited = True
+            t.next_action_ms = None
+            self._save(t, now_ms)
+            self._finished(t, now_ms)
+        return []
+
+    def aborted(self, op: Aborted, now_ms: int) -> list[Outgoing]:
+        t = self.store.transfer(op.transfer_id)
+        if t is not None and t.abort_pending:
+            t.abort_pending = False
+            t.next_action_ms = None
+            self._save(t, now_ms)
+        return []
+
+    # --- time and restarts ---
+
+    def tick(self, now_ms: int) -> list[Outgoing]:
+        """Time out silent regions and retry unanswered decided steps."""
+        out: list[Outgoing] = []
+        for t in self.store.due(now_ms):
+            if t.state is TransferState.QUOTING:
+                out += self._choose(t, self.store.quotes(t.transfer_id), now_ms)
+            elif t.state is TransferState.RESERVING:
+                out += self._time_out(t, now_ms)
+            else:
+                t.attempts += 1
+                backoff = self.settings.retry_ms * 2 ** min(t.attempts, 10)
+                t.next_action_ms = now_ms + min(backoff, self.settings.max_retry_ms)
+                self._save(t, now_ms)
+                out += self._resend(t)
+        return out
+
+    def _time_out(self, t: Transfer, now_ms: int) -> list[Outgoing]:
+        """The payer region did not answer the reserve: abort, and release any hold."""
+        detail = (
+            f"payer region {t.payer_region} did not answer within "
+            f"{self.settings.reserve_timeout_ms} ms"
+        )
+        t.abort_pending = True
+        out = self._refuse(t, ReasonCode.TIMEOUT, detail, now_ms)
+        return [*out, Outgoing(region_address(t.payer_region), Abort(t.transfer_id))]
+
+    def resume(self, now_ms: int) -> list[Outgoing]:
+        """After a restart: re-send the current step of every unfinished transfer."""
+        out: list[Outgoing] = []
+        for t in self.store.unfinished():
+            out += self._resend(t)
+        return out
+
+    def _resend(self, t: Transfer) -> list[Outgoing]:
+        """The message(s) of the transfer's current step again (every receiver is idempotent)."""
+        payer, payee = region_address(t.payer_region), region_address(t.payee_region)
+        match t.state:
+            case TransferState.QUOTING:
+                answered = {(q.psn_no, q.region) for q in self.store.quotes(t.transfer_id)}
+                return [
+                    Outgoing(region_address(c.region), QueryBalance(t.transfer_id, c.psn_no))
+                    for c in t.candidates
+                    if (c.psn_no, c.region) not in answered
+                ]
+            case TransferState.RESERVING:
+                return [Outgoing(payer, self._reserve_op(t))]
+            case TransferState.COMMITTING:
+                if t.payer_posted:
+                    return [Outgoing(payee, self._credit_op(t))]
+                return [Outgoing(payer, Commit(t.transfer_id))]
+            case TransferState.COMMITTED:
+                return [Outgoing(payee, self._credit_op(t))]
+            case TransferState.ABORTED:
+                assert t.reason is not None
+                out = [Outgoing(payee, Refuse(t.transfer_id, t.reason, t.detail))]
+                if t.abort_pending:
+                    out.append(Outgoing(payer, Abort(t.transfer_id)))
+                return out
+        return []
+
+    # --- bookkeeping ---
+
+    def _refuse(self, t: Transfer, reason: ReasonCode, detail: str, now_ms: int) -> list[Outgoing]:
+        """Decide: aborted. Saved before the refusal is sent to the payee region."""
+        t.state = TransferState.ABORTED
+        t.reason = reason
+        t.detail = "; ".join(filter(None, [detail, t.detail]))
+        t.next_action_ms = now_ms + self.settings.retry_ms if t.abort_pending else None
+        self._save(t, now_ms)
+        self._finished(t, now_ms)
+        return [Outgoing(region_address(t.payee_region), Refuse(t.transfer_id, reason, t.detail))]
+
+    def _save(self, t: Transfer, now_ms: int) -> None:
+        t.updated_at_ms = now_ms
+        self.store.save(t)
+
+    def _finished(self, t: Transfer, now_ms: int) -> None:
+        committed = t.state is TransferState.COMMITTED
+        outcome = COMMITTED if committed or t.reason is None else t.reason.value
+        self.events.append(
+            TransferFinished(
+                t.transfer_id,
+                t.flow,
+                outcome,
+                t.created_at_ms,
+                now_ms,
+                t.posted_fen if t.state is TransferState.COMMITTED else 0,
+                t.detail,
+            )
+        )

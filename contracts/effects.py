@@ -1,0 +1,61 @@
+"""What a sans-I/O core returns besides state changes: messages to send and events to observe.
+
+Cores never send or log; their shells (RabbitMQ, simulation) do that with these records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.operations import Operation
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An operation to deliver to ``address`` (e.g. ``region.420100``, ``clearinghouse``)."""
+
+    address: str
+    op: Operation
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStarted:
+    """A transfer became in-flight at the service that emits this."""
+
+    transfer_id: str
+    flow: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFinished:
+    """A transfer reached its final outcome at the service that emits this."""
+
+    transfer_id: str
+    flow: str
+    outcome: str
+    """``COMMITTED`` or a reason code value."""
+    started_at_ms: int
+    finished_at_ms: int
+    moved_fen: int
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """Something that must not happen under a correct protocol; shells log it loudly."""
+
+    transfer_id: str
+    what: str
+
+
+Event = TransferStarted | TransferFinished | Anomaly
+
+
+@dataclass(frozen=True, slots=True)
+class RegionRegistered:
+    """A region joined the registry: its shell makes sure the region's queue exists."""
+
+    region: str
+
+
+AnyEvent = Event | RegionRegistered
