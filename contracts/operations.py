@@ -22,32 +22,12 @@ The co-payment flow (payer region A, payee region B, clearinghouse CH)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import ClassVar
 
 from contracts.reasons import COMMITTED, ReasonCode
+from contracts.vocabulary import Insurance, PaymentOrder, Relationship, Scope
 
-
-class Insurance(StrEnum):
-    """How a person is insured in the region that owns the person's records."""
-
-    EMPLOYEE = "employee"
-    """Employee insurance: the person has a personal account."""
-    RESIDENT = "resident"
-    """Resident insurance: no personal account; a yearly premium."""
-    NONE = "none"
-    """Not insured."""
-
-
-class Relationship(StrEnum):
-    """The beneficiary's relationship to the co-payer."""
-
-    SPOUSE = "spouse"
-    PARENT = "parent"
-    CHILD = "child"
-    SIBLING = "sibling"
-    GRANDPARENT = "grandparent"
-    GRANDCHILD = "grandchild"
+__all__ = ["Insurance", "PaymentOrder", "Relationship", "Scope"]  # and the records below
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +42,18 @@ class Operation:
 
 @dataclass(frozen=True, slots=True)
 class EnrollPerson(Operation):
-    """Record a person insured in the receiving region (idempotent by ``psn_no``)."""
+    """Record a person insured in the receiving region (idempotent by ``psn_no``).
+
+    For a person known already, a different ``insurance`` is a change of insurance
+    (``none`` ends it, which ends the person's bindings); the balance is not touched.
+    ``secret`` stands in for the identity check (face or password in real life).
+    """
 
     TAG: ClassVar[str] = "enroll_person"
     psn_no: str
     insurance: Insurance
     opening_balance_fen: int = 0
+    secret: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +65,27 @@ class RegisterRegion(Operation):
     name: str
     province: str
     enabled: bool
+    scope: Scope = Scope.SCOPE_2024
+    payment_order: PaymentOrder = PaymentOrder.OWN_FIRST
+    wallet_enabled: bool = True
+    wallet_max_per_transfer_fen: int = 200_000
+    wallet_max_transfers_per_day: int = 3
+    resident_premium_fen: int = 40_000
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureRegion(Operation):
+    """The clearinghouse tells a region its registered policy (see ``contracts.policy``)."""
+
+    TAG: ClassVar[str] = "configure_region"
+    region: str
+    enabled: bool
+    scope: Scope
+    payment_order: PaymentOrder
+    wallet_enabled: bool
+    wallet_max_per_transfer_fen: int
+    wallet_max_transfers_per_day: int
+    resident_premium_fen: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +166,9 @@ class Reserve(Operation):
     amount_fen: int
     payee_region: str
     hold_timeout_ms: int
+    flow: str = "copay"
+    all_or_nothing: bool = False
+    """Wallet transfers and premiums are paid in full or not at all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +226,11 @@ class Credit(Operation):
     transfer_id: str
     amount_fen: int
     payer_region: str
+    flow: str = "copay"
+    beneficiary: str = ""
+    """Whose wallet or premium is credited (wallet and premium flows)."""
+    year: int = 0
+    """The premium year (premium flow)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,19 +254,28 @@ class Refuse(Operation):
 
 @dataclass(frozen=True, slots=True)
 class BillOutcome(Operation):
-    """The one final outcome of a bill, sent to the submitter.
+    """The one final outcome of a request (a bill, a wallet transfer, a premium payment),
+    sent to the submitter.
 
-    ``reason`` is None when money moved (``paid_fen`` > 0; ``remaining_fen`` is left
-    to other means such as cash).
+    ``reason`` is None when the request was carried out (money may have moved from the
+    co-payer, the beneficiary's own account or wallet); otherwise it says why the mutual
+    aid did not happen (other parts may still have paid).
     """
 
     TAG: ClassVar[str] = "bill_outcome"
     transfer_id: str
     paid_fen: int
+    """Paid by the co-payer (the mutual-aid part), or moved by a wallet/premium transfer."""
     remaining_fen: int
+    """Left to other means (cash)."""
     payer_region: str
     reason: ReasonCode | None = None
     detail: str = ""
+    own_paid_fen: int = 0
+    """Paid from the beneficiary's own personal account."""
+    wallet_paid_fen: int = 0
+    """Paid from the beneficiary's medical-insurance wallet."""
+    flow: str = "copay"
 
     @property
     def outcome(self) -> str:
@@ -259,9 +283,332 @@ class BillOutcome(Operation):
         return COMMITTED if self.reason is None else self.reason.value
 
 
+# --- bindings (family mutual aid authorisations) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBinding(Operation):
+    """A co-payer asks, through his or her own region, to bind a relative."""
+
+    TAG: ClassVar[str] = "request_binding"
+    request_id: str
+    copayer: str
+    secret: str
+    beneficiary: str
+    beneficiary_region: str
+    relationship: Relationship
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeBinding(Operation):
+    """A co-payer revokes one of his or her bindings, through his or her own region."""
+
+    TAG: ClassVar[str] = "revoke_binding"
+    request_id: str
+    copayer: str
+    secret: str
+    binding_id: str
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeBinding(Operation):
+    """The co-payer's region, identity checked, proposes a binding to the directory."""
+
+    TAG: ClassVar[str] = "propose_binding"
+    binding_id: str
+    copayer: str
+    copayer_region: str
+    beneficiary: str
+    beneficiary_region: str
+    relationship: Relationship
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawBinding(Operation):
+    """The co-payer's region, identity checked, withdraws a binding from the directory."""
+
+    TAG: ClassVar[str] = "withdraw_binding"
+    request_id: str
+    binding_id: str
+    copayer: str
+    copayer_region: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyBeneficiary(Operation):
+    """The clearinghouse asks the beneficiary's region how the beneficiary is insured."""
+
+    TAG: ClassVar[str] = "verify_beneficiary"
+    binding_id: str
+    beneficiary: str
+
+
+@dataclass(frozen=True, slots=True)
+class BeneficiaryVerified(Operation):
+    """The beneficiary's region answers; ``insurance`` None: unknown there."""
+
+    TAG: ClassVar[str] = "beneficiary_verified"
+    binding_id: str
+    region: str
+    beneficiary: str
+    insurance: Insurance | None
+
+
+@dataclass(frozen=True, slots=True)
+class BindingDecided(Operation):
+    """The directory's decision on a proposal or withdrawal, to the co-payer's region."""
+
+    TAG: ClassVar[str] = "binding_decided"
+    request_id: str
+    binding_id: str
+    reason: ReasonCode | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BindingOutcome(Operation):
+    """The final answer to ``RequestBinding`` or ``RevokeBinding``, to the requester."""
+
+    TAG: ClassVar[str] = "binding_outcome"
+    request_id: str
+    binding_id: str
+    reason: ReasonCode | None = None
+    detail: str = ""
+
+    @property
+    def outcome(self) -> str:
+        return COMMITTED if self.reason is None else self.reason.value
+
+
+@dataclass(frozen=True, slots=True)
+class InsuranceChanged(Operation):
+    """A region tells the directory a person's insurance changed (bindings may end)."""
+
+    TAG: ClassVar[str] = "insurance_changed"
+    psn_no: str
+    region: str
+    insurance: Insurance
+
+
+# --- wallet transfers and premium payments ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestWalletTransfer(Operation):
+    """A co-payer moves money from the personal account into a relative's wallet."""
+
+    TAG: ClassVar[str] = "request_wallet_transfer"
+    transfer_id: str
+    copayer: str
+    secret: str
+    beneficiary: str
+    beneficiary_region: str
+    amount_fen: int
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPremiumPayment(Operation):
+    """A co-payer pays a resident relative's yearly premium (代缴居民医保)."""
+
+    TAG: ClassVar[str] = "request_premium_payment"
+    transfer_id: str
+    copayer: str
+    secret: str
+    beneficiary: str
+    beneficiary_region: str
+    year: int
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTransfer(Operation):
+    """The payer's region, identity checked, asks the clearinghouse for a transfer
+    with a known payer (wallet or premium flow)."""
+
+    TAG: ClassVar[str] = "request_transfer"
+    transfer_id: str
+    flow: str
+    payer: str
+    payer_region: str
+    beneficiary: str
+    beneficiary_region: str
+    amount_fen: int
+    year: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckPremium(Operation):
+    """Ask the beneficiary's region for the premium due, and earmark the (person, year)."""
+
+    TAG: ClassVar[str] = "check_premium"
+    transfer_id: str
+    beneficiary: str
+    year: int
+
+
+@dataclass(frozen=True, slots=True)
+class PremiumQuoted(Operation):
+    """The premium due, or why none can be paid (already paid, not resident-insured)."""
+
+    TAG: ClassVar[str] = "premium_quoted"
+    transfer_id: str
+    region: str
+    amount_fen: int
+    reason: ReasonCode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completed(Operation):
+    """The clearinghouse tells the requesting (payer) region the transfer is committed."""
+
+    TAG: ClassVar[str] = "completed"
+    transfer_id: str
+    amount_fen: int
+    payee_region: str
+
+
+@dataclass(frozen=True, slots=True)
+class PayPremium(Operation):
+    """Pay a resident's own premium in his or her region from his or her wallet."""
+
+    TAG: ClassVar[str] = "pay_premium"
+    transfer_id: str
+    psn_no: str
+    year: int
+    reply_to: str
+
+
+# --- clearing (清算) and reconciliation (对账) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CloseWindow(Operation):
+    """Close the open clearing window and open the next (an admin request)."""
+
+    TAG: ClassVar[str] = "close_window"
+    request_id: str
+    reply_to: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLine(Operation):
+    """One committed cross-region transfer of a closed window, as the clearinghouse has it."""
+
+    TAG: ClassVar[str] = "settlement_line"
+    window: int
+    transfer_id: str
+    flow: str
+    payer_region: str
+    payee_region: str
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementReport(Operation):
+    """A region's settlement report for a closed window (its lines come with it)."""
+
+    TAG: ClassVar[str] = "settlement_report"
+    window: int
+    region: str
+    paid_fen: int
+    received_fen: int
+    net_fen: int
+    """Received less paid: what the region is owed (negative: what it owes)."""
+    lines: int
+    opened_at_ms: int
+    closed_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Disagreement(Operation):
+    """A region's books differ from the settlement report on one transfer."""
+
+    TAG: ClassVar[str] = "disagreement"
+    window: int
+    region: str
+    transfer_id: str
+    kind: str
+    """``missing_here`` (report has it, region lacks it), ``amount_differs``,
+    ``missing_there`` (region has it, report lacks it)."""
+    region_fen: int
+    report_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled(Operation):
+    """A region's verdict on a window: clean, or how many disagreements it reported."""
+
+    TAG: ClassVar[str] = "reconciled"
+    window: int
+    region: str
+    disagreements: int
+    paid_fen: int
+    received_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class Repair(Operation):
+    """Drive a region to the clearinghouse's recorded decision on a committed transfer."""
+
+    TAG: ClassVar[str] = "repair"
+    transfer_id: str
+    window: int
+    role: str
+    """``payer`` or ``payee``."""
+    psn_no: str
+    counterparty_region: str
+    amount_fen: int
+    flow: str = "copay"
+    year: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueryWindow(Operation):
+    """Ask the clearinghouse for a window's report (``window`` 0: the latest closed)."""
+
+    TAG: ClassVar[str] = "query_window"
+    window: int
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSummary(Operation):
+    """A window's state, sent to whoever asked (``QueryWindow``, ``CloseWindow``)."""
+
+    TAG: ClassVar[str] = "window_summary"
+    window: int
+    state: str
+    opened_at_ms: int
+    closed_at_ms: int
+    transfers: int
+    amount_fen: int
+    regions: int
+    reconciled_regions: int
+    disagreements: int
+    repaired: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPosition(Operation):
+    """One region's net position in a window (the positions of a window sum to zero)."""
+
+    TAG: ClassVar[str] = "window_position"
+    window: int
+    region: str
+    paid_fen: int
+    received_fen: int
+    net_fen: int
+    reconciled: bool
+    disagreements: int
+
+
 ALL_OPERATIONS: tuple[type[Operation], ...] = (
     EnrollPerson,
     RegisterRegion,
+    ConfigureRegion,
     SetRegionEnabled,
     RecordBinding,
     SubmitBill,
@@ -278,4 +625,29 @@ ALL_OPERATIONS: tuple[type[Operation], ...] = (
     Credited,
     Refuse,
     BillOutcome,
+    RequestBinding,
+    RevokeBinding,
+    ProposeBinding,
+    WithdrawBinding,
+    VerifyBeneficiary,
+    BeneficiaryVerified,
+    BindingDecided,
+    BindingOutcome,
+    InsuranceChanged,
+    RequestWalletTransfer,
+    RequestPremiumPayment,
+    RequestTransfer,
+    CheckPremium,
+    PremiumQuoted,
+    Completed,
+    PayPremium,
+    CloseWindow,
+    SettlementLine,
+    SettlementReport,
+    Disagreement,
+    Reconciled,
+    Repair,
+    QueryWindow,
+    WindowSummary,
+    WindowPosition,
 )

@@ -1,7 +1,8 @@
-"""Reason codes: why a transfer did not (fully) happen.
+"""Reason codes: why a transfer (or binding) did not happen, or not in full.
 
 One enum with stable string values. The values travel on the wire and appear in
 metrics, logs and reports, so they never change once published; add, never rename.
+``describe`` gives each one's one-line meaning, as listed in the README.
 """
 
 from __future__ import annotations
@@ -16,47 +17,67 @@ class ReasonCode(StrEnum):
     """Why a request was refused or a transfer aborted."""
 
     REGION_NOT_ENABLED = "REGION_NOT_ENABLED"
-    """A region the transfer touches has not enabled cross-region mutual aid."""
     UNKNOWN_REGION = "UNKNOWN_REGION"
-    """A region the transfer touches is not in the national registry."""
     NO_BINDING = "NO_BINDING"
-    """The beneficiary has no co-payer bound in the national directory."""
     BENEFICIARY_NOT_INSURED = "BENEFICIARY_NOT_INSURED"
-    """The beneficiary is not insured in the region the bill was sent to."""
     UNKNOWN_PERSON = "UNKNOWN_PERSON"
-    """The person number is not known to the region asked."""
     NO_PERSONAL_ACCOUNT = "NO_PERSONAL_ACCOUNT"
-    """The co-payer has no personal account (not employee-insured)."""
     ZERO_BALANCE = "ZERO_BALANCE"
-    """The chosen co-payer's available balance is zero."""
     TIMEOUT = "TIMEOUT"
-    """A region did not answer in time; nothing was posted."""
     HOLD_EXPIRED = "HOLD_EXPIRED"
-    """The payer region released the hold (it expired) before the commit arrived."""
     DUPLICATE_MISMATCH = "DUPLICATE_MISMATCH"
-    """The transfer id exists already with different fields."""
     INVALID_AMOUNT = "INVALID_AMOUNT"
-    """The amount is zero or negative."""
     UNKNOWN_TRANSFER = "UNKNOWN_TRANSFER"
-    """The region has no record of the transfer it was asked to commit."""
+    IDENTITY_CHECK_FAILED = "IDENTITY_CHECK_FAILED"
+    POLICY_DISAGREEMENT = "POLICY_DISAGREEMENT"
+    RELATIONSHIP_NOT_ALLOWED = "RELATIONSHIP_NOT_ALLOWED"
+    WALLET_NOT_ENABLED = "WALLET_NOT_ENABLED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    PREMIUM_ALREADY_PAID = "PREMIUM_ALREADY_PAID"
+    INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
+    NOT_RESIDENT_INSURED = "NOT_RESIDENT_INSURED"
+    UNKNOWN_BINDING = "UNKNOWN_BINDING"
 
 
 def describe(reason: ReasonCode) -> str:
-    """The one-line meaning of a reason code (its docstring in this module)."""
+    """The one-line meaning of a reason code."""
     return _DESCRIPTIONS[reason]
 
 
 _DESCRIPTIONS: dict[ReasonCode, str] = {
-    ReasonCode.REGION_NOT_ENABLED: "a region the transfer touches has not enabled mutual aid",
-    ReasonCode.UNKNOWN_REGION: "a region the transfer touches is not in the national registry",
-    ReasonCode.NO_BINDING: "the beneficiary has no co-payer bound in the national directory",
-    ReasonCode.BENEFICIARY_NOT_INSURED: "the beneficiary is not insured in the bill's region",
-    ReasonCode.UNKNOWN_PERSON: "the person number is not known to the region asked",
-    ReasonCode.NO_PERSONAL_ACCOUNT: "the co-payer has no personal account",
-    ReasonCode.ZERO_BALANCE: "the chosen co-payer's available balance is zero",
-    ReasonCode.TIMEOUT: "a region did not answer in time; nothing was posted",
-    ReasonCode.HOLD_EXPIRED: "the payer's hold expired before the commit arrived",
-    ReasonCode.DUPLICATE_MISMATCH: "the transfer id exists already with different fields",
-    ReasonCode.INVALID_AMOUNT: "the amount is zero or negative",
-    ReasonCode.UNKNOWN_TRANSFER: "the region has no record of the transfer to commit",
+    ReasonCode.REGION_NOT_ENABLED: (
+        "A region the transfer touches has not enabled cross-region mutual aid."
+    ),
+    ReasonCode.UNKNOWN_REGION: "A region the transfer touches is not in the national registry.",
+    ReasonCode.NO_BINDING: "The beneficiary has no co-payer bound in the national directory.",
+    ReasonCode.BENEFICIARY_NOT_INSURED: (
+        "The beneficiary is not insured in the region the bill was sent to."
+    ),
+    ReasonCode.UNKNOWN_PERSON: "The person number is not known to the region asked.",
+    ReasonCode.NO_PERSONAL_ACCOUNT: "The co-payer has no personal account (not employee-insured).",
+    ReasonCode.ZERO_BALANCE: "The chosen co-payer's available balance is zero.",
+    ReasonCode.TIMEOUT: "A region did not answer in time; nothing was posted.",
+    ReasonCode.HOLD_EXPIRED: (
+        "The payer region released the hold (it expired) before the commit arrived."
+    ),
+    ReasonCode.DUPLICATE_MISMATCH: "The transfer id exists already with different fields.",
+    ReasonCode.INVALID_AMOUNT: "The amount is zero or negative.",
+    ReasonCode.UNKNOWN_TRANSFER: "The region has no record of the transfer it was asked to commit.",
+    ReasonCode.IDENTITY_CHECK_FAILED: "The co-payer's identity check (face or password) failed.",
+    ReasonCode.POLICY_DISAGREEMENT: (
+        "One region's policy allows the binding and the other's refuses it."
+    ),
+    ReasonCode.RELATIONSHIP_NOT_ALLOWED: "No region's policy allows this relationship.",
+    ReasonCode.WALLET_NOT_ENABLED: "A region of the wallet transfer has not enabled the wallet.",
+    ReasonCode.LIMIT_EXCEEDED: "A wallet limit (per transfer or per day) would be exceeded.",
+    ReasonCode.PREMIUM_ALREADY_PAID: (
+        "The resident premium of this person and year is paid (or being paid)."
+    ),
+    ReasonCode.INSUFFICIENT_BALANCE: (
+        "The account cannot cover an amount that must be paid in full."
+    ),
+    ReasonCode.NOT_RESIDENT_INSURED: (
+        "The person is not resident-insured, so has no premium to pay."
+    ),
+    ReasonCode.UNKNOWN_BINDING: "No such binding of this co-payer.",
 }

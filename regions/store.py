@@ -16,12 +16,18 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS persons (
     psn_no TEXT PRIMARY KEY,
     insurance TEXT NOT NULL,
+    secret TEXT NOT NULL DEFAULT '',
     enrolled_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS holds (
     transfer_id TEXT PRIMARY KEY,
     payer TEXT,
     payee_region TEXT,
+    flow TEXT NOT NULL DEFAULT 'copay',
     requested_fen INTEGER NOT NULL,
     held_fen INTEGER NOT NULL,
     state TEXT NOT NULL,
@@ -32,8 +38,12 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 CREATE INDEX IF NOT EXISTS holds_pending_by_expiry
     ON holds (expires_at_ms) WHERE state = 'pending';
+-- Requests submitted at this region and awaiting or holding their one final outcome:
+-- bills (flow copay, here the payee) and co-payers' wallet transfers and premium
+-- payments (here the payer).
 CREATE TABLE IF NOT EXISTS bills (
     transfer_id TEXT PRIMARY KEY,
+    flow TEXT NOT NULL DEFAULT 'copay',
     beneficiary TEXT NOT NULL,
     amount_fen INTEGER NOT NULL,
     reply_to TEXT NOT NULL,
@@ -41,13 +51,61 @@ CREATE TABLE IF NOT EXISTS bills (
     reason TEXT,
     detail TEXT NOT NULL DEFAULT '',
     paid_fen INTEGER NOT NULL DEFAULT 0,
+    own_paid_fen INTEGER NOT NULL DEFAULT 0,
+    wallet_paid_fen INTEGER NOT NULL DEFAULT 0,
+    aid_requested_fen INTEGER NOT NULL DEFAULT 0,
+    payer TEXT NOT NULL DEFAULT '',
     payer_region TEXT NOT NULL DEFAULT '',
+    counterparty_region TEXT NOT NULL DEFAULT '',
+    year INTEGER NOT NULL DEFAULT 0,
     submitted_at_ms INTEGER NOT NULL,
     settled_at_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS bills_by_payer_day ON bills (payer, flow, submitted_at_ms);
+CREATE TABLE IF NOT EXISTS binding_requests (
+    request_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    copayer TEXT NOT NULL,
+    binding_id TEXT NOT NULL,
+    reply_to TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    detail TEXT NOT NULL DEFAULT '',
+    fingerprint TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS premiums (
+    psn_no TEXT NOT NULL,
+    year INTEGER NOT NULL,
+    transfer_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (psn_no, year)
+);
+CREATE TABLE IF NOT EXISTS settlement_lines (
+    window INTEGER NOT NULL,
+    transfer_id TEXT NOT NULL,
+    flow TEXT NOT NULL,
+    payer_region TEXT NOT NULL,
+    payee_region TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL,
+    PRIMARY KEY (window, transfer_id)
+);
+CREATE TABLE IF NOT EXISTS settlement_reports (
+    window INTEGER PRIMARY KEY,
+    paid_fen INTEGER NOT NULL,
+    received_fen INTEGER NOT NULL,
+    net_fen INTEGER NOT NULL,
+    lines INTEGER NOT NULL,
+    opened_at_ms INTEGER NOT NULL,
+    closed_at_ms INTEGER NOT NULL,
+    disagreements INTEGER,
+    reconciled_at_ms INTEGER
 );
 CREATE TABLE IF NOT EXISTS credits (
     transfer_id TEXT PRIMARY KEY,
     payer_region TEXT NOT NULL,
+    flow TEXT NOT NULL DEFAULT 'copay',
     amount_fen INTEGER NOT NULL,
     at_ms INTEGER NOT NULL
 );

@@ -1,0 +1,111 @@
+"""Names and declarations of gongji's exchanges and queues.
+
+One durable direct exchange routes by destination address (``region.420100``,
+``clearinghouse``, ``client.xyz``). Service queues are quorum queues that dead-letter
+poison and endlessly failing messages to one dead-letter queue per namespace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from aio_pika import ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractQueue
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where everything lives on the broker; ``namespace`` isolates tests and demos."""
+
+    namespace: str = "gongji"
+    delivery_limit: int = 5
+    """Quorum ``x-delivery-limit``: a message returned more often than this is dead-lettered."""
+
+    def __post_init__(self) -> None:
+        if not self.namespace:
+            raise ValueError("namespace must be non-empty")
+        if self.delivery_limit < 0:
+            raise ValueError(f"delivery_limit must be >= 0: {self.delivery_limit}")
+
+    @property
+    def exchange(self) -> str:
+        """The durable direct exchange every envelope is published to."""
+        return self.namespace
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        """The exchange rejected and over-delivered messages go to."""
+        return f"{self.namespace}.dlx"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        """The one queue holding every dead-lettered message of the namespace."""
+        return f"{self.namespace}.dead-letter"
+
+    def queue_for(self, address: str) -> str:
+        """The queue name of a destination address (its routing key is the address)."""
+        if not address:
+            raise ValueError("an address is non-empty")
+        return f"{self.namespace}.{address}"
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare the exchange, the dead-letter exchange and the dead-letter queue."""
+    await channel.declare_exchange(topology.exchange, ExchangeType.DIRECT, durable=True)
+    # Fanout: dead-lettered messages keep their original routing key (the address),
+    # and all of them must land in the one dead-letter queue.
+    dlx = await channel.declare_exchange(
+        topology.dead_letter_exchange, ExchangeType.FANOUT, durable=True
+    )
+    dlq = await channel.declare_queue(
+        topology.dead_letter_queue,
+        durable=True,
+        arguments={"x-queue-type": "quorum"},
+    )
+    await dlq.bind(dlx, routing_key="")
+
+
+async def declare_service_queue(
+    channel: AbstractChannel, topology: Topology, address: str
+) -> AbstractQueue:
+    """Declare (idempotently) and bind the quorum queue of a service address."""
+    queue = await channel.declare_queue(
+        topology.queue_for(address),
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": topology.dead_letter_exchange,
+            "x-delivery-limit": topology.delivery_limit,
+        },
+    )
+    await queue.bind(topology.exchange, routing_key=address)
+    return queue
+
+
+async def declare_client_queue(
+    channel: AbstractChannel, topology: Topology, address: str
+) -> AbstractQueue:
+    """Declare (idempotently) and bind the classic queue a client receives outcomes on."""
+    queue = await channel.declare_queue(
+        topology.queue_for(address),
+        durable=True,
+        # Classic queues have no delivery limit, but poison still goes to the DLQ.
+        arguments={
+            "x-queue-type": "classic",
+            "x-dead-letter-exchange": topology.dead_letter_exchange,
+        },
+    )
+    await queue.bind(topology.exchange, routing_key=address)
+    return queue
+
+
+async def delete_namespace(
+    channel: AbstractChannel, topology: Topology, addresses: Iterable[str]
+) -> None:
+    """Delete the queues of ``addresses``, the dead-letter queue and both exchanges."""
+    for address in addresses:
+        await channel.queue_delete(topology.queue_for(address))
+    await channel.queue_delete(topology.dead_letter_queue)
+    await channel.exchange_delete(topology.exchange)
+    await channel.exchange_delete(topology.dead_letter_exchange)

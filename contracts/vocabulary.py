@@ -1,0 +1,51 @@
+"""The shared vocabulary of enumerations: insurance kinds, relationships, policy settings."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Insurance(StrEnum):
+    """How a person is insured in the region that owns the person's records."""
+
+    EMPLOYEE = "employee"
+    """Employee insurance: the person has a personal account."""
+    RESIDENT = "resident"
+    """Resident insurance: no personal account; a yearly premium."""
+    NONE = "none"
+    """Not insured."""
+
+
+class Relationship(StrEnum):
+    """The beneficiary's relationship to the co-payer."""
+
+    SPOUSE = "spouse"
+    PARENT = "parent"
+    CHILD = "child"
+    SIBLING = "sibling"
+    GRANDPARENT = "grandparent"
+    GRANDCHILD = "grandchild"
+
+
+class Scope(StrEnum):
+    """Which relatives a co-payer may bind."""
+
+    SCOPE_2021 = "2021"
+    """Spouse, parents, children (配偶、父母、子女)."""
+    SCOPE_2024 = "2024"
+    """Near relatives (近亲属): the 2021 scope plus siblings, grandparents, grandchildren."""
+
+
+SCOPE_RELATIONSHIPS: dict[Scope, frozenset[Relationship]] = {
+    Scope.SCOPE_2021: frozenset({Relationship.SPOUSE, Relationship.PARENT, Relationship.CHILD}),
+    Scope.SCOPE_2024: frozenset(Relationship),
+}
+
+
+class PaymentOrder(StrEnum):
+    """Which personal account pays a bill first. The beneficiary's region governs."""
+
+    OWN_FIRST = "own_first"
+    """The beneficiary's own personal account first, the co-payer's for the rest."""
+    COPAYER_FIRST = "copayer_first"
+    """The co-payer's account first, the beneficiary's own for the rest."""

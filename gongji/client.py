@@ -1,0 +1,125 @@
+"""A bill submitter over RabbitMQ: sends ``SubmitBill`` and awaits its ``BillOutcome``.
+
+Used by the demo and the load generator. Outcomes arrive at the client's own queue;
+RabbitMQ delivers at least once, so each outcome resolves the oldest waiter for its
+transfer id and any surplus copy is counted, not double-counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Sequence
+
+from aio_pika.abc import AbstractRobustConnection
+
+from broker.inbox import Inbox
+from broker.publisher import BatchingSender, Publisher, Unroutable
+from broker.shell import group_by_address
+from broker.topology import Topology
+from contracts.effects import Outgoing
+from contracts.identifiers import client_address, region_address
+from contracts.operations import BillOutcome, SubmitBill
+from contracts.reasons import ReasonCode
+
+
+class BillClient:
+    """Submits bills to region services and matches their outcomes."""
+
+    def __init__(self, connection: AbstractRobustConnection, topology: Topology, name: str) -> None:
+        self.connection = connection
+        self.topology = topology
+        self.address = client_address(name)
+        self.surplus_outcomes = 0
+        self._waiters: dict[str, deque[asyncio.Future[BillOutcome]]] = defaultdict(deque)
+        self._inbox: Inbox | None = None
+        self._publisher: Publisher | None = None
+        self._sender: BatchingSender | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls, connection: AbstractRobustConnection, topology: Topology, name: str | None = None
+    ) -> BillClient:
+        client = cls(connection, topology, name or uuid.uuid4().hex[:12])
+        client._inbox = await Inbox.open(connection, topology, client.address, client=True)
+        client._publisher = await Publisher.open(connection, topology, client.address)
+        client._sender = BatchingSender(client._publisher, linger_ms=2.0, max_operations=100)
+        client._reader = asyncio.get_running_loop().create_task(client._read())
+        return client
+
+    async def _read(self) -> None:
+        assert self._inbox is not None
+        while True:
+            batch = await self._inbox.next_batch(256, timeout=None)
+            if not batch:
+                if self._inbox.closed:
+                    return
+                continue
+            for delivery in batch:
+                for op in delivery.envelope.operations:
+                    if isinstance(op, BillOutcome):
+                        self._resolve(op)
+            await self._inbox.ack(batch)
+
+    def _resolve(self, outcome: BillOutcome) -> None:
+        waiters = self._waiters.get(outcome.transfer_id)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(outcome)
+                if not waiters:
+                    del self._waiters[outcome.transfer_id]
+                return
+        self.surplus_outcomes += 1
+
+    async def submit(self, region: str, bill: SubmitBill, timeout_s: float = 60.0) -> BillOutcome:
+        """Send a bill to its region and wait for the one outcome that answers it."""
+        assert self._sender is not None
+        waiter: asyncio.Future[BillOutcome] = asyncio.get_running_loop().create_future()
+        self._waiters[bill.transfer_id].append(waiter)
+        try:
+            await self._sender.send(region_address(region), bill)
+        except Unroutable:
+            self._forget(bill.transfer_id, waiter)
+            detail = f"no region service answers for {region}"
+            return BillOutcome(
+                bill.transfer_id, 0, bill.amount_fen, "", ReasonCode.UNKNOWN_REGION, detail
+            )
+        try:
+            return await asyncio.wait_for(waiter, timeout_s)
+        finally:
+            self._forget(bill.transfer_id, waiter)
+
+    def _forget(self, transfer_id: str, waiter: asyncio.Future[BillOutcome]) -> None:
+        waiters = self._waiters.get(transfer_id)
+        if waiters and waiter in waiters:
+            waiters.remove(waiter)
+            if not waiters:
+                del self._waiters[transfer_id]
+
+    async def send_all(self, outgoing: Sequence[Outgoing]) -> None:
+        """Publish set-up operations in order (confirmed), batched per destination."""
+        assert self._publisher is not None
+        chunk = 2_000
+        for start in range(0, len(outgoing), chunk):
+            await self._publisher.publish(group_by_address(outgoing[start : start + chunk]))
+
+    async def close(self, delete_queue: bool = True) -> None:
+        if self._sender is not None:
+            await self._sender.close()
+        if self._inbox is not None:
+            await self._inbox.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._publisher is not None:
+            await self._publisher.close()
+        if delete_queue:
+            channel = await self.connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(self.topology.queue_for(self.address))
+            await channel.close()

@@ -1,0 +1,6 @@
+"""Subcommands of ``gongji``: each module has ``register(subparsers)`` and ``run(args)``.
+
+To add a command, write a module here and add its name to ``COMMANDS``.
+"""
+
+COMMANDS: tuple[str, ...] = ("clearinghouse", "region", "demo")
