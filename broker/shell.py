@@ -22,10 +22,13 @@ from broker.topology import Topology, declare_service_queue
 from contracts.effects import (
     Anomaly,
     AnyEvent,
+    Disagreed,
     Outgoing,
     RegionRegistered,
+    Repaired,
     TransferFinished,
     TransferStarted,
+    WindowClosed,
 )
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import Operation
@@ -135,17 +138,22 @@ class ServiceShell:
             self.core.drain_events()  # from the rolled-back attempt: never happened
             self.log.exception("batch_failed_isolating", messages=len(batch))
             outgoing, done = await self._apply_one_by_one(batch, now)
+        events = self.core.drain_events()
         try:
+            # Queues of newly registered regions exist before anything is sent to them.
+            await self.declare(
+                [region_address(e.region) for e in events if isinstance(e, RegionRegistered)]
+            )
             await self._publish(outgoing)
         except PublishError:
             # State is committed but answers were not sent: redelivery re-sends them.
             self.log.exception("publish_failed_requeueing", messages=len(done))
             for delivery in done:
                 await self._inbox.retry_later(delivery)
-            self._observe(self.core.drain_events())
+            self._observe(events)
             return
         await self._inbox.ack(done)
-        self._observe(self.core.drain_events())
+        self._observe(events)
 
     def _apply(self, batch: Sequence[Delivery], now: int) -> list[Outgoing]:
         outgoing: list[Outgoing] = []
@@ -211,7 +219,6 @@ class ServiceShell:
             await channel.close()
 
     def _observe(self, events: Sequence[AnyEvent]) -> None:
-        registered: list[str] = []
         for event in events:
             if isinstance(event, TransferStarted):
                 self.metrics.transfer_started(event.flow)
@@ -219,12 +226,27 @@ class ServiceShell:
                 self._finished(event)
             elif isinstance(event, Anomaly):
                 self.log.error("anomaly", transfer_id=event.transfer_id, what=event.what)
-            elif isinstance(event, RegionRegistered):
-                registered.append(region_address(event.region))
-        if registered:
-            # Make sure every registered region's queue exists before anything is sent to it.
-            task = asyncio.get_running_loop().create_task(self.declare(registered))
-            task.add_done_callback(lambda t: t.exception())
+            elif isinstance(event, Disagreed):
+                self.metrics.disagreement(event.kind)
+                self.log.warning(
+                    "disagreement",
+                    window=event.window,
+                    region=event.region,
+                    transfer_id=event.transfer_id,
+                    kind=event.kind,
+                )
+            elif isinstance(event, Repaired):
+                self.metrics.repaired()
+                self.log.info(
+                    "repaired",
+                    window=event.window,
+                    region=event.region,
+                    transfer_id=event.transfer_id,
+                )
+            elif isinstance(event, WindowClosed):
+                for region, net in event.positions:
+                    self.metrics.clearing_position(region, net)
+                self.log.info("window_closed", window=event.window, regions=len(event.positions))
 
     def _finished(self, event: TransferFinished) -> None:
         seconds = max(0, event.finished_at_ms - event.started_at_ms) / 1000

@@ -16,6 +16,7 @@ are sent; ``tick`` times out silent regions and retries decided steps until answ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from clearinghouse.store import (
@@ -23,7 +24,6 @@ from clearinghouse.store import (
     Candidate,
     ClearinghouseStore,
     Quote,
-    Region,
     Transfer,
     TransferState,
 )
@@ -31,32 +31,32 @@ from contracts.effects import (
     Anomaly,
     AnyEvent,
     Outgoing,
-    RegionRegistered,
     TransferFinished,
     TransferStarted,
 )
-from contracts.identifiers import is_region_code, region_address
+from contracts.identifiers import region_address
 from contracts.operations import (
     Abort,
     Aborted,
     BalanceQuoted,
+    CheckPremium,
     Commit,
     CommitResult,
+    Completed,
     Credit,
     Credited,
     Operation,
+    PremiumQuoted,
     QueryBalance,
-    RecordBinding,
     Refuse,
-    RegisterRegion,
     RequestAid,
+    RequestTransfer,
     Reserve,
     ReserveResult,
-    SetRegionEnabled,
 )
 from contracts.reasons import COMMITTED, ReasonCode
 
-COPAY = "copay"
+COPAY, WALLET, PREMIUM = "copay", "wallet", "premium"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +78,20 @@ class TransferCoordinator:
     """The national clearinghouse's decisions, as a plain class over its store."""
 
     def __init__(
-        self, store: ClearinghouseStore, settings: CoordinatorSettings | None = None
+        self,
+        store: ClearinghouseStore,
+        settings: CoordinatorSettings | None = None,
+        events: list[AnyEvent] | None = None,
+        on_committed: Callable[[Transfer, int], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings or CoordinatorSettings()
-        self.events: list[AnyEvent] = []
+        self.events: list[AnyEvent] = [] if events is None else events
+        self.on_committed = on_committed
 
     def drain_events(self) -> list[AnyEvent]:
-        events, self.events = self.events, []
+        events = list(self.events)
+        self.events.clear()  # in place: the list may be shared with other parts
         return events
 
     def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
@@ -93,6 +99,10 @@ class TransferCoordinator:
         match op:
             case RequestAid():
                 return self.request_aid(op, now_ms)
+            case RequestTransfer():
+                return self.request_transfer(op, now_ms)
+            case PremiumQuoted():
+                return self.premium_quoted(op, now_ms)
             case ReserveResult():
                 return self.reserve_result(op, now_ms)
             case CommitResult():
@@ -103,40 +113,7 @@ class TransferCoordinator:
                 return self.balance_quoted(op, now_ms)
             case Aborted():
                 return self.aborted(op, now_ms)
-            case RegisterRegion():
-                return self.register_region(op, now_ms)
-            case SetRegionEnabled():
-                return self.set_region_enabled(op, now_ms)
-            case RecordBinding():
-                return self.record_binding(op, now_ms)
         self.events.append(Anomaly("", f"clearinghouse got unexpected {op.TAG}"))
-        return []
-
-    # --- registry and directory ---
-
-    def register_region(self, op: RegisterRegion, now_ms: int) -> list[Outgoing]:
-        if not is_region_code(op.region):
-            self.events.append(Anomaly("", f"refused to register bad region code {op.region!r}"))
-            return []
-        self.store.upsert_region(Region(op.region, op.name, op.province, op.enabled))
-        self.events.append(RegionRegistered(op.region))
-        return []
-
-    def set_region_enabled(self, op: SetRegionEnabled, now_ms: int) -> list[Outgoing]:
-        if not self.store.set_enabled(op.region, op.enabled):
-            self.events.append(Anomaly("", f"cannot enable unknown region {op.region}"))
-        return []
-
-    def record_binding(self, op: RecordBinding, now_ms: int) -> list[Outgoing]:
-        binding = Binding(
-            op.binding_id,
-            op.copayer,
-            op.copayer_region,
-            op.beneficiary,
-            op.beneficiary_region,
-            op.relationship,
-        )
-        self.store.add_binding(binding, now_ms)
         return []
 
     # --- a request for mutual aid ---
@@ -196,10 +173,7 @@ class TransferCoordinator:
         if region is None:
             return ReasonCode.UNKNOWN_REGION, f"payee region {t.payee_region} is not registered"
         if not region.enabled:
-            return (
-                ReasonCode.REGION_NOT_ENABLED,
-                f"payee region {region.code} ({region.name}) is not enabled",
-            )
+            return ReasonCode.REGION_NOT_ENABLED, f"payee region {region.label()} is not enabled"
         return None
 
     def _candidates(
@@ -214,7 +188,7 @@ class TransferCoordinator:
             if region is None:
                 unknown.append(b.copayer_region)
             elif not region.enabled:
-                disabled.append(f"{region.code} ({region.name})")
+                disabled.append(region.label())
             else:
                 usable.append(Candidate(b.copayer, b.copayer_region))
         if usable:
@@ -224,6 +198,101 @@ class TransferCoordinator:
             return [], (ReasonCode.REGION_NOT_ENABLED, f"payer region {regions} is not enabled")
         regions = ", ".join(sorted(set(unknown)))
         return [], (ReasonCode.UNKNOWN_REGION, f"payer region {regions} is not registered")
+
+    # --- a transfer with a known payer: wallet transfers and premium payments ---
+
+    def request_transfer(self, op: RequestTransfer, now_ms: int) -> list[Outgoing]:
+        known = self.store.transfer(op.transfer_id)
+        if known is not None:
+            same = (
+                known.flow,
+                known.payer,
+                known.payer_region,
+                known.beneficiary,
+                known.payee_region,
+                known.year,
+            ) == (
+                op.flow,
+                op.payer,
+                op.payer_region,
+                op.beneficiary,
+                op.beneficiary_region,
+                op.year,
+            )
+            if op.flow == WALLET:
+                same = same and known.amount_fen == op.amount_fen
+            if not same:
+                refusal = Refuse(
+                    op.transfer_id,
+                    ReasonCode.DUPLICATE_MISMATCH,
+                    f"transfer {op.transfer_id} exists with different fields",
+                )
+                return [Outgoing(region_address(op.payer_region), refusal)]
+            return self._resend(known)
+        t = Transfer(
+            transfer_id=op.transfer_id,
+            flow=op.flow,
+            beneficiary=op.beneficiary,
+            payee_region=op.beneficiary_region,
+            amount_fen=op.amount_fen,
+            state=TransferState.RECEIVED,
+            created_at_ms=now_ms,
+            updated_at_ms=now_ms,
+            candidates=[Candidate(op.payer, op.payer_region)],
+            payer=op.payer,
+            payer_region=op.payer_region,
+            year=op.year,
+        )
+        self.events.append(TransferStarted(t.transfer_id, t.flow))
+        why_not = self._check_known_payer(t)
+        if why_not is not None:
+            return self._refuse(t, *why_not, now_ms)
+        if t.flow == PREMIUM:
+            # The beneficiary's region says what is due, and earmarks (person, year).
+            t.state = TransferState.QUOTING
+            t.next_action_ms = now_ms + self.settings.quote_timeout_ms
+            self._save(t, now_ms)
+            check = CheckPremium(t.transfer_id, t.beneficiary, t.year)
+            return [Outgoing(region_address(t.payee_region), check)]
+        return self._reserve(t, Candidate(t.payer, t.payer_region), now_ms)
+
+    def _check_known_payer(self, t: Transfer) -> tuple[ReasonCode, str] | None:
+        regions = {}
+        for role, code in (("payer", t.payer_region), ("payee", t.payee_region)):
+            region = self.store.region(code)
+            if region is None:
+                return ReasonCode.UNKNOWN_REGION, f"{role} region {code} is not registered"
+            if not region.enabled:
+                return (
+                    ReasonCode.REGION_NOT_ENABLED,
+                    f"{role} region {region.label()} is not enabled",
+                )
+            regions[role] = region
+        bound = any(
+            b.copayer == t.payer and b.copayer_region == t.payer_region
+            for b in self.store.active_bindings_of(t.beneficiary, t.payee_region)
+        )
+        if not bound:
+            return ReasonCode.NO_BINDING, f"{t.payer} has not bound {t.beneficiary}"
+        if t.flow == WALLET:
+            for region in regions.values():
+                if not region.policy.wallet_enabled:
+                    return (
+                        ReasonCode.WALLET_NOT_ENABLED,
+                        f"region {region.label()} has not enabled the wallet",
+                    )
+        return None
+
+    def premium_quoted(self, op: PremiumQuoted, now_ms: int) -> list[Outgoing]:
+        t = self.store.transfer(op.transfer_id)
+        if t is None or t.state is not TransferState.QUOTING or op.region != t.payee_region:
+            return []
+        if op.reason is not None:
+            return self._refuse(t, op.reason, f"payee region {op.region}: {op.reason}", now_ms)
+        t.amount_fen = op.amount_fen
+        return self._reserve(t, Candidate(t.payer, t.payer_region), now_ms)
+
+    # --- choosing among several co-payers ---
 
     def balance_quoted(self, op: BalanceQuoted, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)
@@ -266,7 +335,14 @@ class TransferCoordinator:
 
     def _reserve_op(self, t: Transfer) -> Reserve:
         return Reserve(
-            t.transfer_id, t.payer, t.amount_fen, t.payee_region, self.settings.hold_timeout_ms
+            t.transfer_id,
+            t.payer,
+            t.amount_fen,
+            t.payee_region,
+            self.settings.hold_timeout_ms,
+            t.flow,
+            # Wallet transfers and premiums are paid in full or not at all.
+            all_or_nothing=t.flow != COPAY,
         )
 
     # --- answers from the regions ---
@@ -319,7 +395,7 @@ class TransferCoordinator:
         return []
 
     def _credit_op(self, t: Transfer) -> Credit:
-        return Credit(t.transfer_id, t.posted_fen, t.payer_region)
+        return Credit(t.transfer_id, t.posted_fen, t.payer_region, t.flow, t.beneficiary, t.year)
 
     def credited(self, op: Credited, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)
@@ -332,7 +408,14 @@ class TransferCoordinator:
             t.next_action_ms = None
             self._save(t, now_ms)
             self._finished(t, now_ms)
+            if self.on_committed is not None:
+                self.on_committed(t, now_ms)
+            if t.flow != COPAY:
+                return [Outgoing(region_address(t.payer_region), self._completed_op(t))]
         return []
+
+    def _completed_op(self, t: Transfer) -> Completed:
+        return Completed(t.transfer_id, t.posted_fen, t.payee_region)
 
     def aborted(self, op: Aborted, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)
@@ -348,7 +431,10 @@ class TransferCoordinator:
         """Time out silent regions and retry unanswered decided steps."""
         out: list[Outgoing] = []
         for t in self.store.due(now_ms):
-            if t.state is TransferState.QUOTING:
+            if t.state is TransferState.QUOTING and t.flow == PREMIUM:
+                detail = f"payee region {t.payee_region} did not quote the premium in time"
+                out += self._refuse(t, ReasonCode.TIMEOUT, detail, now_ms)
+            elif t.state is TransferState.QUOTING:
                 out += self._choose(t, self.store.quotes(t.transfer_id), now_ms)
             elif t.state is TransferState.RESERVING:
                 out += self._time_out(t, now_ms)
@@ -367,8 +453,7 @@ class TransferCoordinator:
             f"{self.settings.reserve_timeout_ms} ms"
         )
         t.abort_pending = True
-        out = self._refuse(t, ReasonCode.TIMEOUT, detail, now_ms)
-        return [*out, Outgoing(region_address(t.payer_region), Abort(t.transfer_id))]
+        return self._refuse(t, ReasonCode.TIMEOUT, detail, now_ms)
 
     def resume(self, now_ms: int) -> list[Outgoing]:
         """After a restart: re-send the current step of every unfinished transfer."""
@@ -381,6 +466,8 @@ class TransferCoordinator:
         """The message(s) of the transfer's current step again (every receiver is idempotent)."""
         payer, payee = region_address(t.payer_region), region_address(t.payee_region)
         match t.state:
+            case TransferState.QUOTING if t.flow == PREMIUM:
+                return [Outgoing(payee, CheckPremium(t.transfer_id, t.beneficiary, t.year))]
             case TransferState.QUOTING:
                 answered = {(q.psn_no, q.region) for q in self.store.quotes(t.transfer_id)}
                 return [
@@ -394,14 +481,12 @@ class TransferCoordinator:
                 if t.payer_posted:
                     return [Outgoing(payee, self._credit_op(t))]
                 return [Outgoing(payer, Commit(t.transfer_id))]
-            case TransferState.COMMITTED:
+            case TransferState.COMMITTED if t.flow == COPAY:
                 return [Outgoing(payee, self._credit_op(t))]
+            case TransferState.COMMITTED:
+                return [Outgoing(payer, self._completed_op(t))]
             case TransferState.ABORTED:
-                assert t.reason is not None
-                out = [Outgoing(payee, Refuse(t.transfer_id, t.reason, t.detail))]
-                if t.abort_pending:
-                    out.append(Outgoing(payer, Abort(t.transfer_id)))
-                return out
+                return self._refusals(t)
         return []
 
     # --- bookkeeping ---
@@ -414,7 +499,18 @@ class TransferCoordinator:
         t.next_action_ms = now_ms + self.settings.retry_ms if t.abort_pending else None
         self._save(t, now_ms)
         self._finished(t, now_ms)
-        return [Outgoing(region_address(t.payee_region), Refuse(t.transfer_id, reason, t.detail))]
+        return self._refusals(t)
+
+    def _refusals(self, t: Transfer) -> list[Outgoing]:
+        """The refusal to whoever asked, the abort of a hold, the release of an earmark."""
+        assert t.reason is not None
+        refusal = Refuse(t.transfer_id, t.reason, t.detail)
+        out = [Outgoing(region_address(t.requester_region), refusal)]
+        if t.flow == PREMIUM and t.payee_region != t.requester_region:
+            out.append(Outgoing(region_address(t.payee_region), refusal))
+        if t.abort_pending:
+            out.append(Outgoing(region_address(t.payer_region), Abort(t.transfer_id)))
+        return out
 
     def _save(self, t: Transfer, now_ms: int) -> None:
         t.updated_at_ms = now_ms

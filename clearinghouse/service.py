@@ -9,7 +9,8 @@ from aio_pika.abc import AbstractRobustConnection
 
 from broker.shell import ServiceShell
 from broker.topology import Topology
-from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
+from clearinghouse.coordinator import CoordinatorSettings
+from clearinghouse.core import ClearinghouseCore
 from clearinghouse.store import ClearinghouseStore
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from storage.sqlite import Synchronous
@@ -34,16 +35,16 @@ class ClearinghouseService:
         self.store = ClearinghouseStore.open(
             clearinghouse_database(data_dir), synchronous=synchronous
         )
-        self.coordinator = TransferCoordinator(self.store, settings)
+        self.core = ClearinghouseCore(self.store, settings)
         self.shell = ServiceShell(
             service="clearinghouse",
             address=CLEARINGHOUSE,
-            core=self.coordinator,
+            core=self.core,
             db=self.store.db,
             connection=connection,
             topology=topology,
-            # After a restart, re-send the current step of every unfinished transfer.
-            on_start=self.coordinator.resume,
+            # After a restart, re-send the current step of everything unfinished.
+            on_start=self.core.resume,
         )
 
     async def run(self, stop: asyncio.Event) -> None:

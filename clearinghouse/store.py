@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from contracts.operations import Relationship
+from contracts.policy import Policy
 from contracts.reasons import ReasonCode
+from contracts.vocabulary import PaymentOrder, Relationship, Scope
 from storage.sqlite import Database, Synchronous, open_database
 
 SCHEMA = """
@@ -18,7 +19,13 @@ CREATE TABLE IF NOT EXISTS regions (
     code TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     province TEXT NOT NULL,
-    enabled INTEGER NOT NULL
+    enabled INTEGER NOT NULL,
+    scope TEXT NOT NULL DEFAULT '2024',
+    payment_order TEXT NOT NULL DEFAULT 'own_first',
+    wallet_enabled INTEGER NOT NULL DEFAULT 1,
+    wallet_max_per_transfer_fen INTEGER NOT NULL DEFAULT 200000,
+    wallet_max_transfers_per_day INTEGER NOT NULL DEFAULT 3,
+    resident_premium_fen INTEGER NOT NULL DEFAULT 40000
 );
 CREATE TABLE IF NOT EXISTS bindings (
     binding_id TEXT PRIMARY KEY,
@@ -27,10 +34,53 @@ CREATE TABLE IF NOT EXISTS bindings (
     beneficiary TEXT NOT NULL,
     beneficiary_region TEXT NOT NULL,
     relationship TEXT NOT NULL,
-    active INTEGER NOT NULL DEFAULT 1,
-    created_at_ms INTEGER NOT NULL
+    status TEXT NOT NULL DEFAULT 'active',
+    reason TEXT,
+    detail TEXT NOT NULL DEFAULT '',
+    next_action_ms INTEGER,
+    created_at_ms INTEGER NOT NULL,
+    ended_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS bindings_by_beneficiary ON bindings (beneficiary, beneficiary_region);
+CREATE INDEX IF NOT EXISTS bindings_by_copayer ON bindings (copayer, copayer_region);
+CREATE INDEX IF NOT EXISTS bindings_due
+    ON bindings (next_action_ms) WHERE next_action_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS windows (
+    window INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    opened_at_ms INTEGER NOT NULL,
+    closed_at_ms INTEGER,
+    close_request_id TEXT UNIQUE
+);
+CREATE TABLE IF NOT EXISTS clearing_entries (
+    transfer_id TEXT PRIMARY KEY,
+    window INTEGER NOT NULL,
+    flow TEXT NOT NULL,
+    payer_region TEXT NOT NULL,
+    payee_region TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS clearing_by_window ON clearing_entries (window);
+CREATE TABLE IF NOT EXISTS reconciliations (
+    window INTEGER NOT NULL,
+    region TEXT NOT NULL,
+    disagreements INTEGER NOT NULL,
+    paid_fen INTEGER NOT NULL,
+    received_fen INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (window, region)
+);
+CREATE TABLE IF NOT EXISTS disagreements (
+    window INTEGER NOT NULL,
+    region TEXT NOT NULL,
+    transfer_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    region_fen INTEGER NOT NULL,
+    report_fen INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    PRIMARY KEY (window, region, transfer_id)
+);
 CREATE TABLE IF NOT EXISTS transfers (
     transfer_id TEXT PRIMARY KEY,
     flow TEXT NOT NULL,
@@ -51,7 +101,8 @@ CREATE TABLE IF NOT EXISTS transfers (
     created_at_ms INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL,
     next_action_ms INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    year INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS transfers_due
     ON transfers (next_action_ms) WHERE next_action_ms IS NOT NULL;
@@ -95,6 +146,19 @@ class Region:
     name: str
     province: str
     enabled: bool
+    policy: Policy = field(default_factory=Policy)
+
+    def label(self) -> str:
+        return f"{self.code} ({self.name})"
+
+
+class BindingStatus(StrEnum):
+    VERIFYING = "verifying"
+    """Proposed; waiting for the beneficiary's region to confirm the insurance."""
+    ACTIVE = "active"
+    ENDED = "ended"
+    """Revoked by the co-payer, or ended by a change of insurance."""
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +169,41 @@ class Binding:
     beneficiary: str
     beneficiary_region: str
     relationship: Relationship
+    status: BindingStatus = BindingStatus.ACTIVE
+    reason: ReasonCode | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    window: int
+    state: str
+    """``open`` or ``closed``."""
+    opened_at_ms: int
+    closed_at_ms: int | None
+    close_request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClearingEntry:
+    transfer_id: str
+    window: int
+    flow: str
+    payer_region: str
+    payee_region: str
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class DisagreementRecord:
+    window: int
+    region: str
+    transfer_id: str
+    kind: str
+    region_fen: int
+    report_fen: int
+    state: str
+    """``repairing``, ``repaired``, ``explained`` (reported in another window), ``unresolved``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +238,12 @@ class Transfer:
     detail: str = ""
     next_action_ms: int | None = None
     attempts: int = 0
+    year: int = 0
+
+    @property
+    def requester_region(self) -> str:
+        """Who asked, and so hears the outcome: the payee for a bill, else the payer."""
+        return self.payee_region if self.flow == "copay" else self.payer_region
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,14 +257,34 @@ class Quote:
 _TRANSFER_COLUMNS = (
     "transfer_id, flow, beneficiary, payee_region, amount_fen, state, created_at_ms,"
     " updated_at_ms, candidates, payer, payer_region, held_fen, posted_fen, payer_posted,"
-    " payee_credited, abort_pending, reason, detail, next_action_ms, attempts"
+    " payee_credited, abort_pending, reason, detail, next_action_ms, attempts, year"
 )
 
 
 def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
-    (tid, flow, beneficiary, payee_region, amount, state, created, updated, candidates,
-     payer, payer_region, held, posted, payer_posted, payee_credited, abort_pending,
-     reason, detail, next_action, attempts) = row  # fmt: skip
+    (
+        tid,
+        flow,
+        beneficiary,
+        payee_region,
+        amount,
+        state,
+        created,
+        updated,
+        candidates,
+        payer,
+        payer_region,
+        held,
+        posted,
+        payer_posted,
+        payee_credited,
+        abort_pending,
+        reason,
+        detail,
+        next_action,
+        attempts,
+        year,
+    ) = row
     return Transfer(
         transfer_id=str(tid),
         flow=str(flow),
@@ -181,6 +306,7 @@ def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
         detail=str(detail),
         next_action_ms=next_action,
         attempts=int(attempts),
+        year=int(year),
     )
 
 
@@ -201,24 +327,43 @@ class ClearinghouseStore:
 
     # --- registry ---
 
+    _REGION_COLUMNS = (
+        "code, name, province, enabled, scope, payment_order, wallet_enabled,"
+        " wallet_max_per_transfer_fen, wallet_max_transfers_per_day, resident_premium_fen"
+    )
+
+    @staticmethod
+    def _region_from_row(r: tuple[Any, ...]) -> Region:
+        policy = Policy(Scope(r[4]), PaymentOrder(r[5]), bool(r[6]), r[7], r[8], r[9])
+        return Region(r[0], r[1], r[2], bool(r[3]), policy)
+
     def region(self, code: str) -> Region | None:
         row = self._sql.execute(
-            "SELECT code, name, province, enabled FROM regions WHERE code = ?", (code,)
+            f"SELECT {self._REGION_COLUMNS} FROM regions WHERE code = ?", (code,)
         ).fetchone()
-        return None if row is None else Region(row[0], row[1], row[2], bool(row[3]))
+        return None if row is None else self._region_from_row(row)
 
     def regions(self) -> list[Region]:
-        rows = self._sql.execute(
-            "SELECT code, name, province, enabled FROM regions ORDER BY code"
-        ).fetchall()
-        return [Region(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        rows = self._sql.execute(f"SELECT {self._REGION_COLUMNS} FROM regions ORDER BY code")
+        return [self._region_from_row(r) for r in rows.fetchall()]
 
     def upsert_region(self, region: Region) -> None:
+        p = region.policy
         self._sql.execute(
-            "INSERT INTO regions (code, name, province, enabled) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
-            " province = excluded.province, enabled = excluded.enabled",
-            (region.code, region.name, region.province, int(region.enabled)),
+            f"INSERT OR REPLACE INTO regions ({self._REGION_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                region.code,
+                region.name,
+                region.province,
+                int(region.enabled),
+                p.scope.value,
+                p.payment_order.value,
+                int(p.wallet_enabled),
+                p.wallet_max_per_transfer_fen,
+                p.wallet_max_transfers_per_day,
+                p.resident_premium_fen,
+            ),
         )
 
     def set_enabled(self, code: str, enabled: bool) -> bool:
@@ -229,10 +374,23 @@ class ClearinghouseStore:
 
     # --- directory ---
 
-    def add_binding(self, binding: Binding, at_ms: int) -> None:
+    _BINDING_COLUMNS = (
+        "binding_id, copayer, copayer_region, beneficiary, beneficiary_region, relationship,"
+        " status, reason, detail"
+    )
+
+    @staticmethod
+    def _binding_from_row(r: tuple[Any, ...]) -> Binding:
+        reason = None if r[7] is None else ReasonCode(r[7])
+        return Binding(
+            r[0], r[1], r[2], r[3], r[4], Relationship(r[5]), BindingStatus(r[6]), reason, r[8]
+        )
+
+    def add_binding(self, binding: Binding, at_ms: int, next_action_ms: int | None = None) -> None:
+        """Insert a binding (idempotent by id: an existing one is left as it is)."""
         self._sql.execute(
-            "INSERT OR IGNORE INTO bindings (binding_id, copayer, copayer_region, beneficiary,"
-            " beneficiary_region, relationship, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR IGNORE INTO bindings ({self._BINDING_COLUMNS}, next_action_ms,"
+            " created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 binding.binding_id,
                 binding.copayer,
@@ -240,18 +398,62 @@ class ClearinghouseStore:
                 binding.beneficiary,
                 binding.beneficiary_region,
                 binding.relationship.value,
+                binding.status.value,
+                None if binding.reason is None else binding.reason.value,
+                binding.detail,
+                next_action_ms,
                 at_ms,
             ),
         )
 
+    def binding(self, binding_id: str) -> Binding | None:
+        row = self._sql.execute(
+            f"SELECT {self._BINDING_COLUMNS} FROM bindings WHERE binding_id = ?", (binding_id,)
+        ).fetchone()
+        return None if row is None else self._binding_from_row(row)
+
+    def set_binding_status(
+        self,
+        binding_id: str,
+        status: BindingStatus,
+        at_ms: int,
+        reason: ReasonCode | None = None,
+        detail: str = "",
+    ) -> None:
+        ended = at_ms if status in (BindingStatus.ENDED, BindingStatus.REFUSED) else None
+        self._sql.execute(
+            "UPDATE bindings SET status = ?, reason = ?, detail = ?, next_action_ms = NULL,"
+            " ended_at_ms = ? WHERE binding_id = ?",
+            (status.value, None if reason is None else reason.value, detail, ended, binding_id),
+        )
+
     def active_bindings_of(self, beneficiary: str, beneficiary_region: str) -> list[Binding]:
         rows = self._sql.execute(
-            "SELECT binding_id, copayer, copayer_region, beneficiary, beneficiary_region,"
-            " relationship FROM bindings WHERE beneficiary = ? AND beneficiary_region = ?"
-            " AND active = 1 ORDER BY binding_id",
+            f"SELECT {self._BINDING_COLUMNS} FROM bindings WHERE beneficiary = ?"
+            " AND beneficiary_region = ? AND status = 'active' ORDER BY binding_id",
             (beneficiary, beneficiary_region),
         ).fetchall()
-        return [Binding(r[0], r[1], r[2], r[3], r[4], Relationship(r[5])) for r in rows]
+        return [self._binding_from_row(r) for r in rows]
+
+    def active_bindings_by(self, copayer: str, copayer_region: str) -> list[Binding]:
+        rows = self._sql.execute(
+            f"SELECT {self._BINDING_COLUMNS} FROM bindings WHERE copayer = ?"
+            " AND copayer_region = ? AND status = 'active' ORDER BY binding_id",
+            (copayer, copayer_region),
+        ).fetchall()
+        return [self._binding_from_row(r) for r in rows]
+
+    def due_bindings(self, now_ms: int) -> list[Binding]:
+        rows = self._sql.execute(
+            f"SELECT {self._BINDING_COLUMNS} FROM bindings"
+            " WHERE next_action_ms IS NOT NULL AND next_action_ms <= ?",
+            (now_ms,),
+        ).fetchall()
+        return [self._binding_from_row(r) for r in rows]
+
+    def count_bindings(self) -> dict[str, int]:
+        rows = self._sql.execute("SELECT status, COUNT(*) FROM bindings GROUP BY status")
+        return dict(rows.fetchall())
 
     # --- transfers ---
 
@@ -265,7 +467,7 @@ class ClearinghouseStore:
         """Insert or replace the whole record (the decision is written before it is sent)."""
         self._sql.execute(
             f"INSERT OR REPLACE INTO transfers ({_TRANSFER_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 t.transfer_id,
                 t.flow,
@@ -287,6 +489,7 @@ class ClearinghouseStore:
                 t.detail,
                 t.next_action_ms,
                 t.attempts,
+                t.year,
             ),
         )
 
@@ -333,6 +536,122 @@ class ClearinghouseStore:
             (transfer_id,),
         ).fetchall()
         return [Quote(r[0], r[1], r[2], None if r[3] is None else ReasonCode(r[3])) for r in rows]
+
+    # --- clearing windows ---
+
+    def open_window(self, now_ms: int) -> Window:
+        """The open clearing window, opening window 1 on first use."""
+        row = self._sql.execute(
+            "SELECT window, state, opened_at_ms, closed_at_ms, close_request_id FROM windows"
+            " WHERE state = 'open'"
+        ).fetchone()
+        if row is not None:
+            return Window(*row)
+        last = self._sql.execute("SELECT COALESCE(MAX(window), 0) FROM windows").fetchone()[0]
+        self._sql.execute(
+            "INSERT INTO windows (window, state, opened_at_ms) VALUES (?, 'open', ?)",
+            (last + 1, now_ms),
+        )
+        return Window(last + 1, "open", now_ms, None, None)
+
+    def window(self, number: int) -> Window | None:
+        row = self._sql.execute(
+            "SELECT window, state, opened_at_ms, closed_at_ms, close_request_id FROM windows"
+            " WHERE window = ?",
+            (number,),
+        ).fetchone()
+        return None if row is None else Window(*row)
+
+    def window_closed_by(self, request_id: str) -> Window | None:
+        row = self._sql.execute(
+            "SELECT window, state, opened_at_ms, closed_at_ms, close_request_id FROM windows"
+            " WHERE close_request_id = ?",
+            (request_id,),
+        ).fetchone()
+        return None if row is None else Window(*row)
+
+    def latest_closed_window(self) -> Window | None:
+        row = self._sql.execute(
+            "SELECT window, state, opened_at_ms, closed_at_ms, close_request_id FROM windows"
+            " WHERE state = 'closed' ORDER BY window DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else Window(*row)
+
+    def close_window(self, number: int, request_id: str, now_ms: int) -> None:
+        self._sql.execute(
+            "UPDATE windows SET state = 'closed', closed_at_ms = ?, close_request_id = ?"
+            " WHERE window = ?",
+            (now_ms, request_id, number),
+        )
+
+    def add_clearing_entry(self, entry: ClearingEntry) -> None:
+        self._sql.execute(
+            "INSERT OR IGNORE INTO clearing_entries (transfer_id, window, flow, payer_region,"
+            " payee_region, amount_fen) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                entry.transfer_id,
+                entry.window,
+                entry.flow,
+                entry.payer_region,
+                entry.payee_region,
+                entry.amount_fen,
+            ),
+        )
+
+    def clearing_entry(self, transfer_id: str) -> ClearingEntry | None:
+        row = self._sql.execute(
+            "SELECT transfer_id, window, flow, payer_region, payee_region, amount_fen"
+            " FROM clearing_entries WHERE transfer_id = ?",
+            (transfer_id,),
+        ).fetchone()
+        return None if row is None else ClearingEntry(*row)
+
+    def clearing_entries(self, window: int) -> list[ClearingEntry]:
+        rows = self._sql.execute(
+            "SELECT transfer_id, window, flow, payer_region, payee_region, amount_fen"
+            " FROM clearing_entries WHERE window = ? ORDER BY transfer_id",
+            (window,),
+        ).fetchall()
+        return [ClearingEntry(*r) for r in rows]
+
+    def put_reconciliation(
+        self, window: int, region: str, disagreements: int, paid: int, received: int, at_ms: int
+    ) -> None:
+        self._sql.execute(
+            "INSERT OR REPLACE INTO reconciliations (window, region, disagreements, paid_fen,"
+            " received_fen, at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+            (window, region, disagreements, paid, received, at_ms),
+        )
+
+    def reconciliations(self, window: int) -> dict[str, int]:
+        """Region -> disagreements it reported in its latest check of the window."""
+        rows = self._sql.execute(
+            "SELECT region, disagreements FROM reconciliations WHERE window = ?", (window,)
+        )
+        return dict(rows.fetchall())
+
+    def put_disagreement(self, d: DisagreementRecord, at_ms: int) -> None:
+        self._sql.execute(
+            "INSERT OR REPLACE INTO disagreements (window, region, transfer_id, kind, region_fen,"
+            " report_fen, state, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (d.window, d.region, d.transfer_id, d.kind, d.region_fen, d.report_fen, d.state, at_ms),
+        )
+
+    def disagreements(self, window: int) -> list[DisagreementRecord]:
+        rows = self._sql.execute(
+            "SELECT window, region, transfer_id, kind, region_fen, report_fen, state"
+            " FROM disagreements WHERE window = ? ORDER BY region, transfer_id",
+            (window,),
+        ).fetchall()
+        return [DisagreementRecord(*r) for r in rows]
+
+    def mark_repaired(self, window: int, region: str, at_ms: int) -> int:
+        cursor = self._sql.execute(
+            "UPDATE disagreements SET state = 'repaired', at_ms = ?"
+            " WHERE window = ? AND region = ? AND state = 'repairing'",
+            (at_ms, window, region),
+        )
+        return cursor.rowcount
 
     def close(self) -> None:
         self.db.close()

@@ -58,4 +58,31 @@ class RegionRegistered:
     region: str
 
 
-AnyEvent = Event | RegionRegistered
+@dataclass(frozen=True, slots=True)
+class Disagreed:
+    """A region's books and the settlement report differ on a transfer (对账不符)."""
+
+    window: int
+    region: str
+    transfer_id: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Repaired:
+    """A disagreement was repaired by driving the region to the recorded decision."""
+
+    window: int
+    region: str
+    transfer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WindowClosed:
+    """A clearing window closed with these net positions (region -> fen, summing to zero)."""
+
+    window: int
+    positions: tuple[tuple[str, int], ...]
+
+
+AnyEvent = Event | RegionRegistered | Disagreed | Repaired | WindowClosed

@@ -1,4 +1,8 @@
-"""Check the invariants over every region's books: balanced books, conserved money."""
+"""Check the invariants over every region's books: balanced books, conserved money.
+
+Money enters at enrolment (opening balances) and is then only ever in a personal account,
+a wallet, a paid bill or a paid premium, or between two regions (at quiescence, nowhere).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from regions.books import Books
-from regions.store import BILLS_PAID, OPENING_FUND
+from regions.store import BILLS_PAID, OPENING_FUND, PREMIUMS_PAID
 
 
 @dataclass(slots=True)
@@ -19,8 +23,12 @@ class AuditReport:
     """Money put into personal accounts at enrolment (the total to conserve)."""
     accounts_fen: int = 0
     """Posted balances of personal accounts now (held amounts still count)."""
+    wallets_fen: int = 0
+    """Balances of medical-insurance wallets."""
     bills_paid_fen: int = 0
     """Money paid towards bills."""
+    premiums_paid_fen: int = 0
+    """Money paid towards resident premiums."""
     interregion_net_fen: int = 0
     """Sum of all inter-region positions: zero when nothing is between regions."""
     held_fen: int = 0
@@ -38,14 +46,19 @@ def audit_books(books_by_region: Mapping[str, Books]) -> AuditReport:
             report.problems += [f"region {code}: {p}" for p in problems]
         report.opening_fen -= books.sum_posted_balance(OPENING_FUND)
         report.accounts_fen += books.sum_posted_balance("psn:")
+        report.wallets_fen += books.sum_posted_balance("wallet:")
         report.bills_paid_fen += books.sum_posted_balance(BILLS_PAID)
+        report.premiums_paid_fen += books.sum_posted_balance(PREMIUMS_PAID)
         report.interregion_net_fen += books.sum_posted_balance("interregion:")
         report.held_fen += sum(t.debits_pending for t in books.all_totals())
-    if report.opening_fen != report.accounts_fen + report.bills_paid_fen:
+    held = report.accounts_fen + report.wallets_fen
+    spent = report.bills_paid_fen + report.premiums_paid_fen
+    if report.opening_fen != held + spent:
         report.conserved = False
         report.problems.append(
             f"opening {report.opening_fen} != accounts {report.accounts_fen}"
-            f" + bills paid {report.bills_paid_fen}"
+            f" + wallets {report.wallets_fen} + bills paid {report.bills_paid_fen}"
+            f" + premiums paid {report.premiums_paid_fen}"
         )
     if report.interregion_net_fen != 0:
         report.conserved = False

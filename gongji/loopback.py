@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
-from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
+from clearinghouse.coordinator import CoordinatorSettings
+from clearinghouse.core import ClearinghouseCore
 from clearinghouse.store import ClearinghouseStore
 from contracts.effects import Outgoing
 from contracts.identifiers import CLEARINGHOUSE, region_address
@@ -22,10 +23,12 @@ class Loopback:
     """A clearinghouse and regions wired together in memory."""
 
     def __init__(self, regions: Iterable[str], settings: CoordinatorSettings | None = None) -> None:
-        self.clearinghouse = TransferCoordinator(ClearinghouseStore.open(":memory:"), settings)
+        self.clearinghouse = ClearinghouseCore(ClearinghouseStore.open(":memory:"), settings)
         self.regions = {code: RegionCore(code, RegionStore.open(":memory:")) for code in regions}
         self.queue: deque[Outgoing] = deque()
         self.outcomes: dict[str, list[BillOutcome]] = {}
+        self.replies: list[Operation] = []
+        """Other answers to clients (binding outcomes, window reports)."""
         self.now_ms = 0
 
     def send(self, address: str, op: Operation) -> None:
@@ -52,6 +55,9 @@ class Loopback:
                 return
         if isinstance(item.op, BillOutcome):
             self.outcomes.setdefault(item.op.transfer_id, []).append(item.op)
+            return
+        if item.address.startswith("client."):
+            self.replies.append(item.op)
             return
         raise LookupError(f"no destination {item.address}")
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from contracts.operations import Insurance
+from contracts.policy import Policy
 from contracts.reasons import ReasonCode
+from contracts.vocabulary import Insurance, PaymentOrder, Scope
 from regions.books import Books
 from storage.sqlite import Database, Synchronous, open_database
 
@@ -139,10 +140,13 @@ class Hold:
     state: HoldState
     reason: ReasonCode | None
     expires_at_ms: int
+    flow: str = "copay"
 
 
 @dataclass(frozen=True, slots=True)
 class Bill:
+    """A request awaiting or holding its final outcome (see the ``bills`` table)."""
+
     transfer_id: str
     beneficiary: str
     amount_fen: int
@@ -152,6 +156,63 @@ class Bill:
     detail: str
     paid_fen: int
     payer_region: str
+    flow: str = "copay"
+    own_paid_fen: int = 0
+    wallet_paid_fen: int = 0
+    aid_requested_fen: int = 0
+    payer: str = ""
+    counterparty_region: str = ""
+    year: int = 0
+    submitted_at_ms: int = 0
+
+    @property
+    def remaining_fen(self) -> int:
+        return self.amount_fen - self.paid_fen - self.own_paid_fen - self.wallet_paid_fen
+
+
+@dataclass(frozen=True, slots=True)
+class BindingRequest:
+    request_id: str
+    kind: str
+    copayer: str
+    binding_id: str
+    reply_to: str
+    state: BillState
+    reason: ReasonCode | None
+    detail: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Premium:
+    psn_no: str
+    year: int
+    transfer_id: str
+    state: str
+    """``pending`` (earmarked for a transfer under way) or ``paid``."""
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementReportRecord:
+    window: int
+    paid_fen: int
+    received_fen: int
+    net_fen: int
+    lines: int
+    opened_at_ms: int
+    closed_at_ms: int
+    disagreements: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLineRecord:
+    window: int
+    transfer_id: str
+    flow: str
+    payer_region: str
+    payee_region: str
+    amount_fen: int
 
 
 def person_account(psn_no: str) -> str:
@@ -162,8 +223,13 @@ def interregion_account(region: str) -> str:
     return f"interregion:{region}"
 
 
+def wallet_account(psn_no: str) -> str:
+    return f"wallet:{psn_no}"
+
+
 OPENING_FUND = "fund:opening"
 BILLS_PAID = "bills:paid"
+PREMIUMS_PAID = "premiums:paid"
 
 
 def _reason(value: str | None) -> ReasonCode | None:
@@ -180,6 +246,7 @@ class RegionStore:
         with db.transaction():
             self.books.open_account(OPENING_FUND, no_overdraft=False)
             self.books.open_account(BILLS_PAID, no_overdraft=False)
+            self.books.open_account(PREMIUMS_PAID, no_overdraft=False)
 
     @classmethod
     def open(cls, path: str | Path, *, synchronous: Synchronous = "FULL") -> RegionStore:
@@ -197,10 +264,51 @@ class RegionStore:
         ).fetchone()
         return None if row is None else Insurance(row[0])
 
-    def add_person(self, psn_no: str, insurance: Insurance, at_ms: int) -> None:
+    def add_person(self, psn_no: str, insurance: Insurance, at_ms: int, secret: str = "") -> None:
         self._sql.execute(
-            "INSERT INTO persons (psn_no, insurance, enrolled_at_ms) VALUES (?, ?, ?)",
-            (psn_no, insurance.value, at_ms),
+            "INSERT INTO persons (psn_no, insurance, secret, enrolled_at_ms) VALUES (?, ?, ?, ?)",
+            (psn_no, insurance.value, secret, at_ms),
+        )
+
+    def set_insurance(self, psn_no: str, insurance: Insurance) -> None:
+        self._sql.execute(
+            "UPDATE persons SET insurance = ? WHERE psn_no = ?", (insurance.value, psn_no)
+        )
+
+    def secret_matches(self, psn_no: str, secret: str) -> bool:
+        """The simulated identity check (face or password in real life)."""
+        row = self._sql.execute("SELECT secret FROM persons WHERE psn_no = ?", (psn_no,)).fetchone()
+        return row is not None and row[0] == secret
+
+    # --- policy ---
+
+    def policy(self) -> Policy:
+        """The policy the clearinghouse registered for this region (defaults until then)."""
+        values = dict(self._sql.execute("SELECT key, value FROM settings").fetchall())
+        default = Policy()
+        if "scope" not in values:
+            return default
+        return Policy(
+            scope=Scope(values["scope"]),
+            payment_order=PaymentOrder(values["payment_order"]),
+            wallet_enabled=values["wallet_enabled"] == "1",
+            wallet_max_per_transfer_fen=int(values["wallet_max_per_transfer_fen"]),
+            wallet_max_transfers_per_day=int(values["wallet_max_transfers_per_day"]),
+            resident_premium_fen=int(values["resident_premium_fen"]),
+        )
+
+    def set_policy(self, policy: Policy, enabled: bool) -> None:
+        values = {
+            "scope": policy.scope.value,
+            "payment_order": policy.payment_order.value,
+            "wallet_enabled": "1" if policy.wallet_enabled else "0",
+            "wallet_max_per_transfer_fen": str(policy.wallet_max_per_transfer_fen),
+            "wallet_max_transfers_per_day": str(policy.wallet_max_transfers_per_day),
+            "resident_premium_fen": str(policy.resident_premium_fen),
+            "enabled": "1" if enabled else "0",
+        }
+        self._sql.executemany(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", values.items()
         )
 
     def person_count(self) -> int:
@@ -231,11 +339,12 @@ class RegionStore:
         reason: ReasonCode | None,
         expires_at_ms: int,
         at_ms: int,
+        flow: str = "copay",
     ) -> None:
         self._sql.execute(
             "INSERT INTO holds (transfer_id, payer, payee_region, requested_fen, held_fen, state,"
-            " reason, expires_at_ms, created_at_ms, resolved_at_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reason, expires_at_ms, created_at_ms, resolved_at_ms, flow)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 transfer_id,
                 payer,
@@ -247,8 +356,23 @@ class RegionStore:
                 expires_at_ms,
                 at_ms,
                 None if state is HoldState.PENDING else at_ms,
+                flow,
             ),
         )
+
+    def set_hold_amount(self, transfer_id: str, held_fen: int) -> None:
+        self._sql.execute(
+            "UPDATE holds SET held_fen = ? WHERE transfer_id = ?", (held_fen, transfer_id)
+        )
+
+    def posted_holds_between(self, since_ms: int, until_ms: int) -> list[tuple[str, str, int]]:
+        """(transfer_id, payee_region, amount) of holds posted in [since, until)."""
+        rows = self._sql.execute(
+            "SELECT transfer_id, payee_region, held_fen FROM holds WHERE state = 'posted'"
+            " AND resolved_at_ms >= ? AND resolved_at_ms < ?",
+            (since_ms, until_ms),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def resolve_hold(
         self, transfer_id: str, state: HoldState, reason: ReasonCode | None, at_ms: int
@@ -279,7 +403,8 @@ class RegionStore:
     def bill(self, transfer_id: str) -> Bill | None:
         row = self._sql.execute(
             "SELECT transfer_id, beneficiary, amount_fen, reply_to, state, reason, detail,"
-            " paid_fen, payer_region FROM bills WHERE transfer_id = ?",
+            " paid_fen, payer_region, flow, own_paid_fen, wallet_paid_fen, aid_requested_fen,"
+            " payer, counterparty_region, year, submitted_at_ms FROM bills WHERE transfer_id = ?",
             (transfer_id,),
         ).fetchone()
         if row is None:
@@ -294,16 +419,63 @@ class RegionStore:
             row[6],
             row[7],
             row[8],
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+            row[13],
+            row[14],
+            row[15],
+            row[16],
         )
 
     def add_bill(
-        self, transfer_id: str, beneficiary: str, amount_fen: int, reply_to: str, at_ms: int
+        self,
+        transfer_id: str,
+        beneficiary: str,
+        amount_fen: int,
+        reply_to: str,
+        at_ms: int,
+        *,
+        flow: str = "copay",
+        payer: str = "",
+        counterparty_region: str = "",
+        year: int = 0,
     ) -> None:
         self._sql.execute(
             "INSERT INTO bills (transfer_id, beneficiary, amount_fen, reply_to, state,"
-            " submitted_at_ms) VALUES (?, ?, ?, ?, 'requested', ?)",
-            (transfer_id, beneficiary, amount_fen, reply_to, at_ms),
+            " submitted_at_ms, flow, payer, counterparty_region, year)"
+            " VALUES (?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?)",
+            (
+                transfer_id,
+                beneficiary,
+                amount_fen,
+                reply_to,
+                at_ms,
+                flow,
+                payer,
+                counterparty_region,
+                year,
+            ),
         )
+
+    def record_local_payment(
+        self, transfer_id: str, *, own_paid_fen: int, wallet_paid_fen: int, aid_requested_fen: int
+    ) -> None:
+        self._sql.execute(
+            "UPDATE bills SET own_paid_fen = ?, wallet_paid_fen = ?, aid_requested_fen = ?"
+            " WHERE transfer_id = ?",
+            (own_paid_fen, wallet_paid_fen, aid_requested_fen, transfer_id),
+        )
+
+    def wallet_requests_since(self, payer: str, since_ms: int) -> int:
+        """Wallet transfers of a co-payer since a time, not counting refused ones."""
+        row = self._sql.execute(
+            "SELECT COUNT(*) FROM bills WHERE payer = ? AND flow = 'wallet'"
+            " AND submitted_at_ms >= ? AND (state = 'requested' OR reason IS NULL)",
+            (payer, since_ms),
+        ).fetchone()
+        return int(row[0])
 
     def settle_bill(
         self,
@@ -314,19 +486,158 @@ class RegionStore:
         reason: ReasonCode | None,
         detail: str,
         at_ms: int,
+        own_paid_fen: int | None = None,
     ) -> None:
         self._sql.execute(
             "UPDATE bills SET state = 'settled', paid_fen = ?, payer_region = ?, reason = ?,"
-            " detail = ?, settled_at_ms = ? WHERE transfer_id = ?",
+            " detail = ?, settled_at_ms = ?, own_paid_fen = COALESCE(?, own_paid_fen)"
+            " WHERE transfer_id = ?",
             (
                 paid_fen,
                 payer_region,
                 None if reason is None else reason.value,
                 detail,
                 at_ms,
+                own_paid_fen,
                 transfer_id,
             ),
         )
+
+    # --- binding requests (made here by co-payers) ---
+
+    def binding_request(self, request_id: str) -> BindingRequest | None:
+        row = self._sql.execute(
+            "SELECT request_id, kind, copayer, binding_id, reply_to, state, reason, detail,"
+            " fingerprint FROM binding_requests WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return BindingRequest(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            BillState(row[5]),
+            _reason(row[6]),
+            row[7],
+            row[8],
+        )
+
+    def add_binding_request(
+        self,
+        request_id: str,
+        kind: str,
+        copayer: str,
+        binding_id: str,
+        reply_to: str,
+        fingerprint: str,
+    ) -> None:
+        self._sql.execute(
+            "INSERT INTO binding_requests (request_id, kind, copayer, binding_id, reply_to,"
+            " state, fingerprint) VALUES (?, ?, ?, ?, ?, 'requested', ?)",
+            (request_id, kind, copayer, binding_id, reply_to, fingerprint),
+        )
+
+    def settle_binding_request(
+        self, request_id: str, binding_id: str, reason: ReasonCode | None, detail: str
+    ) -> None:
+        self._sql.execute(
+            "UPDATE binding_requests SET state = 'settled', binding_id = ?, reason = ?,"
+            " detail = ? WHERE request_id = ?",
+            (binding_id, None if reason is None else reason.value, detail, request_id),
+        )
+
+    # --- premiums ---
+
+    def premium(self, psn_no: str, year: int) -> Premium | None:
+        row = self._sql.execute(
+            "SELECT psn_no, year, transfer_id, state, amount_fen FROM premiums"
+            " WHERE psn_no = ? AND year = ?",
+            (psn_no, year),
+        ).fetchone()
+        return None if row is None else Premium(row[0], row[1], row[2], row[3], row[4])
+
+    def put_premium(
+        self, psn_no: str, year: int, transfer_id: str, state: str, amount_fen: int, at_ms: int
+    ) -> None:
+        self._sql.execute(
+            "INSERT OR REPLACE INTO premiums (psn_no, year, transfer_id, state, amount_fen, at_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (psn_no, year, transfer_id, state, amount_fen, at_ms),
+        )
+
+    def release_premium(self, transfer_id: str) -> None:
+        self._sql.execute(
+            "DELETE FROM premiums WHERE transfer_id = ? AND state = 'pending'", (transfer_id,)
+        )
+
+    # --- settlement reports (clearing) ---
+
+    def add_settlement_line(self, line: SettlementLineRecord) -> None:
+        self._sql.execute(
+            "INSERT OR IGNORE INTO settlement_lines (window, transfer_id, flow, payer_region,"
+            " payee_region, amount_fen) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                line.window,
+                line.transfer_id,
+                line.flow,
+                line.payer_region,
+                line.payee_region,
+                line.amount_fen,
+            ),
+        )
+
+    def settlement_lines(self, window: int) -> list[SettlementLineRecord]:
+        rows = self._sql.execute(
+            "SELECT window, transfer_id, flow, payer_region, payee_region, amount_fen"
+            " FROM settlement_lines WHERE window = ? ORDER BY transfer_id",
+            (window,),
+        ).fetchall()
+        return [SettlementLineRecord(*r) for r in rows]
+
+    def reported_transfer_ids(self) -> set[str]:
+        return {r[0] for r in self._sql.execute("SELECT transfer_id FROM settlement_lines")}
+
+    def add_settlement_report(self, report: SettlementReportRecord) -> None:
+        self._sql.execute(
+            "INSERT OR IGNORE INTO settlement_reports (window, paid_fen, received_fen, net_fen,"
+            " lines, opened_at_ms, closed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                report.window,
+                report.paid_fen,
+                report.received_fen,
+                report.net_fen,
+                report.lines,
+                report.opened_at_ms,
+                report.closed_at_ms,
+            ),
+        )
+
+    def settlement_report(self, window: int) -> SettlementReportRecord | None:
+        row = self._sql.execute(
+            "SELECT window, paid_fen, received_fen, net_fen, lines, opened_at_ms, closed_at_ms,"
+            " disagreements FROM settlement_reports WHERE window = ?",
+            (window,),
+        ).fetchone()
+        return None if row is None else SettlementReportRecord(*row)
+
+    def mark_reconciled(self, window: int, disagreements: int, at_ms: int) -> None:
+        self._sql.execute(
+            "UPDATE settlement_reports SET disagreements = ?, reconciled_at_ms = ?"
+            " WHERE window = ?",
+            (disagreements, at_ms, window),
+        )
+
+    def credits_between(self, since_ms: int, until_ms: int) -> list[tuple[str, str, int]]:
+        """(transfer_id, payer_region, amount) of credits recorded in [since, until)."""
+        rows = self._sql.execute(
+            "SELECT transfer_id, payer_region, amount_fen FROM credits"
+            " WHERE at_ms >= ? AND at_ms < ?",
+            (since_ms, until_ms),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     # --- credits (incoming co-payments) ---
 
@@ -336,11 +647,13 @@ class RegionStore:
         ).fetchone()
         return None if row is None else int(row[0])
 
-    def add_credit(self, transfer_id: str, payer_region: str, amount_fen: int, at_ms: int) -> None:
+    def add_credit(
+        self, transfer_id: str, payer_region: str, amount_fen: int, at_ms: int, flow: str = "copay"
+    ) -> None:
         self._sql.execute(
-            "INSERT INTO credits (transfer_id, payer_region, amount_fen, at_ms)"
-            " VALUES (?, ?, ?, ?)",
-            (transfer_id, payer_region, amount_fen, at_ms),
+            "INSERT INTO credits (transfer_id, payer_region, amount_fen, at_ms, flow)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (transfer_id, payer_region, amount_fen, at_ms, flow),
         )
 
     def close(self) -> None:

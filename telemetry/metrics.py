@@ -101,6 +101,27 @@ MOVED_FEN = Counter(
     registry=REGISTRY,
 )
 
+DISAGREEMENTS = Counter(
+    "gongji_disagreements_total",
+    "Reconciliation disagreements found between a region's books and a settlement report.",
+    ["service", "kind"],
+    registry=REGISTRY,
+)
+
+REPAIRS = Counter(
+    "gongji_repairs_total",
+    "Disagreements repaired by driving a region to the clearinghouse's recorded decision.",
+    ["service"],
+    registry=REGISTRY,
+)
+
+CLEARING_POSITION = Gauge(
+    "gongji_clearing_net_position_fen",
+    "A region's net position in the last closed clearing window (received less paid), fen.",
+    ["service", "region"],
+    registry=REGISTRY,
+)
+
 
 class ServiceMetrics:
     """The metrics of one service, every series labelled ``service=<name>``.
@@ -155,6 +176,18 @@ class ServiceMetrics:
     def dead_letter(self, reason: str) -> None:
         """One message was dead-lettered; ``reason`` is a short code, not free text."""
         DEAD_LETTERS.labels(self._service, str(reason)).inc()
+
+    def disagreement(self, kind: str) -> None:
+        """A reconciliation disagreement of ``kind`` was found."""
+        DISAGREEMENTS.labels(self._service, kind).inc()
+
+    def repaired(self) -> None:
+        """A disagreement was repaired."""
+        REPAIRS.labels(self._service).inc()
+
+    def clearing_position(self, region: str, net_fen: int) -> None:
+        """A region's net position in the window just closed."""
+        CLEARING_POSITION.labels(self._service, region).set(net_fen)
 
     def moved(self, flow: str, fen: int) -> None:
         """``fen`` (integer, >= 0) was moved by a committed transfer of ``flow``."""

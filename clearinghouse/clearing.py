@@ -1,0 +1,203 @@
+"""Clearing (清算): windows of committed cross-region amounts, net positions, reports,
+and the national side of reconciliation (对账): disagreements found by regions are
+recorded and repaired by driving the region to the recorded decision.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from clearinghouse.store import (
+    ClearingEntry,
+    ClearinghouseStore,
+    DisagreementRecord,
+    Transfer,
+    TransferState,
+    Window,
+)
+from contracts.effects import Anomaly, AnyEvent, Outgoing, WindowClosed
+from contracts.identifiers import region_address
+from contracts.operations import (
+    CloseWindow,
+    Disagreement,
+    QueryWindow,
+    Reconciled,
+    Repair,
+    SettlementLine,
+    SettlementReport,
+    WindowPosition,
+    WindowSummary,
+)
+
+
+def positions(entries: list[ClearingEntry]) -> dict[str, tuple[int, int]]:
+    """Region -> (paid, received) over the entries."""
+    paid: dict[str, int] = defaultdict(int)
+    received: dict[str, int] = defaultdict(int)
+    for e in entries:
+        paid[e.payer_region] += e.amount_fen
+        received[e.payee_region] += e.amount_fen
+    return {r: (paid[r], received[r]) for r in sorted(paid.keys() | received.keys())}
+
+
+class Clearing:
+    """Windows, settlement reports and disagreements, as a plain class over the store."""
+
+    def __init__(self, store: ClearinghouseStore, events: list[AnyEvent]) -> None:
+        self.store = store
+        self.events = events
+
+    def record_commit(self, t: Transfer, now_ms: int) -> None:
+        """A committed cross-region transfer joins the open window (a hook of the coordinator)."""
+        if t.payer_region == t.payee_region:
+            return  # within one region: nothing to clear between regions
+        window = self.store.open_window(now_ms)
+        self.store.add_clearing_entry(
+            ClearingEntry(
+                t.transfer_id, window.window, t.flow, t.payer_region, t.payee_region, t.posted_fen
+            )
+        )
+
+    def close_window(self, op: CloseWindow, now_ms: int) -> list[Outgoing]:
+        """Close the open window, send every region its report, open the next window."""
+        closed = self.store.window_closed_by(op.request_id)
+        if closed is not None:  # asked again: the same answer
+            return self._answer(op.reply_to, closed)
+        window = self.store.open_window(now_ms)
+        self.store.close_window(window.window, op.request_id, now_ms)
+        self.store.open_window(now_ms)
+        entries = self.store.clearing_entries(window.window)
+        by_region = positions(entries)
+        out: list[Outgoing] = []
+        for region in self.store.regions():
+            mine = [e for e in entries if region.code in (e.payer_region, e.payee_region)]
+            paid, received = by_region.get(region.code, (0, 0))
+            address = region_address(region.code)
+            out += [
+                Outgoing(
+                    address,
+                    SettlementLine(
+                        window.window,
+                        e.transfer_id,
+                        e.flow,
+                        e.payer_region,
+                        e.payee_region,
+                        e.amount_fen,
+                    ),
+                )
+                for e in mine
+            ]
+            out.append(
+                Outgoing(
+                    address,
+                    SettlementReport(
+                        window.window,
+                        region.code,
+                        paid,
+                        received,
+                        received - paid,
+                        len(mine),
+                        window.opened_at_ms,
+                        now_ms,
+                    ),
+                )
+            )
+        nets = tuple((r, received - paid) for r, (paid, received) in by_region.items())
+        self.events.append(WindowClosed(window.window, nets))
+        closed = self.store.window(window.window)
+        assert closed is not None
+        return out + self._answer(op.reply_to, closed)
+
+    def _answer(self, reply_to: str, window: Window) -> list[Outgoing]:
+        if not reply_to:
+            return []
+        return [Outgoing(reply_to, op) for op in self.report(window)]
+
+    def report(self, window: Window) -> list[WindowSummary | WindowPosition]:
+        """A window's summary and each region's position in it."""
+        entries = self.store.clearing_entries(window.window)
+        checked = self.store.reconciliations(window.window)
+        found = self.store.disagreements(window.window)
+        summary = WindowSummary(
+            window.window,
+            window.state,
+            window.opened_at_ms,
+            window.closed_at_ms or 0,
+            len(entries),
+            sum(e.amount_fen for e in entries),
+            len({r for e in entries for r in (e.payer_region, e.payee_region)}),
+            len(checked),
+            len(found),
+            sum(1 for d in found if d.state == "repaired"),
+        )
+        lines: list[WindowSummary | WindowPosition] = [summary]
+        for region, (paid, received) in positions(entries).items():
+            lines.append(
+                WindowPosition(
+                    window.window,
+                    region,
+                    paid,
+                    received,
+                    received - paid,
+                    region in checked,
+                    checked.get(region, 0),
+                )
+            )
+        return lines
+
+    def query_window(self, op: QueryWindow, now_ms: int) -> list[Outgoing]:
+        window = (
+            self.store.window(op.window)
+            if op.window
+            else self.store.latest_closed_window() or self.store.open_window(now_ms)
+        )
+        if window is None:
+            summary = WindowSummary(op.window, "unknown", 0, 0, 0, 0, 0, 0, 0, 0)
+            return [Outgoing(op.reply_to, summary)]
+        return self._answer(op.reply_to, window)
+
+    def reconciled(self, op: Reconciled, now_ms: int) -> list[Outgoing]:
+        self.store.put_reconciliation(
+            op.window, op.region, op.disagreements, op.paid_fen, op.received_fen, now_ms
+        )
+        if op.disagreements == 0:
+            self.store.mark_repaired(op.window, op.region, now_ms)
+        return []
+
+    def disagreement(self, op: Disagreement, now_ms: int) -> list[Outgoing]:
+        """Record what a region found, and drive it to the recorded decision."""
+        entry = self.store.clearing_entry(op.transfer_id)
+        transfer = self.store.transfer(op.transfer_id)
+        state = "unresolved"
+        out: list[Outgoing] = []
+        if entry is not None and entry.window == op.window and transfer is not None:
+            role = "payer" if op.region == entry.payer_region else "payee"
+            psn = transfer.payer if role == "payer" else transfer.beneficiary
+            counterparty = entry.payee_region if role == "payer" else entry.payer_region
+            repair = Repair(
+                op.transfer_id,
+                op.window,
+                role,
+                psn,
+                counterparty,
+                entry.amount_fen,
+                entry.flow,
+                transfer.year,
+            )
+            out.append(Outgoing(region_address(op.region), repair))
+            state = "repairing"
+        elif transfer is not None and transfer.state is TransferState.COMMITTED:
+            state = "explained"  # committed, and cleared in another window
+        else:
+            # The region moved money the clearinghouse never decided to move: this needs a
+            # person (a reversing entry is not automated); it stays visible as unresolved.
+            self.events.append(
+                Anomaly(op.transfer_id, f"region {op.region} has a transfer never committed")
+            )
+        self.store.put_disagreement(
+            DisagreementRecord(
+                op.window, op.region, op.transfer_id, op.kind, op.region_fen, op.report_fen, state
+            ),
+            now_ms,
+        )
+        return out

@@ -1,0 +1,205 @@
+"""The national directory of family bindings: proposals, verification, revocation, endings.
+
+A co-payer's region (identity checked) proposes a binding; the directory checks both
+regions (registered, enabled when they differ) and both regions' policies (relationship
+scope), asks the beneficiary's region whether the beneficiary is insured, and records it.
+A binding ends when the co-payer revokes it or either person's insurance stops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from clearinghouse.coordinator import CoordinatorSettings
+from clearinghouse.store import Binding, BindingStatus, ClearinghouseStore, Region
+from contracts.effects import Anomaly, AnyEvent, Outgoing
+from contracts.identifiers import region_address
+from contracts.operations import (
+    BeneficiaryVerified,
+    BindingDecided,
+    InsuranceChanged,
+    ProposeBinding,
+    RecordBinding,
+    VerifyBeneficiary,
+    WithdrawBinding,
+)
+from contracts.reasons import ReasonCode
+from contracts.vocabulary import Insurance, Relationship
+
+
+def policy_refusal(
+    payer: Region, beneficiary: Region, relationship: Relationship
+) -> tuple[ReasonCode, str] | None:
+    """Both regions' policies must allow the relationship; say who refuses, and by what rule."""
+    refusing = [r for r in (payer, beneficiary) if not r.policy.allows(relationship)]
+    if not refusing:
+        return None
+    if len(refusing) == 2 or payer.code == beneficiary.code:
+        scopes = ", ".join(f"{r.label()}: scope {r.policy.scope}" for r in refusing)
+        return ReasonCode.RELATIONSHIP_NOT_ALLOWED, f"{relationship} is not allowed ({scopes})"
+    refuser = refusing[0]
+    allower = beneficiary if refuser is payer else payer
+    return (
+        ReasonCode.POLICY_DISAGREEMENT,
+        f"region {refuser.label()} refuses: its scope {refuser.policy.scope} does not include"
+        f" {relationship}; region {allower.label()} (scope {allower.policy.scope}) allows it",
+    )
+
+
+class BindingDirectory:
+    """Handlers for bindings, as a plain class over the clearinghouse store."""
+
+    def __init__(
+        self, store: ClearinghouseStore, settings: CoordinatorSettings, events: list[AnyEvent]
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.events = events
+
+    def record_binding(self, op: RecordBinding, now_ms: int) -> list[Outgoing]:
+        """Seed the directory directly (scenario set-up), without the request flow."""
+        binding = Binding(
+            op.binding_id,
+            op.copayer,
+            op.copayer_region,
+            op.beneficiary,
+            op.beneficiary_region,
+            op.relationship,
+        )
+        self.store.add_binding(binding, now_ms)
+        return []
+
+    def propose_binding(self, op: ProposeBinding, now_ms: int) -> list[Outgoing]:
+        to_copayer = region_address(op.copayer_region)
+        known = self.store.binding(op.binding_id)
+        if known is not None:
+            if known.status is BindingStatus.VERIFYING:
+                verify = VerifyBeneficiary(known.binding_id, known.beneficiary)
+                return [Outgoing(region_address(known.beneficiary_region), verify)]
+            decided = BindingDecided(op.binding_id, op.binding_id, known.reason, known.detail)
+            return [Outgoing(to_copayer, decided)]
+        for existing in self.store.active_bindings_by(op.copayer, op.copayer_region):
+            if (existing.beneficiary, existing.beneficiary_region) == (
+                op.beneficiary,
+                op.beneficiary_region,
+            ):
+                detail = f"bound already as {existing.binding_id}"
+                decided = BindingDecided(op.binding_id, existing.binding_id, None, detail)
+                return [Outgoing(to_copayer, decided)]
+        proposal = Binding(
+            op.binding_id,
+            op.copayer,
+            op.copayer_region,
+            op.beneficiary,
+            op.beneficiary_region,
+            op.relationship,
+            BindingStatus.VERIFYING,
+        )
+        refusal = self._refusal(op)
+        if refusal is not None:
+            refused = dataclasses.replace(
+                proposal, status=BindingStatus.REFUSED, reason=refusal[0], detail=refusal[1]
+            )
+            self.store.add_binding(refused, now_ms)
+            decided = BindingDecided(op.binding_id, op.binding_id, *refusal)
+            return [Outgoing(to_copayer, decided)]
+        deadline = now_ms + self.settings.quote_timeout_ms
+        self.store.add_binding(proposal, now_ms, next_action_ms=deadline)
+        verify = VerifyBeneficiary(op.binding_id, op.beneficiary)
+        return [Outgoing(region_address(op.beneficiary_region), verify)]
+
+    def _refusal(self, op: ProposeBinding) -> tuple[ReasonCode, str] | None:
+        payer = self.store.region(op.copayer_region)
+        beneficiary = self.store.region(op.beneficiary_region)
+        for role, code, region in (
+            ("co-payer", op.copayer_region, payer),
+            ("beneficiary", op.beneficiary_region, beneficiary),
+        ):
+            if region is None:
+                return ReasonCode.UNKNOWN_REGION, f"{role} region {code} is not registered"
+        assert payer is not None and beneficiary is not None
+        if payer.code != beneficiary.code:
+            for role, region in (("co-payer", payer), ("beneficiary", beneficiary)):
+                if not region.enabled:
+                    detail = f"{role} region {region.label()} is not enabled"
+                    return ReasonCode.REGION_NOT_ENABLED, detail
+        return policy_refusal(payer, beneficiary, op.relationship)
+
+    def beneficiary_verified(self, op: BeneficiaryVerified, now_ms: int) -> list[Outgoing]:
+        binding = self.store.binding(op.binding_id)
+        if binding is None or binding.status is not BindingStatus.VERIFYING:
+            return []
+        if op.region != binding.beneficiary_region:
+            self.events.append(Anomaly(op.binding_id, f"verification from {op.region}"))
+            return []
+        refusal: tuple[ReasonCode, str] | None = None
+        if op.insurance is None:
+            refusal = ReasonCode.UNKNOWN_PERSON, f"{op.beneficiary} is not known in {op.region}"
+        elif op.insurance is Insurance.NONE:
+            refusal = ReasonCode.BENEFICIARY_NOT_INSURED, f"{op.beneficiary} is not insured"
+        return self._decide(binding, refusal, now_ms)
+
+    def _decide(
+        self, binding: Binding, refusal: tuple[ReasonCode, str] | None, now_ms: int
+    ) -> list[Outgoing]:
+        if refusal is None:
+            self.store.set_binding_status(binding.binding_id, BindingStatus.ACTIVE, now_ms)
+            decided = BindingDecided(binding.binding_id, binding.binding_id)
+        else:
+            self.store.set_binding_status(
+                binding.binding_id, BindingStatus.REFUSED, now_ms, *refusal
+            )
+            decided = BindingDecided(binding.binding_id, binding.binding_id, *refusal)
+        return [Outgoing(region_address(binding.copayer_region), decided)]
+
+    def withdraw_binding(self, op: WithdrawBinding, now_ms: int) -> list[Outgoing]:
+        to_copayer = region_address(op.copayer_region)
+        binding = self.store.binding(op.binding_id)
+        if binding is None or (binding.copayer, binding.copayer_region) != (
+            op.copayer,
+            op.copayer_region,
+        ):
+            detail = f"{op.copayer} has no binding {op.binding_id}"
+            decided = BindingDecided(
+                op.request_id, op.binding_id, ReasonCode.UNKNOWN_BINDING, detail
+            )
+            return [Outgoing(to_copayer, decided)]
+        if binding.status is BindingStatus.ACTIVE:
+            self.store.set_binding_status(
+                op.binding_id, BindingStatus.ENDED, now_ms, None, "revoked by the co-payer"
+            )
+        decided = BindingDecided(op.request_id, op.binding_id, None, "revoked")
+        return [Outgoing(to_copayer, decided)]
+
+    def insurance_changed(self, op: InsuranceChanged, now_ms: int) -> list[Outgoing]:
+        """End the bindings a change of insurance invalidates."""
+        ending: list[Binding] = []
+        if op.insurance is not Insurance.EMPLOYEE:  # no personal account to share any more
+            ending += self.store.active_bindings_by(op.psn_no, op.region)
+        if op.insurance is Insurance.NONE:  # nobody to pay for
+            ending += self.store.active_bindings_of(op.psn_no, op.region)
+        detail = f"insurance of {op.psn_no} in {op.region} is now {op.insurance}"
+        for binding in ending:
+            self.store.set_binding_status(
+                binding.binding_id, BindingStatus.ENDED, now_ms, None, detail
+            )
+        return []
+
+    def tick(self, now_ms: int) -> list[Outgoing]:
+        """A beneficiary's region that does not answer in time: the proposal is refused."""
+        out: list[Outgoing] = []
+        for binding in self.store.due_bindings(now_ms):
+            if binding.status is BindingStatus.VERIFYING:
+                detail = f"region {binding.beneficiary_region} did not answer in time"
+                out += self._decide(binding, (ReasonCode.TIMEOUT, detail), now_ms)
+        return out
+
+    def resume(self, now_ms: int) -> list[Outgoing]:
+        """After a restart: ask again about proposals still being verified."""
+        return [
+            Outgoing(
+                region_address(b.beneficiary_region), VerifyBeneficiary(b.binding_id, b.beneficiary)
+            )
+            for b in self.store.due_bindings(2**62)
+            if b.status is BindingStatus.VERIFYING
+        ]

@@ -1,0 +1,291 @@
+"""What a co-payer asks of his or her own region: bindings, wallet transfers, premiums.
+
+Every request passes the identity check here (a secret stands in for face or password),
+then goes to the clearinghouse; the region answers its submitter exactly once.
+"""
+
+from __future__ import annotations
+
+from contracts.effects import Outgoing, TransferFinished, TransferStarted
+from contracts.identifiers import CLEARINGHOUSE
+from contracts.operations import (
+    BillOutcome,
+    BindingDecided,
+    BindingOutcome,
+    Completed,
+    ProposeBinding,
+    RequestBinding,
+    RequestPremiumPayment,
+    RequestTransfer,
+    RequestWalletTransfer,
+    RevokeBinding,
+    WithdrawBinding,
+)
+from contracts.reasons import COMMITTED, ReasonCode
+from contracts.vocabulary import Insurance
+from regions.context import RegionContext, day_start_ms, outcome_of
+from regions.store import BillState, BindingRequest
+
+BINDING, WALLET, PREMIUM = "binding", "wallet", "premium"
+
+
+class CopayerRequests:
+    """Handlers for co-payers' own requests, made at the region that insures them."""
+
+    def __init__(self, ctx: RegionContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+
+    def _identity_refusal(self, psn_no: str, secret: str) -> tuple[ReasonCode, str] | None:
+        insurance = self.store.insurance_of(psn_no)
+        if insurance is None:
+            return ReasonCode.UNKNOWN_PERSON, f"{psn_no} is not known in {self.ctx.code}"
+        if not self.store.secret_matches(psn_no, secret):
+            return ReasonCode.IDENTITY_CHECK_FAILED, f"identity check failed for {psn_no}"
+        if insurance is not Insurance.EMPLOYEE:
+            return ReasonCode.NO_PERSONAL_ACCOUNT, f"{psn_no} has no personal account"
+        return None
+
+    # --- bindings ---
+
+    def request_binding(self, op: RequestBinding, now_ms: int) -> list[Outgoing]:
+        fingerprint = "|".join(
+            ["bind", op.copayer, op.beneficiary, op.beneficiary_region, op.relationship]
+        )
+        known = self._known_binding_request(op.request_id, fingerprint, op.reply_to)
+        if known is not None:
+            return known
+        self.store.add_binding_request(
+            op.request_id, "bind", op.copayer, op.request_id, op.reply_to, fingerprint
+        )
+        self.ctx.events.append(TransferStarted(op.request_id, BINDING))
+        refusal = self._identity_refusal(op.copayer, op.secret)
+        if refusal is not None:
+            return self._settle_binding(op.request_id, op.request_id, *refusal, now_ms)
+        proposal = ProposeBinding(
+            op.request_id,
+            op.copayer,
+            self.ctx.code,
+            op.beneficiary,
+            op.beneficiary_region,
+            op.relationship,
+        )
+        return [Outgoing(CLEARINGHOUSE, proposal)]
+
+    def revoke_binding(self, op: RevokeBinding, now_ms: int) -> list[Outgoing]:
+        fingerprint = "|".join(["revoke", op.copayer, op.binding_id])
+        known = self._known_binding_request(op.request_id, fingerprint, op.reply_to)
+        if known is not None:
+            return known
+        self.store.add_binding_request(
+            op.request_id, "revoke", op.copayer, op.binding_id, op.reply_to, fingerprint
+        )
+        self.ctx.events.append(TransferStarted(op.request_id, BINDING))
+        refusal = self._identity_refusal(op.copayer, op.secret)
+        if refusal is not None and refusal[0] is not ReasonCode.NO_PERSONAL_ACCOUNT:
+            return self._settle_binding(op.request_id, op.binding_id, *refusal, now_ms)
+        withdrawal = WithdrawBinding(op.request_id, op.binding_id, op.copayer, self.ctx.code)
+        return [Outgoing(CLEARINGHOUSE, withdrawal)]
+
+    def _known_binding_request(
+        self, request_id: str, fingerprint: str, reply_to: str
+    ) -> list[Outgoing] | None:
+        request = self.store.binding_request(request_id)
+        if request is None:
+            return None
+        if request.fingerprint != fingerprint:
+            detail = f"request {request_id} exists with different fields"
+            outcome = BindingOutcome(request_id, "", ReasonCode.DUPLICATE_MISMATCH, detail)
+            return [Outgoing(reply_to, outcome)]
+        if request.state is BillState.SETTLED:
+            return [Outgoing(request.reply_to, _binding_outcome(request))]
+        return []  # under way: the clearinghouse answers once
+
+    def binding_decided(self, op: BindingDecided, now_ms: int) -> list[Outgoing]:
+        return self._settle_binding(op.request_id, op.binding_id, op.reason, op.detail, now_ms)
+
+    def _settle_binding(
+        self,
+        request_id: str,
+        binding_id: str,
+        reason: ReasonCode | None,
+        detail: str,
+        now_ms: int,
+    ) -> list[Outgoing]:
+        request = self.store.binding_request(request_id)
+        if request is None:
+            return []
+        if request.state is not BillState.SETTLED:
+            self.store.settle_binding_request(request_id, binding_id, reason, detail)
+            outcome = COMMITTED if reason is None else reason.value
+            self.ctx.events.append(
+                TransferFinished(request_id, BINDING, outcome, now_ms, now_ms, 0, detail)
+            )
+            request = self.store.binding_request(request_id)
+            assert request is not None
+        return [Outgoing(request.reply_to, _binding_outcome(request))]
+
+    # --- wallet transfers and premiums ---
+
+    def request_wallet_transfer(self, op: RequestWalletTransfer, now_ms: int) -> list[Outgoing]:
+        fields = (
+            WALLET,
+            op.beneficiary,
+            op.amount_fen,
+            op.reply_to,
+            op.copayer,
+            op.beneficiary_region,
+            0,
+        )
+        known = self._known_request(op.transfer_id, fields, op.reply_to, op.amount_fen)
+        if known is not None:
+            return known
+        refusal = self._identity_refusal(op.copayer, op.secret) or self._wallet_refusal(op, now_ms)
+        self.store.add_bill(
+            op.transfer_id,
+            op.beneficiary,
+            op.amount_fen,
+            op.reply_to,
+            now_ms,
+            flow=WALLET,
+            payer=op.copayer,
+            counterparty_region=op.beneficiary_region,
+        )
+        self.ctx.events.append(TransferStarted(op.transfer_id, WALLET))
+        if refusal is not None:
+            return self.ctx.settle(
+                op.transfer_id,
+                paid_fen=0,
+                payer_region="",
+                reason=refusal[0],
+                detail=refusal[1],
+                now_ms=now_ms,
+            )
+        request = RequestTransfer(
+            op.transfer_id,
+            WALLET,
+            op.copayer,
+            self.ctx.code,
+            op.beneficiary,
+            op.beneficiary_region,
+            op.amount_fen,
+        )
+        return [Outgoing(CLEARINGHOUSE, request)]
+
+    def _wallet_refusal(
+        self, op: RequestWalletTransfer, now_ms: int
+    ) -> tuple[ReasonCode, str] | None:
+        policy = self.ctx.policy
+        if op.amount_fen <= 0:
+            return ReasonCode.INVALID_AMOUNT, f"amount {op.amount_fen} fen"
+        if not policy.wallet_enabled:
+            return ReasonCode.WALLET_NOT_ENABLED, f"region {self.ctx.code} has no wallet"
+        if op.amount_fen > policy.wallet_max_per_transfer_fen:
+            return (
+                ReasonCode.LIMIT_EXCEEDED,
+                f"{op.amount_fen} fen is above the {policy.wallet_max_per_transfer_fen} fen"
+                " limit per transfer",
+            )
+        today = self.store.wallet_requests_since(op.copayer, day_start_ms(now_ms))
+        if today >= policy.wallet_max_transfers_per_day:
+            return (
+                ReasonCode.LIMIT_EXCEEDED,
+                f"{today} wallet transfers today; at most {policy.wallet_max_transfers_per_day}",
+            )
+        return None
+
+    def request_premium_payment(self, op: RequestPremiumPayment, now_ms: int) -> list[Outgoing]:
+        fields = (
+            PREMIUM,
+            op.beneficiary,
+            0,
+            op.reply_to,
+            op.copayer,
+            op.beneficiary_region,
+            op.year,
+        )
+        known = self._known_request(op.transfer_id, fields, op.reply_to, 0)
+        if known is not None:
+            return known
+        refusal = self._identity_refusal(op.copayer, op.secret)
+        self.store.add_bill(
+            op.transfer_id,
+            op.beneficiary,
+            0,
+            op.reply_to,
+            now_ms,
+            flow=PREMIUM,
+            payer=op.copayer,
+            counterparty_region=op.beneficiary_region,
+            year=op.year,
+        )
+        self.ctx.events.append(TransferStarted(op.transfer_id, PREMIUM))
+        if refusal is not None:
+            return self.ctx.settle(
+                op.transfer_id,
+                paid_fen=0,
+                payer_region="",
+                reason=refusal[0],
+                detail=refusal[1],
+                now_ms=now_ms,
+            )
+        request = RequestTransfer(
+            op.transfer_id,
+            PREMIUM,
+            op.copayer,
+            self.ctx.code,
+            op.beneficiary,
+            op.beneficiary_region,
+            0,
+            op.year,
+        )
+        return [Outgoing(CLEARINGHOUSE, request)]
+
+    def _known_request(
+        self,
+        transfer_id: str,
+        fields: tuple[str, str, int, str, str, str, int],
+        reply_to: str,
+        amount_fen: int,
+    ) -> list[Outgoing] | None:
+        bill = self.store.bill(transfer_id)
+        if bill is None:
+            return None
+        known = (
+            bill.flow,
+            bill.beneficiary,
+            bill.amount_fen,
+            bill.reply_to,
+            bill.payer,
+            bill.counterparty_region,
+            bill.year,
+        )
+        if known != fields:
+            detail = f"transfer {transfer_id} exists with different fields"
+            refusal = BillOutcome(
+                transfer_id,
+                0,
+                amount_fen,
+                "",
+                ReasonCode.DUPLICATE_MISMATCH,
+                detail,
+                flow=fields[0],
+            )
+            return [Outgoing(reply_to, refusal)]
+        if bill.state is BillState.SETTLED:
+            return [Outgoing(bill.reply_to, outcome_of(bill))]
+        return []  # under way: the clearinghouse answers once
+
+    def completed(self, op: Completed, now_ms: int) -> list[Outgoing]:
+        return self.ctx.settle(
+            op.transfer_id,
+            paid_fen=op.amount_fen,
+            payer_region=self.ctx.code,
+            reason=None,
+            detail="",
+            now_ms=now_ms,
+        )
+
+
+def _binding_outcome(request: BindingRequest) -> BindingOutcome:
+    return BindingOutcome(request.request_id, request.binding_id, request.reason, request.detail)
