@@ -42,7 +42,7 @@ class UnsupportedVersion(DecodeError):
 _Check = Callable[[Any], Any]
 
 
-def _check_for(name: str, annotation: Any) -> _Check:
+def _check_for(name: str, annotation: Any, signed: bool = False) -> _Check:
     """Build a function that validates (and converts) one decoded field value."""
     optional = False
     if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
@@ -51,7 +51,8 @@ def _check_for(name: str, annotation: Any) -> _Check:
             raise TypeError(f"unsupported annotation for {name}: {annotation}")
         optional = True
         annotation = members[0]
-    money = name.endswith("_fen") or name.endswith("_ms")
+    # Amounts and times are never negative, unless the record declares the field signed.
+    unsigned = (name.endswith("_fen") or name.endswith("_ms")) and not signed
 
     def check(value: Any) -> Any:
         if value is None and optional:
@@ -63,7 +64,7 @@ def _check_for(name: str, annotation: Any) -> _Check:
         if annotation is int:
             if type(value) is not int:
                 raise MalformedMessage(f"field {name!r}: expected int, got {type(value).__name__}")
-            if money and value < 0:
+            if unsigned and value < 0:
                 raise MalformedMessage(f"field {name!r}: negative value {value}")
             return value
         if annotation is str:
@@ -93,7 +94,7 @@ class _Schema:
             for f in fields
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
-        self.checks = [_check_for(f.name, hints[f.name]) for f in fields]
+        self.checks = [_check_for(f.name, hints[f.name], f.name in cls.SIGNED) for f in fields]
 
     def build(self, values: list[Any]) -> Operation:
         if not self.required <= len(values) <= len(self.checks):

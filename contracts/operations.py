@@ -35,6 +35,8 @@ class Operation:
     """Base of every operation; ``TAG`` names it on the wire."""
 
     TAG: ClassVar[str] = ""
+    SIGNED: ClassVar[frozenset[str]] = frozenset()
+    """Money fields (``*_fen``) that may be negative, such as net positions."""
 
 
 # --- set-up: population, registry, directory -------------------------------------------
@@ -511,6 +513,7 @@ class SettlementReport(Operation):
     """A region's settlement report for a closed window (its lines come with it)."""
 
     TAG: ClassVar[str] = "settlement_report"
+    SIGNED: ClassVar[frozenset[str]] = frozenset({"net_fen"})
     window: int
     region: str
     paid_fen: int
@@ -596,6 +599,7 @@ class WindowPosition(Operation):
     """One region's net position in a window (the positions of a window sum to zero)."""
 
     TAG: ClassVar[str] = "window_position"
+    SIGNED: ClassVar[frozenset[str]] = frozenset({"net_fen"})
     window: int
     region: str
     paid_fen: int

@@ -1,4 +1,4 @@
-"""A bill submitter over RabbitMQ: sends ``SubmitBill`` and awaits its ``BillOutcome``.
+"""A client of the cluster over RabbitMQ: submits bills and other requests, awaits answers.
 
 Used by the demo and the load generator. Outcomes arrive at the client's own queue;
 RabbitMQ delivers at least once, so each outcome resolves the oldest waiter for its
@@ -21,7 +21,14 @@ from broker.shell import group_by_address
 from broker.topology import Topology
 from contracts.effects import Outgoing
 from contracts.identifiers import client_address, region_address
-from contracts.operations import BillOutcome, SubmitBill
+from contracts.operations import (
+    BillOutcome,
+    BindingOutcome,
+    Operation,
+    RequestBinding,
+    RevokeBinding,
+    SubmitBill,
+)
 from contracts.reasons import ReasonCode
 
 
@@ -33,7 +40,10 @@ class BillClient:
         self.topology = topology
         self.address = client_address(name)
         self.surplus_outcomes = 0
+        self.replies: asyncio.Queue[Operation] = asyncio.Queue()
+        """Answers other than outcomes of submitted requests (e.g. window reports)."""
         self._waiters: dict[str, deque[asyncio.Future[BillOutcome]]] = defaultdict(deque)
+        self._binding_waiters: dict[str, asyncio.Future[BindingOutcome]] = {}
         self._inbox: Inbox | None = None
         self._publisher: Publisher | None = None
         self._sender: BatchingSender | None = None
@@ -62,6 +72,12 @@ class BillClient:
                 for op in delivery.envelope.operations:
                     if isinstance(op, BillOutcome):
                         self._resolve(op)
+                    elif isinstance(op, BindingOutcome):
+                        waiter = self._binding_waiters.pop(op.request_id, None)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(op)
+                    else:
+                        self.replies.put_nowait(op)
             await self._inbox.ack(batch)
 
     def _resolve(self, outcome: BillOutcome) -> None:
@@ -92,6 +108,38 @@ class BillClient:
             return await asyncio.wait_for(waiter, timeout_s)
         finally:
             self._forget(bill.transfer_id, waiter)
+
+    async def request(
+        self, region: str, op: Operation, transfer_id: str, timeout_s: float = 60.0
+    ) -> BillOutcome:
+        """Send a request with a transfer id (wallet transfer, premium payment) to a region
+        and wait for its outcome."""
+        assert self._sender is not None
+        waiter: asyncio.Future[BillOutcome] = asyncio.get_running_loop().create_future()
+        self._waiters[transfer_id].append(waiter)
+        try:
+            await self._sender.send(region_address(region), op)
+            return await asyncio.wait_for(waiter, timeout_s)
+        finally:
+            self._forget(transfer_id, waiter)
+
+    async def bind(
+        self, region: str, op: RequestBinding | RevokeBinding, timeout_s: float = 60.0
+    ) -> BindingOutcome:
+        """Send a binding request (or revocation) to the co-payer's region; await its outcome."""
+        assert self._sender is not None
+        waiter: asyncio.Future[BindingOutcome] = asyncio.get_running_loop().create_future()
+        self._binding_waiters[op.request_id] = waiter
+        try:
+            await self._sender.send(region_address(region), op)
+            return await asyncio.wait_for(waiter, timeout_s)
+        finally:
+            self._binding_waiters.pop(op.request_id, None)
+
+    async def send(self, address: str, op: Operation) -> None:
+        """Send one operation (confirmed by the broker), expecting no particular answer."""
+        assert self._sender is not None
+        await self._sender.send(address, op)
 
     def _forget(self, transfer_id: str, waiter: asyncio.Future[BillOutcome]) -> None:
         waiters = self._waiters.get(transfer_id)

@@ -3,4 +3,10 @@
 To add a command, write a module here and add its name to ``COMMANDS``.
 """
 
-COMMANDS: tuple[str, ...] = ("clearinghouse", "region", "demo")
+COMMANDS: tuple[str, ...] = (
+    "clearinghouse",
+    "region",
+    "demo",
+    "admin",
+    "report",
+)

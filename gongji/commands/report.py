@@ -1,0 +1,58 @@
+"""``gongji report window N``: a clearing window's net positions and reconciliation."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import uuid
+
+from broker.connection import connect
+from broker.topology import Topology
+from contracts.identifiers import CLEARINGHOUSE
+from contracts.operations import QueryWindow
+from gongji.client import BillClient
+from gongji.commands.options import add_broker_options
+from gongji.windows import format_window_report, read_window_report
+
+
+def _window_number(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a window number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: window numbers start at 1 (0: latest)")
+    return number
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("report", help="print reports of the clearinghouse")
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    window = kinds.add_parser("window", help="a clearing window's settlement report")
+    window.add_argument(
+        "number", type=_window_number, nargs="?", default=0, help="window (default: latest)"
+    )
+    window.add_argument("--json", action="store_true", help="print one JSON object")
+    add_broker_options(window)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    topology = Topology(namespace=args.namespace)
+    connection = await connect(args.amqp_url, name="gongji-report")
+    client = await BillClient.open(connection, topology, f"report-{uuid.uuid4().hex[:8]}")
+    try:
+        await client.send(CLEARINGHOUSE, QueryWindow(args.number, client.address))
+        report = await read_window_report(client)
+    finally:
+        await client.close()
+        await connection.close()
+    if report.summary.state == "unknown":
+        print(f"gongji: no clearing window {args.number}")
+        return 1
+    print(json.dumps(report.as_json()) if args.json else format_window_report(report))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run(args))

@@ -1,0 +1,110 @@
+"""Clearing windows and reconciliation over the real RabbitMQ, driven by the real CLI.
+
+A region "loses a commit" the way it happens in life: its database is restored from a
+backup taken before the commit. Closing the window must find the mismatch, report it,
+and repair it by driving the region to the clearinghouse's recorded decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+from typing import Any
+
+import pytest
+
+from contracts.operations import SubmitBill
+from contracts.reasons import COMMITTED
+from gongji.audit import audit_books
+from regions.service import region_database
+from tests.family.conftest import CHENGDU, REGIONS, SHANGHAI, WUHAN, Family
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
+
+
+async def gongji(f: Family, *args: str) -> Any:
+    """Run the real CLI against the test's broker namespace; return its JSON output."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gongji.cli",
+        *args,
+        "--json",
+        "--amqp-url",
+        f.amqp_url,
+        "--namespace",
+        f.topology.namespace,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return json.loads(out)
+
+
+async def pay(f: Family, tid: str, psn: str, amount: int) -> None:
+    outcome = await f.client.submit(CHENGDU, SubmitBill(tid, psn, amount, f.client.address), 30)
+    assert outcome.outcome == COMMITTED, outcome
+
+
+async def test_window_positions_sum_to_zero_and_regions_reconcile(family: Family) -> None:
+    f = family
+    await f.seed_binding("b1", "A1", WUHAN, "B1", CHENGDU)
+    await f.seed_binding("b2", "S1", SHANGHAI, "B2", CHENGDU)
+    for i in range(6):
+        await pay(f, f"t{i}", "B1" if i % 2 else "B2", 1_000 + i)
+    report = await gongji(f, "admin", "close-window")
+    assert report["window"] == 1 and report["transfers"] == 6
+    assert report["net_sum_fen"] == 0
+    assert {p["region"] for p in report["positions"]} == {WUHAN, SHANGHAI, CHENGDU}
+    final = await _until_reconciled(f, window=1, regions=len(REGIONS))
+    assert final["disagreements"] == 0
+    assert all(p["reconciled"] and p["disagreements"] == 0 for p in final["positions"])
+
+
+async def test_lost_commit_is_found_reported_and_repaired(family: Family) -> None:
+    f = family
+    await f.seed_binding("b1", "A1", WUHAN, "B1", CHENGDU)
+    await pay(f, "t1", "B1", 2_000)
+    path = region_database(f.cluster.data_dir, CHENGDU)
+    backup = path.with_suffix(".backup")
+    await f.cluster.stop(f"region.{CHENGDU}")  # closing the store checkpoints the WAL
+    shutil.copyfile(path, backup)
+    await f.cluster.start_region(CHENGDU)
+    await pay(f, "t2", "B1", 3_000)  # committed; then Chengdu is restored from before it
+    await f.cluster.stop(f"region.{CHENGDU}")
+    shutil.copyfile(backup, path)
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    await f.cluster.start_region(CHENGDU)
+
+    audit = audit_books(f.cluster.region_books(REGIONS))
+    assert not audit.conserved  # the loss is real until reconciliation repairs it
+
+    await gongji(f, "admin", "close-window")
+    final = await _until_reconciled(f, window=1, regions=len(REGIONS), repaired=1)
+    assert (final["disagreements"], final["repaired"]) == (1, 1)
+    store = f.cluster.region_store(CHENGDU)
+    try:
+        assert store.credit_amount("t2") == 3_000
+    finally:
+        store.close()
+    audit = audit_books(f.cluster.region_books(REGIONS))
+    assert audit.conserved and audit.books_balanced, audit.problems
+
+
+async def _until_reconciled(
+    f: Family, *, window: int, regions: int, repaired: int = 0, timeout_s: float = 30
+) -> Any:
+    """Poll ``gongji report window`` until every region has reconciled clean (bounded)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        report = await gongji(f, "report", "window", str(window))
+        clean = all(p["disagreements"] == 0 for p in report["positions"])
+        if report["regions_reconciled"] >= regions and clean and report["repaired"] >= repaired:
+            return report
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"window {window} did not reconcile clean: {report}")
+        await asyncio.sleep(0.2)
