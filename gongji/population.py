@@ -6,6 +6,7 @@ bills, expressed as the operations that set them up over any transport.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ from contracts.operations import (
     Relationship,
     SubmitBill,
 )
+from contracts.policy import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,23 @@ class RegionSpec:
     name: str
     province: str
     enabled: bool
+    policy: Policy = field(default_factory=Policy)
+
+    def register(self) -> RegisterRegion:
+        """The registry operation for this region, policy included."""
+        p = self.policy
+        return RegisterRegion(
+            self.code,
+            self.name,
+            self.province,
+            self.enabled,
+            scope=p.scope,
+            payment_order=p.payment_order,
+            wallet_enabled=p.wallet_enabled,
+            wallet_max_per_transfer_fen=p.wallet_max_per_transfer_fen,
+            wallet_max_transfers_per_day=p.wallet_max_transfers_per_day,
+            resident_premium_fen=p.resident_premium_fen,
+        )
 
 
 DEMO_REGIONS: tuple[RegionSpec, ...] = (
@@ -44,12 +63,20 @@ UNREGISTERED_REGION = "650100"
 """Urumqi: a real code with co-payers in the directory but not in the registry."""
 
 
+def secret_of(psn_no: str, seed: int) -> str:
+    """The simulated identity secret (face or password) of a generated person."""
+    # A hash rather than a draw from the seed's generator, so that adding secrets did not
+    # change any population drawn before, and anyone knowing (seed, psn_no) can sign in.
+    return hashlib.blake2b(f"{seed}/{psn_no}".encode(), digest_size=6).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Person:
     psn_no: str
     region: str
     insurance: Insurance
     opening_balance_fen: int
+    secret: str = ""
 
 
 @dataclass(slots=True)
@@ -66,21 +93,43 @@ class Population:
 
     def setup_operations(self) -> list[Outgoing]:
         """Register regions, enroll persons, record bindings: in that order per queue."""
-        out = [
-            Outgoing(CLEARINGHOUSE, RegisterRegion(r.code, r.name, r.province, r.enabled))
-            for r in self.regions
-        ]
+        out = [Outgoing(CLEARINGHOUSE, r.register()) for r in self.regions]
         served = {r.code for r in self.regions}
         out += [
             Outgoing(
                 region_address(p.region),
-                EnrollPerson(p.psn_no, p.insurance, p.opening_balance_fen),
+                EnrollPerson(p.psn_no, p.insurance, p.opening_balance_fen, p.secret),
             )
             for p in self.persons
             if p.region in served
         ]
         out += [Outgoing(CLEARINGHOUSE, b) for b in self.bindings]
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class Draws:
+    """How a population is drawn; each share costs one ``rng.random()`` per decision.
+
+    The defaults are those of ``generate_population``. ``cross_region_share`` and
+    ``relationship_weights`` None keep its original way of drawing (co-payers sampled
+    among all employees, relationships uniform), so its populations stay as they were.
+    """
+
+    employee_below: float = 0.6
+    """Insurance is employee when a draw falls below this, resident below ``resident_below``."""
+    resident_below: float = 0.9
+    zero_balance_share: float = 0.1
+    balance_min_fen: int = 100
+    balance_max_fen: int = 500_000
+    unbound_share: float = 0.25
+    """Insured persons left without any co-payer."""
+    unregistered_share: float = 0.03
+    unregistered_region: str = UNREGISTERED_REGION
+    bindings_upper: tuple[tuple[int, float], ...] = ((1, 0.7), (2, 1.0))
+    """(co-payers per beneficiary, cumulative probability), ascending."""
+    cross_region_share: float | None = None
+    relationship_weights: tuple[tuple[Relationship, float], ...] | None = None
 
 
 def generate_population(
@@ -92,6 +141,17 @@ def generate_population(
     insured. Most bindings cross regions; a few point at a co-payer in a region that is
     not registered, so ``UNKNOWN_REGION`` is reachable.
     """
+    return draw_population(regions, persons_per_region, seed, Draws())
+
+
+def draw_population(
+    regions: tuple[RegionSpec, ...], persons_per_region: int, seed: int, draws: Draws
+) -> Population:
+    """A population drawn as ``draws`` says; pure in its arguments.
+
+    Bindings respect both regions' policies: a relationship is only drawn among those
+    that the co-payer's and the beneficiary's regions both allow.
+    """
     rng = random.Random(seed)
     population = Population(regions)
     for region in regions:
@@ -99,29 +159,63 @@ def generate_population(
             roll = rng.random()
             insurance = (
                 Insurance.EMPLOYEE
-                if roll < 0.6
+                if roll < draws.employee_below
                 else Insurance.RESIDENT
-                if roll < 0.9
+                if roll < draws.resident_below
                 else Insurance.NONE
             )
             balance = 0
-            if insurance is Insurance.EMPLOYEE and rng.random() >= 0.1:
-                balance = rng.randint(100, 500_000)
+            if insurance is Insurance.EMPLOYEE and rng.random() >= draws.zero_balance_share:
+                balance = rng.randint(draws.balance_min_fen, draws.balance_max_fen)
             psn = f"{region.code}-{i:06d}"
-            population.persons.append(Person(psn, region.code, insurance, balance))
+            population.persons.append(
+                Person(psn, region.code, insurance, balance, secret_of(psn, seed))
+            )
     employees = [p for p in population.persons if p.insurance is Insurance.EMPLOYEE]
-    relationships = list(Relationship)
+    local: dict[str, list[Person]] = {r.code: [] for r in regions}
+    for p in employees:
+        local[p.region].append(p)
+    remote = {code: [p for p in employees if p.region != code] for code in local}
+    policies = {r.code: r.policy for r in regions}
     serial = 0
     for person in population.persons:
-        if person.insurance is Insurance.NONE or rng.random() < 0.25 or not employees:
+        if (
+            person.insurance is Insurance.NONE
+            or rng.random() < draws.unbound_share
+            or not employees
+        ):
             continue
-        if rng.random() < 0.03:
-            copayers = [Person(f"{UNREGISTERED_REGION}-{serial:06d}", UNREGISTERED_REGION,
-                               Insurance.EMPLOYEE, 0)]  # fmt: skip
+        copayers: list[Person]
+        if rng.random() < draws.unregistered_share:
+            code = draws.unregistered_region
+            copayers = [Person(f"{code}-{serial:06d}", code, Insurance.EMPLOYEE, 0)]
         else:
-            count = 1 if rng.random() < 0.7 else 2
-            copayers = [p for p in rng.sample(employees, count) if p.psn_no != person.psn_no]
+            roll = rng.random()
+            count = next(
+                (n for n, upper in draws.bindings_upper if roll < upper),
+                draws.bindings_upper[-1][0],
+            )
+            if draws.cross_region_share is None:
+                copayers = [p for p in rng.sample(employees, count) if p.psn_no != person.psn_no]
+            else:
+                copayers = _choose_copayers(
+                    rng,
+                    person,
+                    count,
+                    draws.cross_region_share,
+                    local[person.region],
+                    remote[person.region],
+                )
         for copayer in copayers:
+            allowed = [
+                r
+                for r in Relationship
+                if policies.get(person.region, _OPEN).allows(r)
+                and policies.get(copayer.region, _OPEN).allows(r)
+            ]
+            relationship = _draw_relationship(rng, allowed, draws.relationship_weights)
+            if relationship is None:
+                continue
             serial += 1
             population.bindings.append(
                 RecordBinding(
@@ -130,24 +224,86 @@ def generate_population(
                     copayer.region,
                     person.psn_no,
                     person.region,
-                    rng.choice(relationships),
+                    relationship,
                 )
             )
     return population
+
+
+_OPEN = Policy()
+"""The policy assumed for a region outside the scenario (its own policy is unknown)."""
+
+
+def _choose_copayers(
+    rng: random.Random,
+    person: Person,
+    count: int,
+    cross_region_share: float,
+    local: list[Person],
+    remote: list[Person],
+) -> list[Person]:
+    """Up to ``count`` distinct co-payers, each from another region with the given share."""
+    chosen: list[Person] = []
+    for _ in range(count):
+        pool = remote if rng.random() < cross_region_share else local
+        pool = pool or remote or local
+        # Rejection keeps this linear in the population; few draws ever repeat.
+        for _attempt in range(8):
+            pick = rng.choice(pool)
+            if pick.psn_no != person.psn_no and pick not in chosen:
+                chosen.append(pick)
+                break
+    return chosen
+
+
+def _draw_relationship(
+    rng: random.Random,
+    allowed: list[Relationship],
+    weights: tuple[tuple[Relationship, float], ...] | None,
+) -> Relationship | None:
+    """A relationship among ``allowed``: uniform, or by the weights (renormalised)."""
+    if weights is None:
+        return rng.choice(allowed) if allowed else None
+    usable = [(r, w) for r, w in weights if r in allowed and w > 0]
+    total = sum(w for _, w in usable)
+    if not usable:
+        return None
+    roll = rng.random() * total
+    for relationship, weight in usable:
+        if roll < weight:
+            return relationship
+        roll -= weight
+    return usable[-1][0]
 
 
 def generate_bills(
     population: Population, count: int, seed: int, reply_to: str, prefix: str = "t"
 ) -> list[SubmitBill]:
     """Bills (out-of-pocket shares) mostly for bound beneficiaries, some for anyone."""
+    return draw_bills(population, count, seed, reply_to, prefix)
+
+
+def draw_bills(
+    population: Population,
+    count: int,
+    seed: int,
+    reply_to: str,
+    prefix: str = "t",
+    *,
+    bound_share: float = 0.8,
+    amount_min_fen: int = 1_000,
+    amount_max_fen: int = 300_000,
+) -> list[SubmitBill]:
+    """Bills, ``bound_share`` of them for beneficiaries with a co-payer bound."""
     rng = random.Random(seed)
     bound = sorted({b.beneficiary for b in population.bindings})
-    everyone = [p.psn_no for p in population.persons if p.region != UNREGISTERED_REGION]
+    served = {r.code for r in population.regions}
+    everyone = [p.psn_no for p in population.persons if p.region in served]
     bills = []
     for i in range(count):
-        pool = bound if bound and rng.random() < 0.8 else everyone
+        pool = bound if bound and rng.random() < bound_share else everyone
         beneficiary = rng.choice(pool)
-        amount = rng.randint(1_000, 300_000)
+        amount = rng.randint(amount_min_fen, amount_max_fen)
         bills.append(SubmitBill(f"{prefix}-{seed}-{i:07d}", beneficiary, amount, reply_to))
     return bills
 
