@@ -285,8 +285,10 @@ class TransferCoordinator:
 
     def premium_quoted(self, op: PremiumQuoted, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)
-        if t is None or t.state is not TransferState.QUOTING or op.region != t.payee_region:
+        if t is None or op.region != t.payee_region:
             return []
+        if t.state is not TransferState.QUOTING:
+            return self._final_again(t)
         if op.reason is not None:
             return self._refuse(t, op.reason, f"payee region {op.region}: {op.reason}", now_ms)
         t.amount_fen = op.amount_fen
@@ -297,7 +299,8 @@ class TransferCoordinator:
     def balance_quoted(self, op: BalanceQuoted, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)
         if t is None or t.state is not TransferState.QUOTING:
-            return []  # a late or duplicate quote: the choice is made already
+            # A late or duplicate quote: the choice is made already.
+            return [] if t is None else self._final_again(t)
         if Candidate(op.psn_no, op.region) not in t.candidates:
             self.events.append(Anomaly(op.transfer_id, f"quote from non-candidate {op.region}"))
             return []
@@ -364,13 +367,12 @@ class TransferCoordinator:
             t.next_action_ms = now_ms + self.settings.retry_ms
             self._save(t, now_ms)
             return [Outgoing(region_address(t.payer_region), Commit(t.transfer_id))]
-        if t.state is TransferState.ABORTED and held:
+        if t.state is TransferState.ABORTED and held and not t.abort_pending:
             # A hold that arrived after we gave up on it: make sure it is released.
             t.abort_pending = True
             t.next_action_ms = now_ms + self.settings.retry_ms
             self._save(t, now_ms)
-            return [Outgoing(region_address(t.payer_region), Abort(t.transfer_id))]
-        return []
+        return self._final_again(t)
 
     def commit_result(self, op: CommitResult, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)
@@ -392,7 +394,8 @@ class TransferCoordinator:
             return [Outgoing(region_address(t.payee_region), self._credit_op(t))]
         if t.state is TransferState.ABORTED and posted:
             self.events.append(Anomaly(op.transfer_id, "payer posted an aborted transfer"))
-        return []
+            return []
+        return self._final_again(t)
 
     def _credit_op(self, t: Transfer) -> Credit:
         return Credit(t.transfer_id, t.posted_fen, t.payer_region, t.flow, t.beneficiary, t.year)
@@ -412,7 +415,22 @@ class TransferCoordinator:
                 self.on_committed(t, now_ms)
             if t.flow != COPAY:
                 return [Outgoing(region_address(t.payer_region), self._completed_op(t))]
-        return []
+            return []
+        return self._final_again(t)
+
+    def _final_again(self, t: Transfer) -> list[Outgoing]:
+        """A repeated answer for a transfer already decided: send the decision again.
+
+        The first answer's decision may have been committed without its messages being
+        published (a crash or a broker failure in between); the broker redelivers that
+        answer, and this re-sends them. Every receiver is idempotent, and none of them
+        answers a final message with one that would come back here, so nothing loops.
+        """
+        if t.state is TransferState.ABORTED:
+            return self._refusals(t)
+        if t.state is TransferState.COMMITTED and t.flow != COPAY:
+            return [Outgoing(region_address(t.payer_region), self._completed_op(t))]
+        return []  # under way (timers retry it), or a bill settled by its own credit
 
     def _completed_op(self, t: Transfer) -> Completed:
         return Completed(t.transfer_id, t.posted_fen, t.payee_region)

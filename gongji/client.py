@@ -1,8 +1,8 @@
 """A client of the cluster over RabbitMQ: submits bills and other requests, awaits answers.
 
 Used by the demo and the load generator. Outcomes arrive at the client's own queue;
-RabbitMQ delivers at least once, so each outcome resolves the oldest waiter for its
-transfer id and any surplus copy is counted, not double-counted.
+RabbitMQ delivers at least once, so an outcome resolves every waiter for its transfer id
+and any surplus copy is counted, not double-counted.
 """
 
 from __future__ import annotations
@@ -81,15 +81,16 @@ class BillClient:
             await self._inbox.ack(batch)
 
     def _resolve(self, outcome: BillOutcome) -> None:
-        waiters = self._waiters.get(outcome.transfer_id)
-        while waiters:
-            waiter = waiters.popleft()
+        # Every submission of one transfer shares its reply address, so one outcome
+        # answers all of them (a repeat sent while the first was under way included).
+        waiters = self._waiters.pop(outcome.transfer_id, None)
+        answered = 0
+        for waiter in waiters or ():
             if not waiter.done():
                 waiter.set_result(outcome)
-                if not waiters:
-                    del self._waiters[outcome.transfer_id]
-                return
-        self.surplus_outcomes += 1
+                answered += 1
+        if not answered:
+            self.surplus_outcomes += 1
 
     async def submit(self, region: str, bill: SubmitBill, timeout_s: float = 60.0) -> BillOutcome:
         """Send a bill to its region and wait for the one outcome that answers it."""

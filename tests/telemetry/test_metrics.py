@@ -113,7 +113,8 @@ def test_services_in_one_process_are_separate_series(service: str) -> None:
 
 
 def test_only_low_cardinality_labels() -> None:
-    allowed = {"service", "flow", "outcome", "direction", "reason", "le"}
+    # region: one of a few hundred pooling regions; kind: one of three disagreement kinds.
+    allowed = {"service", "flow", "outcome", "direction", "reason", "kind", "region", "le"}
     seen = False
     for family in REGISTRY.collect():
         if not family.name.startswith("gongji_"):

@@ -1,0 +1,66 @@
+"""Poison messages on a service queue: dead-lettered, counted, and the service goes on."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from aio_pika import Message
+
+from broker.testing import TrackedTopology, dead_letter_messages
+from contracts.identifiers import CLEARINGHOUSE, region_address
+from contracts.reasons import COMMITTED
+from tests.integration.conftest import CHENGDU, World, eventually, sample
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
+
+GARBAGE = b"\xc1\x00 not msgpack at all"
+ENVELOPE = {"id": "x", "type": "gongji.operations", "v": 1, "from": "t", "at": 0, "ops": []}
+UNKNOWN_TYPE = msgpack.packb({**ENVELOPE, "type": "gongji.nonsense", "ops": [["commit", "t"]]})
+FUTURE_VERSION = msgpack.packb({**ENVELOPE, "v": 99, "ops": [["commit", "t"]]})
+
+
+def dead_letters(service: str, reason: str) -> float:
+    return sample("gongji_dead_letters_total", service=service, reason=reason)
+
+
+async def test_poison_is_dead_lettered_and_the_services_keep_serving(
+    world: World, topology: TrackedTopology
+) -> None:
+    connection = world.cluster.connection
+    assert connection is not None
+    region, hub = f"region-{CHENGDU}", "clearinghouse"
+    counted = [
+        (region, "MalformedMessage"),
+        (region, "UnknownMessageType"),
+        (region, "UnsupportedVersion"),
+        (hub, "MalformedMessage"),
+    ]
+    before = {key: dead_letters(*key) for key in counted}
+    poison = [
+        (region_address(CHENGDU), GARBAGE),
+        (region_address(CHENGDU), UNKNOWN_TYPE),
+        (region_address(CHENGDU), FUTURE_VERSION),
+        (CLEARINGHOUSE, GARBAGE),
+    ]
+    channel = connection.channel()
+    await channel.initialize()
+    try:
+        for address, body in poison:
+            # Straight into the queue through the default exchange: no codec on the way.
+            await channel.default_exchange.publish(
+                Message(body), routing_key=topology.queue_for(address)
+            )
+    finally:
+        await channel.close()
+
+    dead = await dead_letter_messages(connection, topology, expect=len(poison), timeout=10)
+
+    assert sorted(dead) == sorted(body for _, body in poison)
+    # Both services still work: a bill through Chengdu and the clearinghouse commits.
+    outcome = await world.pay(CHENGDU, "B1", 2_500)
+    assert (outcome.outcome, outcome.paid_fen) == (COMMITTED, 2_500)
+    await eventually(
+        lambda: all(dead_letters(*key) - before[key] == 1 for key in counted),
+        "each poison message counted once in gongji_dead_letters_total",
+    )
+    await world.settle_and_check()
