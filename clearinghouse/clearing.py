@@ -15,7 +15,7 @@ from clearinghouse.store import (
     TransferState,
     Window,
 )
-from contracts.effects import Anomaly, AnyEvent, Outgoing, WindowClosed
+from contracts.effects import Anomaly, AnyEvent, Disagreed, Outgoing, WindowClosed
 from contracts.identifiers import region_address
 from contracts.operations import (
     CloseWindow,
@@ -28,6 +28,8 @@ from contracts.operations import (
     WindowPosition,
     WindowSummary,
 )
+
+MISSING_THERE = "missing_there"
 
 
 def positions(entries: list[ClearingEntry]) -> dict[str, tuple[int, int]]:
@@ -61,11 +63,22 @@ class Clearing:
     def close_window(self, op: CloseWindow, now_ms: int) -> list[Outgoing]:
         """Close the open window, send every region its report, open the next window."""
         closed = self.store.window_closed_by(op.request_id)
-        if closed is not None:  # asked again: the same answer
-            return self._answer(op.reply_to, closed)
+        if closed is not None:
+            # Asked again (perhaps the first reports were lost in a crash before they were
+            # published): the same reports and answer again; regions take them idempotently.
+            return self._reports(closed) + self._answer(op.reply_to, closed)
         window = self.store.open_window(now_ms)
         self.store.close_window(window.window, op.request_id, now_ms)
         self.store.open_window(now_ms)
+        closed = self.store.window(window.window)
+        assert closed is not None
+        by_region = positions(self.store.clearing_entries(window.window))
+        nets = tuple((r, received - paid) for r, (paid, received) in by_region.items())
+        self.events.append(WindowClosed(window.window, nets))
+        return self._reports(closed) + self._answer(op.reply_to, closed)
+
+    def _reports(self, window: Window) -> list[Outgoing]:
+        """Each registered region's settlement report for a closed window, line by line."""
         entries = self.store.clearing_entries(window.window)
         by_region = positions(entries)
         out: list[Outgoing] = []
@@ -87,26 +100,18 @@ class Clearing:
                 )
                 for e in mine
             ]
-            out.append(
-                Outgoing(
-                    address,
-                    SettlementReport(
-                        window.window,
-                        region.code,
-                        paid,
-                        received,
-                        received - paid,
-                        len(mine),
-                        window.opened_at_ms,
-                        now_ms,
-                    ),
-                )
+            report = SettlementReport(
+                window.window,
+                region.code,
+                paid,
+                received,
+                received - paid,
+                len(mine),
+                window.opened_at_ms,
+                window.closed_at_ms or 0,
             )
-        nets = tuple((r, received - paid) for r, (paid, received) in by_region.items())
-        self.events.append(WindowClosed(window.window, nets))
-        closed = self.store.window(window.window)
-        assert closed is not None
-        return out + self._answer(op.reply_to, closed)
+            out.append(Outgoing(address, report))
+        return out
 
     def _answer(self, reply_to: str, window: Window) -> list[Outgoing]:
         if not reply_to:
@@ -168,6 +173,13 @@ class Clearing:
         """Record what a region found, and drive it to the recorded decision."""
         entry = self.store.clearing_entry(op.transfer_id)
         transfer = self.store.transfer(op.transfer_id)
+        matches_a_decision = transfer is not None and (
+            transfer.state is TransferState.COMMITTED or not transfer.state.final
+        )
+        if op.kind == MISSING_THERE and matches_a_decision:
+            # Cleared in another window, or still under way (cleared when it commits):
+            # the region's posting matches a decision, so there is nothing to repair.
+            return []
         state = "unresolved"
         out: list[Outgoing] = []
         if entry is not None and entry.window == op.window and transfer is not None:
@@ -186,14 +198,13 @@ class Clearing:
             )
             out.append(Outgoing(region_address(op.region), repair))
             state = "repairing"
-        elif transfer is not None and transfer.state is TransferState.COMMITTED:
-            state = "explained"  # committed, and cleared in another window
         else:
             # The region moved money the clearinghouse never decided to move: this needs a
             # person (a reversing entry is not automated); it stays visible as unresolved.
             self.events.append(
                 Anomaly(op.transfer_id, f"region {op.region} has a transfer never committed")
             )
+            self.events.append(Disagreed(op.window, op.region, op.transfer_id, op.kind))
         self.store.put_disagreement(
             DisagreementRecord(
                 op.window, op.region, op.transfer_id, op.kind, op.region_fen, op.report_fen, state

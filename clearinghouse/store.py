@@ -203,7 +203,8 @@ class DisagreementRecord:
     region_fen: int
     report_fen: int
     state: str
-    """``repairing``, ``repaired``, ``explained`` (reported in another window), ``unresolved``."""
+    """``repairing``, ``repaired``, ``explained`` (cleared in another window), ``in_flight``
+    (not finished at the close; cleared later), ``unresolved``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,9 @@ MISSING_HERE = "missing_here"
 """The report has the transfer; this region has no record of it."""
 AMOUNT_DIFFERS = "amount_differs"
 MISSING_THERE = "missing_there"
-"""This region has the transfer; no report has it (checked for records older than the
-window, so that transfers still under way at a close are not flagged)."""
+"""This region has the transfer; no report has it. Checked only for records older than
+the previous window's opening: a transfer still under way at a close (posted here, not
+yet committed nationally) is reported in a later window and is not a disagreement."""
 
 
 class Reconciler:
@@ -56,17 +57,22 @@ class Reconciler:
         return self._reconcile_when_complete(op.window, now_ms)
 
     def _reconcile_when_complete(self, window: int, now_ms: int) -> list[Outgoing]:
-        # Lines and report may arrive in any order and in several messages.
+        # Lines and report may arrive in any order and in several messages. Once complete,
+        # a redelivered one checks again and re-sends the verdict (it may have been lost).
         report = self.store.settlement_report(window)
-        if report is None or report.disagreements is not None:
+        if report is None:
             return []
         lines = self.store.settlement_lines(window)
         if len(lines) < report.lines:
             return []
-        return self.reconcile(report, lines, now_ms)
+        return self.reconcile(report, lines, now_ms, again=report.disagreements is not None)
 
     def reconcile(
-        self, report: SettlementReportRecord, lines: list[SettlementLineRecord], now_ms: int
+        self,
+        report: SettlementReportRecord,
+        lines: list[SettlementLineRecord],
+        now_ms: int,
+        again: bool = False,
     ) -> list[Outgoing]:
         code = self.ctx.code
         mine = {line.transfer_id: self._my_amount(line) for line in lines}
@@ -74,7 +80,7 @@ class Reconciler:
         received = sum(mine[x.transfer_id] or 0 for x in lines if x.payee_region == code)
         unreported = self._unreported(report)
         found: list[Disagreement] = []
-        if (paid, received) != (report.paid_fen, report.received_fen) or unreported:
+        if (paid, received) != (report.paid_fen, report.received_fen):
             for line in lines:
                 amount = mine[line.transfer_id]
                 if amount != line.amount_fen:
@@ -89,15 +95,18 @@ class Reconciler:
                             line.amount_fen,
                         )
                     )
-            for transfer_id, amount in unreported:
-                found.append(
-                    Disagreement(report.window, code, transfer_id, MISSING_THERE, amount, 0)
-                )
+        # Postings no report lists are candidates: only the clearinghouse knows whether
+        # such a transfer is still under way (it is then cleared later) or never happened.
+        candidates = [
+            Disagreement(report.window, code, transfer_id, MISSING_THERE, amount, 0)
+            for transfer_id, amount in unreported
+        ]
         self.store.mark_reconciled(report.window, len(found), now_ms)
-        for d in found:
-            self.ctx.events.append(Disagreed(d.window, code, d.transfer_id, d.kind))
+        if not again:  # counted once, however often the verdict is re-sent
+            for d in found:
+                self.ctx.events.append(Disagreed(d.window, code, d.transfer_id, d.kind))
         verdict = Reconciled(report.window, code, len(found), paid, received)
-        return [Outgoing(CLEARINGHOUSE, op) for op in [*found, verdict]]
+        return [Outgoing(CLEARINGHOUSE, op) for op in [*found, *candidates, verdict]]
 
     def _my_amount(self, line: SettlementLineRecord) -> int | None:
         """What this region's books say moved for a reported transfer (None: nothing)."""
@@ -109,17 +118,21 @@ class Reconciler:
         return self.store.credit_amount(line.transfer_id)
 
     def _unreported(self, report: SettlementReportRecord) -> list[tuple[str, int]]:
-        """Cross-region postings older than this window that no report has listed."""
+        """Cross-region postings no report has listed though they had a whole window to."""
+        previous = self.store.settlement_report(report.window - 1)
+        if previous is None:
+            return []
+        before = previous.opened_at_ms
         reported = self.store.reported_transfer_ids()
         code = self.ctx.code
         mine = [
             (tid, amount)
-            for tid, payee, amount in self.store.posted_holds_between(0, report.opened_at_ms)
+            for tid, payee, amount in self.store.posted_holds_between(0, before)
             if payee != code
         ]
         mine += [
             (tid, amount)
-            for tid, payer, amount in self.store.credits_between(0, report.opened_at_ms)
+            for tid, payer, amount in self.store.credits_between(0, before)
             if payer != code
         ]
         return sorted((tid, amount) for tid, amount in mine if tid not in reported)

@@ -9,4 +9,5 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "admin",
     "report",
+    "sim",
 )

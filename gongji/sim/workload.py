@@ -1,0 +1,91 @@
+"""What the simulated submitters send: bills, wallet transfers and premium payments.
+
+Bills (co-payments) come from ``gongji.population.generate_bills``; a share of the
+requests are co-payers' own wallet transfers and premium payments for bound relatives,
+so the flows of the domain rules run under the same faults. This is the one place that
+names request operations: everything else routes operations without looking at them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from contracts.operations import (
+    Operation,
+    RequestPremiumPayment,
+    RequestWalletTransfer,
+)
+from contracts.vocabulary import Insurance
+from gongji.population import Population, generate_bills, region_of
+
+COPAY, WALLET, PREMIUM = "copay", "wallet", "premium"
+PREMIUM_YEAR = 2025
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request of the workload: where it is submitted, and what it is."""
+
+    transfer_id: str
+    flow: str
+    region: str
+    """The region the request is submitted to (and that answers it)."""
+    payee_region: str
+    """Where the money goes: the bill's region, or the relative's for wallet and premium."""
+    op: Operation
+
+
+def build_workload(
+    population: Population,
+    count: int,
+    seed: int,
+    reply_to: str,
+    *,
+    wallet_share: float = 0.08,
+    premium_share: float = 0.04,
+) -> list[Request]:
+    """``count`` requests in submission order: mostly bills, some wallet and premium."""
+    rng = random.Random(seed ^ 0x5EED)
+    n_wallet = int(count * wallet_share) if population.bindings else 0
+    residents = {p.psn_no for p in population.persons if p.insurance is Insurance.RESIDENT}
+    premium_bindings = [b for b in population.bindings if b.beneficiary in residents]
+    n_premium = int(count * premium_share) if premium_bindings else 0
+    n_bills = count - n_wallet - n_premium
+    secrets = {p.psn_no: p.secret for p in population.persons}
+    requests = [
+        Request(b.transfer_id, COPAY, region_of(b.beneficiary), region_of(b.beneficiary), b)
+        for b in generate_bills(population, n_bills, seed, reply_to)
+    ]
+    served = {r.code for r in population.regions}
+    usable = [b for b in population.bindings if b.copayer_region in served]
+    for i in range(n_wallet if usable else 0):
+        b = rng.choice(usable)
+        tid = f"w-{seed}-{i:07d}"
+        amount = rng.randint(1_000, 250_000)  # some above the ¥2,000 national limit
+        wallet = RequestWalletTransfer(
+            tid,
+            b.copayer,
+            secrets.get(b.copayer, ""),
+            b.beneficiary,
+            b.beneficiary_region,
+            amount,
+            reply_to,
+        )
+        requests.append(Request(tid, WALLET, b.copayer_region, b.beneficiary_region, wallet))
+    usable = [b for b in premium_bindings if b.copayer_region in served]
+    for i in range(n_premium if usable else 0):
+        b = rng.choice(usable)
+        tid = f"p-{seed}-{i:07d}"
+        premium = RequestPremiumPayment(
+            tid,
+            b.copayer,
+            secrets.get(b.copayer, ""),
+            b.beneficiary,
+            b.beneficiary_region,
+            PREMIUM_YEAR,
+            reply_to,
+        )
+        requests.append(Request(tid, PREMIUM, b.copayer_region, b.beneficiary_region, premium))
+    rng.shuffle(requests)
+    return requests
