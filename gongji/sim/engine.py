@@ -421,6 +421,24 @@ class Simulation:
         self._at(self.now + self.config.check_interval_ms, _CHECK)
         self._loop()
 
+    def send_more(self, outgoing: Sequence[Outgoing]) -> None:
+        """After ``run``: deliver any operations (to regions, the clearinghouse) and run
+        until quiet again. Outcomes land in ``latest``, other answers in ``replies``."""
+        self.done = False
+        self._publish(None, list(outgoing))
+        self._deadline += 1
+        self._at(self.now + self.config.liveness_limit_ms, _DEADLINE, None, self._deadline)
+        self._at(self.now + self.config.check_interval_ms, _CHECK)
+        self._loop()
+
+    def advance(self, ms: int) -> None:
+        """After ``run``: let ``ms`` of virtual time pass (timers fire), then run until quiet."""
+        self.done = False
+        self._deadline += 1
+        self._at(self.now + ms + self.config.liveness_limit_ms, _DEADLINE, None, self._deadline)
+        self._at(self.now + ms, _CHECK)
+        self._loop()
+
     def _loop(self) -> None:
         events = self._events
         pop = heapq.heappop

@@ -1,24 +1,54 @@
-"""``gongji demo`` without a broker runs on the simulated network."""
+"""``gongji demo`` without a broker plays the scenario on the simulated network."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from contracts.reasons import COMMITTED
 from gongji.cli import main
-from gongji.demo import run_demo_simulated
+from gongji.demo import play_on_sim
+from gongji.scenario import load_default_scenario
+
+# What the default scenario can reach: each is deliberately provoked by its requests.
+REACHABLE = {
+    COMMITTED,
+    "REGION_NOT_ENABLED",
+    "UNKNOWN_REGION",
+    "NO_BINDING",
+    "BENEFICIARY_NOT_INSURED",
+    "ZERO_BALANCE",
+    "DUPLICATE_MISMATCH",
+    "IDENTITY_CHECK_FAILED",
+    "POLICY_DISAGREEMENT",
+    "WALLET_NOT_ENABLED",
+    "LIMIT_EXCEEDED",
+    "PREMIUM_ALREADY_PAID",
+    "INSUFFICIENT_BALANCE",
+}
 
 
 @pytest.mark.timeout(120)
-def test_demo_on_the_simulated_network_balances_and_conserves() -> None:
-    report = run_demo_simulated(transfers=200, persons_per_region=100, seed=2, faults="all")
-    assert report.transport == "sim"
-    assert report.books_balanced and report.conserved, report.problems
-    assert report.outcomes.get("COMMITTED", 0) > 0 and report.moved_fen > 0
-    assert report.duplicates_same_outcome == report.duplicates_replayed == 10
-    assert report.outcomes.get("DUPLICATE_MISMATCH") == 1
-    assert report.simulation is not None and report.simulation["violations"] == 0
+def test_default_scenario_reaches_every_reason_and_reconciles_clean() -> None:
+    result = asyncio.run(play_on_sim(load_default_scenario()))
+    assert result.transport == "sim" and result.regions == 31
+    assert set(result.outcomes) >= REACHABLE, set(result.outcomes) ^ REACHABLE
+    assert result.books_balanced and result.conserved, result.problems
+    assert result.problems == []
+    window = result.window
+    assert window["net_sum_fen"] == 0 and window["reconciled_clean"]
+    assert window["regions_reconciled"] == 31
+    assert result.duplicates_same_outcome == result.duplicates_replayed == 10
+    assert result.simulation is not None and result.simulation["violations"] == 0
+
+
+@pytest.mark.timeout(180)
+def test_default_scenario_under_faults_still_balances() -> None:
+    result = asyncio.run(play_on_sim(load_default_scenario(), faults="all"))
+    assert result.books_balanced and result.conserved, result.problems
+    assert result.simulation is not None and result.simulation["violations"] == 0
 
 
 @pytest.mark.timeout(120)
