@@ -398,7 +398,9 @@ class TransferCoordinator:
         return self._final_again(t)
 
     def _credit_op(self, t: Transfer) -> Credit:
-        return Credit(t.transfer_id, t.posted_fen, t.payer_region, t.flow, t.beneficiary, t.year)
+        return Credit(
+            t.transfer_id, t.posted_fen, t.payer_region, t.flow, t.beneficiary, t.year, t.detail
+        )
 
     def credited(self, op: Credited, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)

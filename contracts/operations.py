@@ -233,6 +233,8 @@ class Credit(Operation):
     """Whose wallet or premium is credited (wallet and premium flows)."""
     year: int = 0
     """The premium year (premium flow)."""
+    detail: str = ""
+    """What the requester should know, e.g. co-payers left out for not answering in time."""
 
 
 @dataclass(frozen=True, slots=True)

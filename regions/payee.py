@@ -191,7 +191,7 @@ class PayeeSide:
             self.ctx.events.append(Anomaly(op.transfer_id, "credit for an unknown bill"))
             return out
         return out + self._finish_bill(
-            op.transfer_id, op.amount_fen, op.payer_region, None, "", now_ms
+            op.transfer_id, op.amount_fen, op.payer_region, None, op.detail, now_ms
         )
 
     def _record_credit(

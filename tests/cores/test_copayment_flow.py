@@ -172,3 +172,24 @@ def test_hold_expiring_before_commit_aborts_without_credit() -> None:
     assert outcome.outcome == ReasonCode.HOLD_EXPIRED
     assert net.regions[WUHAN].books.available(person_account("A1")) == 50_000
     assert net.regions[CHENGDU].books.sum_posted_balance(BILLS_PAID) == 0
+
+
+def test_a_copayer_region_silent_during_quotes_is_left_out_and_named() -> None:
+    net = world(CoordinatorSettings(quote_timeout_ms=1_000))
+    net.send(region_address(CHENGDU), SubmitBill("t1", "B2", 10_000, CLIENT))
+    # Shanghai (A2, the larger balance) does not answer the balance query in time.
+    held_back = []
+    while net.queue:
+        item = net.queue.popleft()
+        if item.address == region_address(SHANGHAI):
+            held_back.append(item)
+        else:
+            net._deliver(item)
+    net.advance(1_500)
+    net.deliver_all()
+    [outcome] = net.outcomes["t1"]
+    assert (outcome.outcome, outcome.payer_region, outcome.paid_fen) == (COMMITTED, WUHAN, 10_000)
+    assert "left out" in outcome.detail and SHANGHAI in outcome.detail
+    net.queue.extend(held_back)  # the late quote changes nothing
+    net.deliver_all()
+    assert net.regions[SHANGHAI].books.available(person_account("A2")) == 80_000

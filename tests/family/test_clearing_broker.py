@@ -19,7 +19,7 @@ from contracts.operations import SubmitBill
 from contracts.reasons import COMMITTED
 from gongji.audit import audit_books
 from regions.service import region_database
-from tests.family.conftest import CHENGDU, REGIONS, SHANGHAI, WUHAN, Family
+from tests.family.conftest import BEIJING, CHENGDU, REGIONS, SHANGHAI, WUHAN, Family
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -108,3 +108,34 @@ async def _until_reconciled(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"window {window} did not reconcile clean: {report}")
         await asyncio.sleep(0.2)
+
+
+async def gongji_text(f: Family, *args: str) -> str:
+    """Run the real CLI (no --json) against the test's namespace; return what it printed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gongji.cli",
+        *args,
+        "--amqp-url",
+        f.amqp_url,
+        "--namespace",
+        f.topology.namespace,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_admin_enable_and_disable_change_a_running_cluster(family: Family) -> None:
+    f = family
+    await f.seed_binding("b1", "J2", BEIJING, "B1", CHENGDU)
+    refused = await f.client.submit(CHENGDU, SubmitBill("t1", "B1", 1_000, f.client.address), 30)
+    assert refused.outcome == "REGION_NOT_ENABLED"
+    assert "enabled" in await gongji_text(f, "admin", "enable", BEIJING)
+    await pay(f, "t2", "B1", 1_000)
+    assert "disabled" in await gongji_text(f, "admin", "disable", BEIJING)
+    again = await f.client.submit(CHENGDU, SubmitBill("t3", "B1", 1_000, f.client.address), 30)
+    assert again.outcome == "REGION_NOT_ENABLED"
