@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,22 +11,38 @@ from typing import Literal
 
 Synchronous = Literal["OFF", "NORMAL", "FULL"]
 
+SYNCHRONOUS_ENV = "GONGJI_SQLITE_SYNCHRONOUS"
+"""Set to ``NORMAL`` (or ``FULL``) to choose every service's commit durability in a
+deployment: an explicit operator choice that overrides what the code passes."""
+
+
+def effective_synchronous(requested: Synchronous) -> Synchronous:
+    """``requested``, unless ``GONGJI_SQLITE_SYNCHRONOUS`` names another level."""
+    value = os.environ.get(SYNCHRONOUS_ENV, "").strip().upper()
+    if not value:
+        return requested
+    if value not in ("NORMAL", "FULL"):  # never OFF: a commit must survive a process crash
+        raise ValueError(f"{SYNCHRONOUS_ENV}={value!r}: use FULL or NORMAL")
+    return value  # type: ignore[return-value]  # checked just above
+
 
 class Database:
     """One SQLite connection with explicit ``BEGIN IMMEDIATE`` transactions.
 
     ``synchronous=FULL`` (the default) makes a commit durable against power loss before
     the caller acknowledges the message that caused it; ``NORMAL`` survives a process
-    crash only, and is offered for benchmarks that say so.
+    crash only (in WAL mode a commit is in the OS's page cache, not yet on disk), and is
+    offered for benchmarks and deployments that say so (``GONGJI_SQLITE_SYNCHRONOUS``).
     """
 
     def __init__(self, path: str | Path, *, synchronous: Synchronous = "FULL") -> None:
         self.path = str(path)
+        self.synchronous = effective_synchronous(synchronous)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so one batch is one transaction.
         self.connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         if self.path != ":memory:":
             self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute(f"PRAGMA synchronous={synchronous}")
+        self.connection.execute(f"PRAGMA synchronous={self.synchronous}")
         self.connection.execute("PRAGMA busy_timeout=5000")
         self._depth = 0
 

@@ -9,5 +9,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "admin",
     "report",
+    "cluster",
+    "load",
     "sim",
 )

@@ -1,0 +1,311 @@
+"""End-to-end benchmark: durable cross-province co-payments through a real local cluster.
+
+In one run on this machine (broker included):
+
+1. for 4, 8 and 32 regions: a local cluster (``gongji cluster up``: each service its own
+   process, SQLite per service, quorum queues, persistent messages, publisher confirms)
+   and a saturating load of cross-province co-payments (a bounded number in flight);
+   the steady completion rate is that size's maximum;
+2. with 4 regions, an open-loop load at 80 % of that maximum: its p99 latency,
+   measured from each request's intended send time;
+3. the raw broker baseline (``bench.baseline``): operation round trips through an echo
+   service on the same shell, at the ops per message the services averaged in step 1.
+
+Prints every figure and the ratio e2e / baseline; ``--json`` prints one object.
+Usage: ``python -m bench.e2e [--quick] [--json] [--sqlite-synchronous NORMAL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.baseline import BaselineResult, measure_baseline
+from gongji.cluster.catalog import first_regions, with_enabled
+from gongji.cluster.local import (
+    ClusterConfig,
+    ClusterState,
+    cluster_down,
+    cluster_up,
+    delete_queues,
+    free_port_block,
+)
+from gongji.load import LoadConfig, LoadReport, Target, run_load
+from telemetry.logs import configure_logging
+
+TARGET_PER_SECOND = 2_000
+TARGET_P99_MS = 250.0
+TARGET_SCALING = 0.90
+
+
+@dataclass(slots=True)
+class Plan:
+    """How long and how hard to push; ``--quick`` halves it."""
+
+    region_counts: tuple[int, ...] = (4, 8, 32)
+    persons_per_region: int = 100
+    saturation_s: float = 10.0
+    in_flight: int = 800
+    latency_s: float = 10.0
+    baseline_s: float = 8.0
+    sqlite_synchronous: str = "FULL"
+
+    @classmethod
+    def quick(cls, sqlite_synchronous: str) -> Plan:
+        return cls(
+            saturation_s=5.0, latency_s=5.0, baseline_s=4.0, sqlite_synchronous=sqlite_synchronous
+        )
+
+
+@dataclass(slots=True)
+class Figures:
+    sqlite_synchronous: str
+    by_regions: dict[int, float] = field(default_factory=dict)
+    ops_per_message: float = 0.0
+    p99_ms: float = 0.0
+    p99_rate: float = 0.0
+    latency_run: dict[str, Any] = field(default_factory=dict)
+    baseline: BaselineResult | None = None
+    conserved: bool = True
+    errors: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def e2e_per_second(self) -> float:
+        return self.by_regions.get(4, max(self.by_regions.values(), default=0.0))
+
+    @property
+    def ratio(self) -> float:
+        base = self.baseline.round_trips_per_second if self.baseline else 0.0
+        return self.e2e_per_second / base if base else 0.0
+
+    @property
+    def scaling(self) -> float:
+        four, many = self.by_regions.get(4), self.by_regions.get(32)
+        return many / four if four and many else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        base = self.baseline
+        return {
+            "sqlite_synchronous": self.sqlite_synchronous,
+            "baseline_round_trips_per_second": round(base.round_trips_per_second, 1)
+            if base
+            else None,
+            "baseline_messages_per_second": round(base.messages_per_second, 1) if base else None,
+            "baseline_ops_per_message": base.ops_per_message if base else None,
+            "e2e_per_second": round(self.e2e_per_second, 1),
+            "ratio": round(self.ratio, 4),
+            "p99_ms": round(self.p99_ms, 1),
+            "p99_at_per_second": round(self.p99_rate, 1),
+            "latency_ms_at_80_percent": self.latency_run,
+            "by_regions": {str(n): round(v, 1) for n, v in sorted(self.by_regions.items())},
+            "scaling_32_over_4": round(self.scaling, 3),
+            "service_ops_per_message": round(self.ops_per_message, 2),
+            "conserved": self.conserved,
+            "errors": self.errors,
+            "targets": {
+                "per_second": TARGET_PER_SECOND,
+                "p99_ms": TARGET_P99_MS,
+                "scaling": TARGET_SCALING,
+                "met_per_second": self.e2e_per_second >= TARGET_PER_SECOND,
+                "met_p99": 0 < self.p99_ms <= TARGET_P99_MS,
+                "met_scaling": self.scaling >= TARGET_SCALING,
+            },
+            "machine": {
+                "cpus": os.cpu_count(),
+                "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+            },
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def _message_totals(state: ClusterState) -> tuple[float, float]:
+    """(operations, messages) received by every service so far, from their metrics."""
+    ops = messages = 0.0
+    for service in state.services:
+        url = f"http://127.0.0.1:{service.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            text = reply.read().decode()
+        for name, value in re.findall(
+            r'^gongji_(operations|messages)_total\{direction="in",[^}]*\} (\S+)$', text, re.M
+        ):
+            if name == "operations":
+                ops += float(value)
+            else:
+                messages += float(value)
+    return ops, messages
+
+
+async def _with_cluster(
+    amqp_url: str,
+    regions: int,
+    plan: Plan,
+    work: Callable[[ClusterState], Awaitable[None]],
+    data_root: Path,
+) -> None:
+    data_dir = data_root / f"cluster-{regions}"
+    config = ClusterConfig(
+        amqp_url=amqp_url,
+        data_dir=data_dir,
+        regions=with_enabled(first_regions(regions), True),
+        namespace=f"bench-{regions}-{uuid.uuid4().hex[:6]}",
+        base_port=free_port_block(regions + 1),
+        persons_per_region=plan.persons_per_region,
+        sqlite_synchronous=plan.sqlite_synchronous,
+        ready_timeout_s=180,
+    )
+    started = time.perf_counter()
+    state = await cluster_up(config)
+    say(f"{regions} regions up in {time.perf_counter() - started:.1f} s")
+    try:
+        await work(state)
+    finally:
+        await asyncio.to_thread(cluster_down, data_dir)
+        await delete_queues(amqp_url, state)
+
+
+def _target(state: ClusterState) -> Target:
+    return Target(state.namespace, state.population(), Path(state.data_dir))
+
+
+def _absorb(figures: Figures, report: LoadReport) -> None:
+    if report.conserved is False:
+        figures.conserved = False
+    for name, count in report.errors().items():
+        figures.errors[name] = figures.errors.get(name, 0) + count
+
+
+async def _saturate(amqp_url: str, state: ClusterState, plan: Plan, figures: Figures) -> float:
+    """The steady completion rate with ``plan.in_flight`` requests outstanding."""
+    config = LoadConfig(
+        rate=50_000,
+        duration_s=plan.saturation_s,
+        cross_province=1.0,
+        max_in_flight=plan.in_flight,
+        drain_s=60,
+    )
+    ops0, msgs0 = await asyncio.to_thread(_message_totals, state)
+    report = await run_load(amqp_url, _target(state), config, audit_wait_s=30)
+    ops1, msgs1 = await asyncio.to_thread(_message_totals, state)
+    _absorb(figures, report)
+    rate = report.result.steady_per_second()
+    if len(state.regions) == 4 and msgs1 > msgs0:
+        figures.ops_per_message = (ops1 - ops0) / (msgs1 - msgs0)
+    say(
+        f"{len(state.regions)} regions: {rate:,.0f}/s at saturation "
+        f"({report.result.completed} co-payments, conserved: {report.conserved})"
+    )
+    return rate
+
+
+async def run_bench(amqp_url: str, plan: Plan) -> Figures:
+    started = time.perf_counter()
+    figures = Figures(plan.sqlite_synchronous)
+    with tempfile.TemporaryDirectory(prefix="gongji-bench-") as tmp:
+        root = Path(tmp)
+        for regions in plan.region_counts:
+
+            async def work(state: ClusterState, regions: int = regions) -> None:
+                figures.by_regions[regions] = await _saturate(amqp_url, state, plan, figures)
+                if regions != 4:
+                    return
+                rate = max(1.0, 0.8 * figures.by_regions[4])
+                config = LoadConfig(
+                    rate=rate, duration_s=plan.latency_s, cross_province=1.0, drain_s=60
+                )
+                report = await run_load(amqp_url, _target(state), config, audit_wait_s=30)
+                _absorb(figures, report)
+                summary = report.result.latency["copay"].summary_ms()
+                figures.p99_ms, figures.p99_rate = summary["p99"], rate
+                figures.latency_run = summary
+                say(
+                    f"open loop at {rate:,.0f}/s (80 %): p50 {summary['p50']:.0f} ms, "
+                    f"p99 {summary['p99']:.0f} ms, achieved "
+                    f"{report.result.achieved_per_second:,.0f}/s"
+                )
+
+            await _with_cluster(amqp_url, regions, plan, work, root)
+    ops = max(1, round(figures.ops_per_message or 10))
+    say(f"baseline: echo round trips at {ops} ops per message")
+    figures.baseline = await measure_baseline(
+        amqp_url, ops_per_message=ops, seconds=plan.baseline_s
+    )
+    figures.seconds = time.perf_counter() - started
+    return figures
+
+
+def format_figures(f: Figures) -> str:
+    data = f.as_json()
+    met = data["targets"]
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    lines = [
+        f"gongji end-to-end benchmark (SQLite synchronous={f.sqlite_synchronous}, "
+        f"{data['machine']['cpus']} cores, broker included)",
+        f"  baseline (broker round trips, {data['baseline_ops_per_message']} ops/message): "
+        f"{data['baseline_round_trips_per_second']:,.0f} round trips/s, "
+        f"{data['baseline_messages_per_second']:,.0f} messages/s",
+        f"  e2e durable cross-province co-payments, 4 regions: {f.e2e_per_second:,.0f}/s "
+        f"(target {TARGET_PER_SECOND:,}: {mark(met['met_per_second'])})",
+        f"  ratio e2e / baseline: {f.ratio:.3f}",
+        f"  p99 at 80 % of max ({f.p99_rate:,.0f}/s): {f.p99_ms:,.0f} ms "
+        f"(target {TARGET_P99_MS:.0f}: {mark(met['met_p99'])})",
+        "  by regions: " + ", ".join(f"{n}: {v:,.0f}/s" for n, v in sorted(f.by_regions.items())),
+        f"  32 / 4 regions: {f.scaling:.0%} (target {TARGET_SCALING:.0%}: "
+        f"{mark(met['met_scaling'])})",
+        f"  services averaged {f.ops_per_message:.1f} operations per message",
+        f"  money conserved in every run: {'yes' if f.conserved else 'NO'}; errors: {f.errors}",
+        f"  took {f.seconds:.0f} s; load average at the end "
+        f"{data['machine']['load_average_1m_at_end']}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument("--quick", action="store_true", help="half the durations (about 2 min)")
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=["FULL", "NORMAL"],
+        default="FULL",
+        help="FULL (default): commits survive power loss; NORMAL: process crashes only",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    configure_logging("WARNING")
+    plan = (
+        Plan.quick(args.sqlite_synchronous)
+        if args.quick
+        else Plan(sqlite_synchronous=args.sqlite_synchronous)
+    )
+    figures = asyncio.run(run_bench(args.amqp_url, plan))
+    if args.json:
+        print(json.dumps(figures.as_json()))
+    else:
+        print(format_figures(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

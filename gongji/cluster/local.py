@@ -1,0 +1,568 @@
+"""A local cluster without Docker: the clearinghouse and each region as its own OS process.
+
+``cluster_up`` starts ``gongji clearinghouse`` and one ``gongji region --code X`` per
+region (each serving Prometheus metrics on its own loopback port), seeds the population
+once every service consumes, writes a Prometheus scrape config and a state file with the
+PIDs. ``cluster_down`` stops exactly the processes named in that state file: a PID whose
+process start time no longer matches was reused by someone else and is left alone.
+Linux only (``/proc``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiormq
+from aio_pika.abc import AbstractRobustConnection
+
+from broker.connection import connect
+from broker.publisher import Publisher
+from broker.shell import group_by_address
+from broker.topology import Topology, declare_service_queue, declare_topology
+from clearinghouse.service import clearinghouse_database
+from contracts.identifiers import CLEARINGHOUSE, region_address
+from gongji.cluster.seed import SeededPopulation, seed_population
+from gongji.population import RegionSpec
+from regions.service import region_database
+from storage.sqlite import SYNCHRONOUS_ENV
+
+STATE_FILE = "cluster.json"
+SCRAPE_FILE = "prometheus.yml"
+LOG_DIR = "logs"
+DEFAULT_BASE_PORT = 9500
+DEFAULT_PERSONS = 1000
+RABBITMQ_METRICS = "127.0.0.1:15692"
+"""Where RabbitMQ's Prometheus plugin listens when enabled; scraped if it answers."""
+
+Say = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    """A local cluster cannot be started or stopped; the message says why and what to do."""
+
+
+class AlreadyUp(ClusterError):
+    pass
+
+
+class NotUp(ClusterError):
+    pass
+
+
+class PortInUse(ClusterError):
+    pass
+
+
+class ServiceFailed(ClusterError):
+    pass
+
+
+@dataclass(slots=True)
+class ServiceRecord:
+    """One started service process."""
+
+    name: str
+    """``clearinghouse`` or ``region-<code>`` (the ``service`` label of its metrics)."""
+    address: str
+    pid: int
+    start_ticks: int
+    """The process start time (``/proc/<pid>/stat`` field 22): tells a reused PID apart."""
+    metrics_port: int
+    log: str
+    argv: list[str]
+
+
+@dataclass(slots=True)
+class ClusterState:
+    """What ``cluster.json`` holds: enough to stop the cluster and to load it."""
+
+    namespace: str
+    data_dir: str
+    regions: list[RegionSpec]
+    persons_per_region: int
+    seed: int
+    base_port: int
+    scrape_config: str
+    services: list[ServiceRecord] = field(default_factory=list)
+    started_at: float = 0.0
+    sqlite_synchronous: str = "FULL"
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.regions]
+
+    def population(self) -> SeededPopulation:
+        """The seeded population, rebuilt from regions, size and seed."""
+        return seed_population(self.regions, self.persons_per_region, self.seed)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["regions"] = [asdict(r) for r in self.regions]
+        data["version"] = 1
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ClusterState:
+        return cls(
+            namespace=data["namespace"],
+            data_dir=data["data_dir"],
+            regions=[RegionSpec(**r) for r in data["regions"]],
+            persons_per_region=data["persons_per_region"],
+            seed=data["seed"],
+            base_port=data["base_port"],
+            scrape_config=data["scrape_config"],
+            services=[ServiceRecord(**s) for s in data["services"]],
+            started_at=data.get("started_at", 0.0),
+            sqlite_synchronous=data.get("sqlite_synchronous", "FULL"),
+        )
+
+
+def state_path(data_dir: Path) -> Path:
+    return data_dir / STATE_FILE
+
+
+def read_state(data_dir: Path) -> ClusterState | None:
+    """The state of the cluster in ``data_dir``, or None when none was started there."""
+    path = state_path(data_dir)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ClusterError(f"cannot read {path}: {error}; remove it if no cluster runs") from None
+    try:
+        return ClusterState.from_json(data)
+    except (KeyError, TypeError) as error:
+        raise ClusterError(f"{path} is not a cluster state file ({error})") from None
+
+
+def _write_state(state: ClusterState) -> None:
+    path = state_path(Path(state.data_dir))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state.to_json(), ensure_ascii=False, indent=2) + "\n")
+    tmp.replace(path)
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start ticks) of a process, or None if there is none."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return fields[0], int(fields[19])
+
+
+def _reap(pid: int) -> None:
+    """Collect a child's exit status if it is ours (tests and bench start clusters in-process)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def is_running(record: ServiceRecord) -> bool:
+    """True while the recorded process (same PID and start time) lives."""
+    _reap(record.pid)
+    stat = _proc_stat(record.pid)
+    if stat is None:
+        return False
+    state, ticks = stat
+    return state not in ("Z", "X") and ticks == record.start_ticks
+
+
+def _spawn(argv: list[str], log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        # A session of its own: the services outlive `cluster up` and ignore the
+        # terminal's Ctrl-C; `cluster down` stops them.
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def _log_tail(path: str, lines: int = 8) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line for line in text[-lines:]) or "    (empty log)"
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``host:port`` can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the metrics server does: a closed connection in TIME_WAIT does not block it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_block(count: int, start: int = 20_000, end: int = 60_000) -> int:
+    """The first port P >= ``start`` such that P..P+count-1 are all free now."""
+    port = start
+    while port + count < end:
+        busy = next((p for p in range(port, port + count) if not port_free(p)), None)
+        if busy is None:
+            return port
+        port = busy + 1
+    raise ClusterError(f"no {count} consecutive free ports between {start} and {end}")
+
+
+def _metrics_answer(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+# --- up ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ClusterConfig:
+    """How to start a local cluster."""
+
+    amqp_url: str
+    data_dir: Path
+    regions: Sequence[RegionSpec]
+    namespace: str = "gongji"
+    base_port: int = DEFAULT_BASE_PORT
+    persons_per_region: int = DEFAULT_PERSONS
+    seed: int = 1
+    scrape_interval_s: float = 5.0
+    log_level: str = "WARNING"
+    sqlite_synchronous: str | None = None
+    """``NORMAL`` trades durability against power loss (not process crashes) for speed."""
+    ready_timeout_s: float = 120.0
+    env: dict[str, str] = field(default_factory=dict)
+    """Extra environment for the services (e.g. shell tunables)."""
+
+
+def _service_argv(kind: str, code: str | None, config: ClusterConfig, port: int) -> list[str]:
+    argv = [sys.executable, "-m", "gongji.cli", kind]
+    if code is not None:
+        argv += ["--code", code]
+    return [
+        *argv,
+        "--namespace",
+        config.namespace,
+        "--data-dir",
+        str(config.data_dir),
+        "--metrics-port",
+        str(port),
+        "--metrics-host",
+        "127.0.0.1",
+        "--log-level",
+        config.log_level,
+    ]
+
+
+async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> ClusterState:
+    """Start the services, seed the population, write the scrape config and state file."""
+    data_dir = config.data_dir = config.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_state(data_dir)
+    if previous is not None:
+        alive = [s.name for s in previous.services if is_running(s)]
+        if alive:
+            raise AlreadyUp(
+                f"a local cluster is already up in {data_dir} ({len(alive)} services running, "
+                f"e.g. {alive[0]}); run `gongji cluster down --data-dir {data_dir}` first"
+            )
+        say(f"removing the stale state of a cluster that is no longer running ({STATE_FILE})")
+        state_path(data_dir).unlink()
+    names = [CLEARINGHOUSE] + [f"region-{r.code}" for r in config.regions]
+    ports = {name: config.base_port + i for i, name in enumerate(names)}
+    busy = [f"{p} ({n})" for n, p in ports.items() if not port_free(p)]
+    if busy:
+        raise PortInUse(
+            f"metrics port(s) in use: {', '.join(busy)}; choose another --base-port "
+            f"(the cluster needs {len(names)} consecutive ports from it)"
+        )
+    seeded = seed_population(config.regions, config.persons_per_region, config.seed)
+    topology = Topology(namespace=config.namespace)
+    connection = await connect(config.amqp_url, name=f"gongji-cluster-up:{config.namespace}")
+    try:
+        addresses = [CLEARINGHOUSE] + [region_address(r.code) for r in config.regions]
+        await _declare(connection, topology, addresses)
+        state = ClusterState(
+            namespace=config.namespace,
+            data_dir=str(data_dir),
+            regions=list(config.regions),
+            persons_per_region=config.persons_per_region,
+            seed=config.seed,
+            base_port=config.base_port,
+            scrape_config=str(data_dir / SCRAPE_FILE),
+            started_at=time.time(),
+            sqlite_synchronous=config.sqlite_synchronous
+            or os.environ.get(SYNCHRONOUS_ENV, "").upper()
+            or "FULL",
+        )
+        env = dict(os.environ)
+        env.update(config.env)
+        env["AMQP_URL"] = config.amqp_url  # not on the command line, where ps shows it
+        if config.sqlite_synchronous:
+            env[SYNCHRONOUS_ENV] = config.sqlite_synchronous
+        try:
+            for name, address in zip(names, addresses, strict=True):
+                kind = "clearinghouse" if name == CLEARINGHOUSE else "region"
+                code = None if kind == "clearinghouse" else name.removeprefix("region-")
+                argv = _service_argv(kind, code, config, ports[name])
+                log = data_dir / LOG_DIR / f"{name}.log"
+                process = _spawn(argv, log, env)
+                stat = _proc_stat(process.pid)
+                ticks = stat[1] if stat else 0
+                state.services.append(
+                    ServiceRecord(name, address, process.pid, ticks, ports[name], str(log), argv)
+                )
+                # Written after every start, so `down` finds whatever did start.
+                _write_state(state)
+            say(f"started {len(names)} services; seeding {len(seeded.population.persons)} persons")
+            await _seed(connection, topology, seeded)
+            await _wait_ready(connection, topology, state, seeded, config.ready_timeout_s, say)
+        except BaseException:
+            # Stop whatever did start (the state file names it), then say what failed.
+            with contextlib.suppress(NotUp):
+                cluster_down(data_dir)
+            raise
+    finally:
+        await connection.close()
+    write_scrape_config(state, config.scrape_interval_s)
+    return state
+
+
+async def _declare(
+    connection: AbstractRobustConnection, topology: Topology, addresses: Sequence[str]
+) -> None:
+    """Declare every service queue now, so the seed can be sent before services consume."""
+    channel = await connection.channel()
+    try:
+        await declare_topology(channel, topology)
+        for address in addresses:
+            await declare_service_queue(channel, topology, address)
+    finally:
+        await channel.close()
+
+
+async def _seed(
+    connection: AbstractRobustConnection, topology: Topology, seeded: SeededPopulation
+) -> None:
+    publisher = await Publisher.open(connection, topology, "client.cluster-seed")
+    try:
+        outgoing = seeded.population.setup_operations()
+        for start in range(0, len(outgoing), 4_000):
+            # In order, confirmed: registry, then persons, then bindings, per queue.
+            await publisher.publish(group_by_address(outgoing[start : start + 4_000]))
+    finally:
+        await publisher.close()
+
+
+async def consumers(connection: AbstractRobustConnection, queue: str) -> tuple[int, int]:
+    """(ready messages, consumers) of an existing queue."""
+    channel = await connection.channel()
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        result = declared.declaration_result
+        return int(result.message_count or 0), int(result.consumer_count or 0)
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+
+def _count(path: Path, sql: str) -> int:
+    """A count from a service's SQLite file, read-only; -1 while it is not there yet."""
+    if not path.exists():
+        return -1
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return int(db.execute(sql).fetchone()[0])
+    except sqlite3.Error:
+        return -1
+
+
+def seeded_counts(
+    state: ClusterState, seeded: SeededPopulation | None = None
+) -> dict[str, tuple[int, int]]:
+    """Per service: (found, expected) rows of the seed (persons; regions + bindings)."""
+    seeded = seeded or state.population()
+    data_dir = Path(state.data_dir)
+    per_region: dict[str, int] = {r.code: 0 for r in state.regions}
+    for person in seeded.population.persons:
+        per_region[person.region] += 1
+    counts = {
+        f"region-{code}": (
+            _count(region_database(data_dir, code), "SELECT COUNT(*) FROM persons"),
+            expected,
+        )
+        for code, expected in per_region.items()
+    }
+    counts[CLEARINGHOUSE] = (
+        _count(
+            clearinghouse_database(data_dir),
+            "SELECT (SELECT COUNT(*) FROM regions) + (SELECT COUNT(*) FROM bindings)",
+        ),
+        len(state.regions) + len(seeded.population.bindings),
+    )
+    return counts
+
+
+async def _wait_ready(
+    connection: AbstractRobustConnection,
+    topology: Topology,
+    state: ClusterState,
+    seeded: SeededPopulation,
+    timeout_s: float,
+    say: Say,
+) -> None:
+    """Until every process lives, serves metrics, consumes its queue and holds the seed."""
+    deadline = time.monotonic() + timeout_s
+    pending = {s.name for s in state.services}
+    while True:
+        for service in state.services:
+            if not is_running(service):
+                raise ServiceFailed(
+                    f"{service.name} exited while starting; the end of {service.log}:\n"
+                    + _log_tail(service.log)
+                )
+        counts = seeded_counts(state, seeded)
+        for service in state.services:
+            if service.name not in pending:
+                continue
+            found, expected = counts[service.name]
+            if found < expected or not _metrics_answer(service.metrics_port):
+                continue
+            _, n_consumers = await consumers(connection, topology.queue_for(service.address))
+            if n_consumers:
+                pending.discard(service.name)
+        if not pending:
+            say(f"all {len(state.services)} services are up and seeded")
+            return
+        if time.monotonic() > deadline:
+            detail = ", ".join(
+                f"{n} ({counts[n][0]}/{counts[n][1]} seeded)" for n in sorted(pending)[:5]
+            )
+            raise ServiceFailed(f"not ready within {timeout_s:.0f} s: {detail}")
+        await asyncio.sleep(0.2)
+
+
+def write_scrape_config(state: ClusterState, interval_s: float) -> Path:
+    """A Prometheus config scraping every service of the cluster (and RabbitMQ if it
+    serves metrics on 15692); returns its path."""
+    interval = f"{max(interval_s, 0.1):g}s"
+    lines = [
+        f"# Written by `gongji cluster up` for the local cluster in {state.data_dir}.",
+        f"# Run: prometheus --config.file={state.scrape_config}",
+        "global:",
+        f"  scrape_interval: {interval}",
+        f"  evaluation_interval: {interval}",
+        "scrape_configs:",
+        "  - job_name: gongji",
+        "    static_configs:",
+    ]
+    for service in state.services:
+        component = "clearinghouse" if service.name == CLEARINGHOUSE else "region"
+        lines += [
+            f"      - targets: [{json.dumps(f'127.0.0.1:{service.metrics_port}')}]",
+            "        labels:",
+            f"          component: {json.dumps(component)}",
+        ]
+    host, _, port = RABBITMQ_METRICS.partition(":")
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        rabbit = sock.connect_ex((host, int(port))) == 0
+    if rabbit:
+        lines += [
+            "  - job_name: rabbitmq",
+            "    static_configs:",
+            f"      - targets: [{json.dumps(RABBITMQ_METRICS)}]",
+        ]
+    path = Path(state.scrape_config)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- down --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DownReport:
+    stopped: list[str] = field(default_factory=list)
+    killed: list[str] = field(default_factory=list)
+    """Stopped only by SIGKILL after the grace period."""
+    gone: list[str] = field(default_factory=list)
+    """Not running any more (exited earlier, or the PID now belongs to another process)."""
+
+
+def cluster_down(data_dir: Path, grace_s: float = 10.0) -> DownReport:
+    """SIGTERM every recorded service, SIGKILL what still runs after ``grace_s``."""
+    data_dir = data_dir.resolve()
+    state = read_state(data_dir)
+    if state is None:
+        raise NotUp(f"no local cluster is up in {data_dir} (no {STATE_FILE} there)")
+    report = DownReport()
+    running = [s for s in state.services if is_running(s)]
+    report.gone = [s.name for s in state.services if s not in running]
+    for service in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(service.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while running and time.monotonic() < deadline:
+        time.sleep(0.05)
+        still = [s for s in running if is_running(s)]
+        report.stopped += [s.name for s in running if s not in still]
+        running = still
+    for service in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(service.pid, signal.SIGKILL)
+        report.killed.append(service.name)
+    deadline = time.monotonic() + 5.0
+    while any(is_running(s) for s in running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    state_path(data_dir).unlink(missing_ok=True)
+    return report
+
+
+async def delete_queues(amqp_url: str, state: ClusterState) -> None:
+    """Delete the cluster's service queues (after ``down``; for tests and benchmarks)."""
+    connection = await connect(amqp_url, name=f"gongji-cluster-clean:{state.namespace}")
+    try:
+        channel = await connection.channel()
+        topology = Topology(namespace=state.namespace)
+        for address in [CLEARINGHOUSE] + [region_address(c) for c in state.codes]:
+            with contextlib.suppress(aiormq.exceptions.AMQPError):
+                await channel.queue_delete(topology.queue_for(address))
+        with contextlib.suppress(aiormq.exceptions.AMQPError):
+            await channel.queue_delete(topology.dead_letter_queue)
+            await channel.exchange_delete(topology.exchange)
+            await channel.exchange_delete(topology.dead_letter_exchange)
+        with contextlib.suppress(Exception):
+            await channel.close()
+    finally:
+        await connection.close()

@@ -1,0 +1,170 @@
+"""``gongji cluster up|down|status``: the compose topology as local processes, no Docker."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from gongji.cluster.catalog import CATALOG, first_regions, regions_by_code, with_enabled
+from gongji.cluster.local import (
+    DEFAULT_BASE_PORT,
+    DEFAULT_PERSONS,
+    ClusterConfig,
+    ClusterError,
+    cluster_down,
+    cluster_up,
+    is_running,
+    read_state,
+)
+from gongji.commands.options import add_broker_options, port_number, positive_int, region_code
+
+DEFAULT_DATA_DIR = Path("data") / "cluster"
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_DATA_DIR)),
+        help="SQLite files, logs, state file and scrape config (default: %(default)s)",
+    )
+
+
+def _codes(value: str) -> list[str]:
+    return [region_code(code) for code in value.replace(",", " ").split()]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "cluster", help="start or stop a local multi-process cluster (no Docker)"
+    )
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    up = actions.add_parser("up", help="start the clearinghouse and regions, seed a population")
+    which = up.add_mutually_exclusive_group()
+    which.add_argument(
+        "--regions",
+        type=positive_int,
+        default=5,
+        help=f"the first N regions of the catalog, 1..{len(CATALOG)} (default: %(default)s; "
+        "the fifth, Beijing, is not enabled)",
+    )
+    which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
+    up.add_argument("--enable-all", action="store_true", help="enable every region")
+    add_broker_options(up)
+    _data_dir_option(up)
+    up.add_argument(
+        "--base-port",
+        type=port_number,
+        default=DEFAULT_BASE_PORT,
+        help="metrics port of the clearinghouse; region i gets base+i (default: %(default)s)",
+    )
+    up.add_argument(
+        "--persons",
+        type=positive_int,
+        default=DEFAULT_PERSONS,
+        help="persons seeded per region (default: %(default)s)",
+    )
+    up.add_argument("--seed", type=int, default=1, help="population seed (default: %(default)s)")
+    up.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=5.0,
+        help="seconds, in the written Prometheus config (default: %(default)s)",
+    )
+    up.add_argument(
+        "--sqlite-synchronous",
+        choices=["FULL", "NORMAL"],
+        default=None,
+        help="FULL (default): a commit survives power loss; NORMAL: it survives a process "
+        "crash only, and is faster",
+    )
+    up.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="services' log level (default: %(default)s; INFO logs every transfer)",
+    )
+
+    down = actions.add_parser("down", help="stop exactly the processes `cluster up` started")
+    _data_dir_option(down)
+    down.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds between SIGTERM and SIGKILL (default: %(default)s)",
+    )
+
+    status = actions.add_parser("status", help="list the cluster's processes")
+    _data_dir_option(status)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "up":
+            return _up(args)
+        if args.action == "down":
+            return _down(args)
+        return _status(args)
+    except ClusterError as error:
+        print(f"gongji cluster {args.action}: {error}", file=sys.stderr)
+        return 1
+
+
+def _up(args: argparse.Namespace) -> int:
+    try:
+        regions = regions_by_code(args.codes) if args.codes else first_regions(args.regions)
+    except ValueError as error:
+        raise ClusterError(str(error)) from None
+    config = ClusterConfig(
+        amqp_url=args.amqp_url,
+        data_dir=args.data_dir,
+        regions=with_enabled(regions, True if args.enable_all else None),
+        namespace=args.namespace,
+        base_port=args.base_port,
+        persons_per_region=args.persons,
+        seed=args.seed,
+        scrape_interval_s=args.scrape_interval,
+        log_level=args.log_level,
+        sqlite_synchronous=args.sqlite_synchronous,
+    )
+
+    def say(text: str) -> None:
+        print(f"gongji cluster up: {text}", file=sys.stderr)
+
+    state = asyncio.run(cluster_up(config, say))
+    for service in state.services:
+        print(
+            f"{service.name:<16} pid {service.pid:<8} metrics http://127.0.0.1:{service.metrics_port}/metrics"
+        )
+    disabled = [r.code for r in state.regions if not r.enabled]
+    if disabled:
+        print(f"not enabled: {', '.join(disabled)}")
+    print(f"state:         {Path(state.data_dir) / 'cluster.json'}")
+    print(f"scrape config: {state.scrape_config}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    report = cluster_down(args.data_dir, grace_s=args.grace)
+    for name in report.stopped:
+        print(f"stopped {name}")
+    for name in report.killed:
+        print(f"killed  {name} (still running {args.grace:g} s after SIGTERM)")
+    for name in report.gone:
+        print(f"gone    {name} (was not running)")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    state = read_state(args.data_dir.resolve())
+    if state is None:
+        print(f"no local cluster in {args.data_dir.resolve()}")
+        return 1
+    for service in state.services:
+        status = "running" if is_running(service) else "not running"
+        print(f"{service.name:<16} pid {service.pid:<8} port {service.metrics_port}  {status}")
+    return 0

@@ -1,0 +1,183 @@
+"""``gongji load``: open-loop load against a cluster, with a report of latency and money."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from broker.connection import connect
+from broker.publisher import Publisher
+from broker.shell import group_by_address
+from broker.topology import Topology
+from gongji.cluster.catalog import first_regions, regions_by_code, with_enabled
+from gongji.cluster.local import DEFAULT_PERSONS, ClusterError, read_state
+from gongji.cluster.seed import SeededPopulation, seed_population
+from gongji.commands.cluster import DEFAULT_DATA_DIR
+from gongji.commands.options import DEFAULT_AMQP_URL, positive_int, region_code
+from gongji.load import (
+    LoadConfig,
+    MixError,
+    ProgressBar,
+    Target,
+    format_report,
+    parse_mix,
+    run_load,
+)
+from telemetry.logs import configure_logging
+
+
+def _share(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= number <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a share between 0 and 1")
+    return number
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
+    return number
+
+
+def _codes(value: str) -> list[str]:
+    return [region_code(code) for code in value.replace(",", " ").split()]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "load",
+        help="open-loop load against a cluster: latency percentiles, outcomes, money check",
+        description="Send requests on a fixed schedule (open loop) and report latency from "
+        "each request's intended send time, outcomes, errors and whether the money moved "
+        "is conserved in the regions' books. The population comes from the local cluster's "
+        "state file (--data-dir), or from --codes/--regions, --persons and "
+        "--population-seed (then --setup seeds it first, e.g. under compose).",
+    )
+    parser.add_argument("--rate", type=_positive_float, default=100.0, help="requests per second")
+    parser.add_argument("--duration", type=_positive_float, default=10.0, help="seconds")
+    parser.add_argument(
+        "--mix", default="copay=1.0", help="flows and weights (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--cross-province",
+        type=_share,
+        default=1.0,
+        help="share of requests whose co-payer is in another province (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--skew",
+        type=float,
+        default=0.0,
+        help="zipf exponent over payee regions: 0 uniform, 1 region i gets 1/(i+1) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the request stream")
+    parser.add_argument(
+        "--drain",
+        type=_positive_float,
+        default=30.0,
+        help="seconds to wait for outcomes after the last send (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=positive_int,
+        default=None,
+        help="hold back sends while this many are unanswered (for saturation runs)",
+    )
+    parser.add_argument(
+        "--amqp-url",
+        default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL),
+        help="RabbitMQ URL (default: $AMQP_URL or %(default)s)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_DATA_DIR)),
+        help="the local cluster's directory (state file, books) (default: %(default)s)",
+    )
+    population = parser.add_argument_group("population without a local cluster state file")
+    which = population.add_mutually_exclusive_group()
+    which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
+    which.add_argument("--regions", type=positive_int, help="the first N catalog regions")
+    population.add_argument("--enable-all", action="store_true")
+    population.add_argument("--persons", type=positive_int, default=DEFAULT_PERSONS)
+    population.add_argument("--population-seed", type=int, default=1)
+    population.add_argument(
+        "--namespace", default=None, help="broker namespace (default: the cluster's, or gongji)"
+    )
+    population.add_argument(
+        "--setup",
+        action="store_true",
+        help="publish the population's set-up operations first (idempotent)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _target(args: argparse.Namespace) -> Target:
+    state = read_state(args.data_dir.resolve())
+    if state is not None and not (args.codes or args.regions):
+        return Target(args.namespace or state.namespace, state.population(), Path(state.data_dir))
+    if not (args.codes or args.regions):
+        raise ClusterError(
+            f"no local cluster state in {args.data_dir.resolve()} (start one with "
+            "`gongji cluster up`), and no --codes or --regions to build the population from"
+        )
+    regions = regions_by_code(args.codes) if args.codes else first_regions(args.regions)
+    regions = with_enabled(regions, True if args.enable_all else None)
+    seeded = seed_population(regions, args.persons, args.population_seed)
+    # Without a state file, the books are read only if the cluster's files are there.
+    data_dir = args.data_dir.resolve() if args.data_dir.resolve().is_dir() else None
+    return Target(args.namespace or "gongji", seeded, data_dir)
+
+
+async def _setup(amqp_url: str, namespace: str, seeded: SeededPopulation) -> None:
+    connection = await connect(amqp_url, name=f"gongji-load-setup:{namespace}")
+    try:
+        publisher = await Publisher.open(connection, Topology(namespace), "client.load-setup")
+        outgoing = seeded.population.setup_operations()
+        for start in range(0, len(outgoing), 4_000):
+            await publisher.publish(group_by_address(outgoing[start : start + 4_000]))
+        await publisher.close()
+    finally:
+        await connection.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging("WARNING")
+    try:
+        mix = parse_mix(args.mix)
+        target = _target(args)
+        config = LoadConfig(
+            rate=args.rate,
+            duration_s=args.duration,
+            mix=mix,
+            cross_province=args.cross_province,
+            skew=args.skew,
+            seed=args.seed,
+            drain_s=args.drain,
+            max_in_flight=args.max_in_flight,
+        )
+    except (MixError, ClusterError, ValueError) as error:
+        print(f"gongji load: {error}", file=sys.stderr)
+        return 2
+    if args.setup:
+        asyncio.run(_setup(args.amqp_url, target.namespace, target.seeded))
+    progress = None if args.no_progress else ProgressBar(sys.stderr)
+    report = asyncio.run(run_load(args.amqp_url, target, config, progress=progress))
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+    else:
+        print(format_report(report))
+    return 1 if report.conserved is False else 0

@@ -1,0 +1,110 @@
+"""The flows a load can mix (``--mix copay=0.8,wallet=0.2``) and how each makes a request.
+
+A flow turns (sequence number, payee region, cross-province or not) into one operation
+sent to a region; its one final ``BillOutcome`` comes back to the load's client queue,
+matched by transfer id. Only ``copay`` exists today; wallet transfers and premium
+payments are added here as their operations land.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from contracts.identifiers import region_address
+from contracts.operations import Operation, SubmitBill
+from gongji.cluster.seed import SeededPopulation
+
+MIN_BILL_FEN = 1_000
+MAX_BILL_FEN = 300_000
+"""Out-of-pocket shares between ¥10 and ¥3,000."""
+
+
+class MixError(ValueError):
+    """A ``--mix`` that names an unknown flow or has bad weights."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request of the load: where it goes and how to recognise its answer."""
+
+    flow: str
+    address: str
+    op: Operation
+    transfer_id: str
+    cross_province: bool
+
+
+class Flow(Protocol):
+    """Makes the requests of one kind of transfer."""
+
+    name: str
+
+    def make(
+        self, rng: random.Random, transfer_id: str, payee_region: str, cross: bool
+    ) -> Request: ...
+
+
+class CopayFlow:
+    """Co-payment of a bill: ``SubmitBill`` to the beneficiary's region."""
+
+    name = "copay"
+
+    def __init__(self, seeded: SeededPopulation, reply_to: str) -> None:
+        self.seeded = seeded
+        self.reply_to = reply_to
+
+    def make(self, rng: random.Random, transfer_id: str, payee_region: str, cross: bool) -> Request:
+        pools = (self.seeded.cross_province, self.seeded.same_province)
+        first, second = pools if cross else pools[::-1]
+        pool = first.get(payee_region) or second.get(payee_region) or []
+        if not pool:
+            raise MixError(f"region {payee_region} has no seeded beneficiary")
+        crossing = pool is self.seeded.cross_province.get(payee_region)
+        beneficiary = pool[rng.randrange(len(pool))]
+        amount = rng.randint(MIN_BILL_FEN, MAX_BILL_FEN)
+        bill = SubmitBill(transfer_id, beneficiary, amount, self.reply_to)
+        return Request(self.name, region_address(payee_region), bill, transfer_id, crossing)
+
+
+FlowFactory = Callable[[SeededPopulation, str], Flow]
+
+FLOWS: dict[str, FlowFactory] = {"copay": CopayFlow}
+"""Flows the load generator can send."""
+
+PLANNED = ("wallet", "premium")
+"""Flows the vocabulary names but the regions do not carry yet."""
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """``"copay=0.8,wallet=0.2"`` -> normalised weights; a bare name weighs 1."""
+    weights: dict[str, float] = {}
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        name, _, raw = part.partition("=")
+        try:
+            weight = float(raw) if raw else 1.0
+        except ValueError:
+            raise MixError(f"mix weight of {name!r} is not a number: {raw!r}") from None
+        if weight < 0:
+            raise MixError(f"mix weight of {name!r} is negative")
+        if name not in FLOWS:
+            hint = " (not carried by the regions yet)" if name in PLANNED else ""
+            raise MixError(f"unknown flow {name!r}{hint}; known: {', '.join(sorted(FLOWS))}")
+        weights[name] = weights.get(name, 0.0) + weight
+    total = sum(weights.values())
+    if total <= 0:
+        raise MixError(f"the mix {text!r} has no positive weight")
+    return {name: w / total for name, w in weights.items() if w > 0}
+
+
+def zipf_weights(count: int, exponent: float) -> list[float]:
+    """Weight of rank i (0-based) proportional to 1 / (i + 1) ** exponent; 0 is uniform."""
+    if exponent < 0:
+        raise ValueError("the skew exponent is >= 0")
+    raw = [1 / (i + 1) ** exponent for i in range(count)]
+    total = sum(raw)
+    return [w / total for w in raw]

@@ -1,0 +1,389 @@
+"""The open-loop load generator behind ``gongji load``.
+
+Request i is due at ``start + i / rate`` whatever the answers do (open loop), and its
+latency is measured from that *intended* time, so a generator or cluster that falls
+behind shows it in the percentiles instead of hiding it (coordinated omission). Due
+requests are sent in one envelope per region per short linger; outcomes come back on
+the generator's own client queue and are matched by transfer id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from aio_pika.abc import AbstractRobustConnection
+
+from broker.inbox import Inbox
+from broker.publisher import Publisher, PublishError, Unroutable
+from broker.topology import Topology
+from contracts.identifiers import client_address
+from contracts.operations import BillOutcome, Operation
+from contracts.reasons import COMMITTED
+from gongji.cluster.seed import SeededPopulation
+from gongji.load.flows import FLOWS, Flow, Request, zipf_weights
+from gongji.load.histogram import LatencyHistogram
+
+
+@dataclass(slots=True)
+class LoadConfig:
+    """What to send: how fast, how long, which flows, where."""
+
+    rate: float
+    """Target requests per second."""
+    duration_s: float
+    mix: dict[str, float] = field(default_factory=lambda: {"copay": 1.0})
+    cross_province: float = 1.0
+    """Share of requests whose payer is insured in another province."""
+    skew: float = 0.0
+    """Zipf exponent over payee regions (0: uniform; 1: region i gets 1/(i+1))."""
+    seed: int = 1
+    drain_s: float = 30.0
+    """After the last send, how long to wait for outstanding outcomes."""
+    max_in_flight: int | None = None
+    """Hold back sends while this many are unanswered (saturation runs); latency still
+    counts from the intended time."""
+    linger_ms: float = 10.0
+    """How long due requests may wait to share an envelope with others to the same region
+    (counted in their latency, which runs from the intended time)."""
+    max_per_envelope: int = 500
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.duration_s <= 0:
+            raise ValueError("rate and duration are positive")
+        if not 0 <= self.cross_province <= 1:
+            raise ValueError("the cross-province share is 0..1")
+        if self.skew < 0:
+            raise ValueError("the skew is >= 0")
+
+    @property
+    def total(self) -> int:
+        return max(1, round(self.rate * self.duration_s))
+
+
+@dataclass(slots=True)
+class _Pending:
+    intended: float
+    flow: str
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """What one load run saw, before the books are audited."""
+
+    config: LoadConfig
+    regions: list[str]
+    sent: int = 0
+    started: float = 0.0
+    send_seconds: float = 0.0
+    last_outcome: float = 0.0
+    latency: dict[str, LatencyHistogram] = field(default_factory=dict)
+    outcomes: dict[str, Counter[str]] = field(default_factory=dict)
+    moved_fen: int = 0
+    """Paid towards bills, by every means, as the outcomes report it."""
+    copayer_paid_fen: int = 0
+    """Of that, paid by co-payers in committed transfers (the mutual aid)."""
+    cross_province_sent: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    timeline: list[int] = field(default_factory=list)
+    """Outcomes per 100 ms since the start."""
+    unsent: int = 0
+    """Planned requests never sent because ``max_in_flight`` held them past the end."""
+    send_lag: LatencyHistogram = field(default_factory=LatencyHistogram)
+    """From each request's intended time to its hand-over to the broker client: how far
+    the generator itself fell behind (part of every latency)."""
+
+    @property
+    def completed(self) -> int:
+        return sum(sum(c.values()) for c in self.outcomes.values())
+
+    @property
+    def achieved_per_second(self) -> float:
+        """Outcomes per second from the first intended send to the last outcome."""
+        span = self.last_outcome - self.started
+        return self.completed / span if span > 0 else 0.0
+
+    def steady_per_second(self, skip_s: float | None = None) -> float:
+        """Outcomes per second during the send phase after a warm-up (default: a fifth)."""
+        skip = self.config.duration_s / 5 if skip_s is None else skip_s
+        first, last = int(skip * 10), int(self.send_seconds * 10)
+        window = self.timeline[first:last]
+        return sum(window) * 10 / len(window) if window else 0.0
+
+
+ProgressFn = Callable[["LoadGenerator", bool], None]
+
+
+class LoadGenerator:
+    """Sends a planned stream of requests and matches their outcomes."""
+
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        topology: Topology,
+        seeded: SeededPopulation,
+        config: LoadConfig,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.connection = connection
+        self.topology = topology
+        self.seeded = seeded
+        self.config = config
+        self.name = name or f"load-{uuid.uuid4().hex[:8]}"
+        self.address = client_address(self.name)
+        self._rng = random.Random(config.seed)
+        self._flows: list[Flow] = [FLOWS[name](seeded, self.address) for name in config.mix]
+        self._flow_weights = [config.mix[f.name] for f in self._flows]
+        self._regions = [r.code for r in seeded.regions]
+        self._region_weights = zipf_weights(len(self._regions), config.skew)
+        self._pending: dict[str, _Pending] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._prefix = f"{self.name}-"
+        self.result = LoadResult(config, list(self._regions))
+        for flow in self._flows:
+            self.result.latency[flow.name] = LatencyHistogram()
+            self.result.outcomes[flow.name] = Counter()
+        self._window: list[tuple[float, int]] = []
+        self._sent_all = False
+        self._answered = asyncio.Event()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def recent_rate(self) -> float:
+        """Outcomes per second over the last second or so."""
+        now = time.monotonic()
+        done = self.result.completed
+        self._window.append((now, done))
+        while len(self._window) > 2 and now - self._window[0][0] > 1.0:
+            self._window.pop(0)
+        then, before = self._window[0]
+        return (done - before) / (now - then) if now > then else 0.0
+
+    def latency_p99_ms(self) -> float:
+        merged = LatencyHistogram()
+        for histogram in self.result.latency.values():
+            merged.merge(histogram)
+        return merged.percentile_us(99) / 1000
+
+    def _request(self, seq: int) -> Request:
+        rng = self._rng
+        flow = self._flows[0]
+        if len(self._flows) > 1:
+            flow = rng.choices(self._flows, self._flow_weights)[0]
+        region = rng.choices(self._regions, self._region_weights)[0]
+        cross = rng.random() < self.config.cross_province
+        return flow.make(rng, f"{self._prefix}{seq:09d}", region, cross)
+
+    async def run(
+        self, progress: ProgressFn | None = None, progress_every_s: float = 0.5
+    ) -> LoadResult:
+        """Send the whole plan, wait (bounded) for the outcomes, return what happened."""
+        inbox = await Inbox.open(self.connection, self.topology, self.address, client=True)
+        publisher = await Publisher.open(
+            self.connection,
+            self.topology,
+            self.address,
+            max_operations_per_message=self.config.max_per_envelope,
+        )
+        reader = asyncio.get_running_loop().create_task(self._read(inbox))
+        ticker: asyncio.Task[None] | None = None
+        if progress is not None:
+            ticker = asyncio.get_running_loop().create_task(
+                self._progress(progress, progress_every_s)
+            )
+        try:
+            await self._send_all(publisher)
+            await self._drain()
+        finally:
+            if ticker is not None:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
+            if progress is not None:
+                progress(self, True)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            # The reader first: an ack racing the channel's close makes the broker close
+            # the whole connection (CHANNEL_ERROR).
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await inbox.close()
+            await publisher.close()
+            await self._delete_queue()
+        self.result.errors["timeouts"] += len(self._pending)
+        return self.result
+
+    async def _send_all(self, publisher: Publisher) -> None:
+        config = self.config
+        total = config.total
+        interval = 1.0 / config.rate
+        linger = config.linger_ms / 1000
+        buffers: dict[str, list[tuple[Operation, float]]] = defaultdict(list)
+        oldest: dict[str, float] = {}
+        started = self.result.started = time.monotonic()
+        seq = 0
+        while seq < total or buffers:
+            now = time.monotonic()
+            due = min(total, int((now - started) / interval) + 1)
+            capped = False
+            if config.max_in_flight is not None:
+                room = seq + max(0, config.max_in_flight - len(self._pending))
+                capped = room < due
+                due = min(due, room)
+            while seq < due:
+                request = self._request(seq)
+                # A request held back by max_in_flight still counts from its planned time.
+                intended = started + seq * interval
+                self._pending[request.transfer_id] = _Pending(intended, request.flow)
+                self.result.cross_province_sent += request.cross_province
+                buffers[request.address].append((request.op, intended))
+                oldest.setdefault(request.address, now)
+                seq += 1
+            self.result.sent = seq
+            if capped and now - started >= config.duration_s and seq < total:
+                # Held back past the end of the plan: what was never sent is not load.
+                self.result.unsent = total - seq
+                total = seq
+            for address in list(buffers):
+                entries = buffers[address]
+                if (
+                    seq >= total
+                    or len(entries) >= config.max_per_envelope
+                    or (now - oldest[address] >= linger)
+                ):
+                    del buffers[address]
+                    del oldest[address]
+                    for _, intended in entries:
+                        self.result.send_lag.record_seconds(now - intended)
+                    ops = [op for op, _ in entries]
+                    self._spawn(self._publish(publisher, address, ops))
+            if seq >= total and not buffers:
+                break
+            next_due = started + seq * interval
+            wake = min(next_due, *(t + linger for t in oldest.values())) if oldest else next_due
+            # Held back by max_in_flight: poll for room instead of spinning.
+            floor = 0.001 if capped else 0.0
+            await asyncio.sleep(max(floor, min(wake - time.monotonic(), 0.05)))
+        self.result.send_seconds = time.monotonic() - started
+
+    def _spawn(self, coroutine: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, publisher: Publisher, address: str, ops: Sequence[Operation]) -> None:
+        try:
+            await publisher.publish({address: ops})
+        except Unroutable:
+            self._fail(ops, "unroutable")
+        except PublishError:
+            # Maybe delivered, maybe not: an outcome may still come; if none does, the
+            # request ends as a timeout. Counted here as what happened on the way out.
+            self.result.errors["publish_failed"] += len(ops)
+
+    def _fail(self, ops: Sequence[Operation], error: str) -> None:
+        for op in ops:
+            if self._pending.pop(getattr(op, "transfer_id", ""), None) is not None:
+                self.result.errors[error] += 1
+        self._check_answered()
+
+    async def _read(self, inbox: Inbox) -> None:
+        result = self.result
+        while True:
+            batch = await inbox.next_batch(512, timeout=None)
+            if not batch:
+                if inbox.closed:
+                    return
+                continue
+            now = time.monotonic()
+            bin_index = int((now - result.started) * 10)
+            if len(result.timeline) <= bin_index:
+                result.timeline.extend([0] * (bin_index + 1 - len(result.timeline)))
+            for delivery in batch:
+                for op in delivery.envelope.operations:
+                    if not isinstance(op, BillOutcome):
+                        result.errors["unexpected_operation"] += 1
+                        continue
+                    pending = self._pending.pop(op.transfer_id, None)
+                    if pending is None:
+                        # At-least-once delivery: a copy of an outcome already counted.
+                        result.errors["duplicate_outcomes"] += 1
+                        continue
+                    result.latency[pending.flow].record_seconds(now - pending.intended)
+                    result.outcomes[pending.flow][op.outcome] += 1
+                    result.timeline[bin_index] += 1
+                    # Whatever paid towards the bill (the co-payer's part, and the
+                    # beneficiary's own account or wallet, which may pay even when the
+                    # mutual aid is refused) lands in the payee region's bills-paid books.
+                    result.moved_fen += op.paid_fen + op.own_paid_fen + op.wallet_paid_fen
+                    if op.outcome == COMMITTED:
+                        result.copayer_paid_fen += op.paid_fen
+                    result.last_outcome = now
+            self._check_answered()
+            await inbox.ack(batch)
+
+    async def _drain(self) -> None:
+        self._sent_all = True
+        if not self._pending:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.drain_s):
+                await self._answered.wait()
+
+    def _check_answered(self) -> None:
+        if self._sent_all and not self._pending:
+            self._answered.set()
+
+    async def _progress(self, progress: ProgressFn, every_s: float) -> None:
+        while True:
+            progress(self, False)
+            await asyncio.sleep(every_s)
+
+    async def _delete_queue(self) -> None:
+        with contextlib.suppress(Exception):
+            channel = await self.connection.channel()
+            await channel.queue_delete(self.topology.queue_for(self.address))
+            await channel.close()
+
+
+class ProgressBar:
+    """One self-rewriting line on a terminal (a line every few seconds otherwise)."""
+
+    def __init__(self, stream: TextIO | None = None, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.tty = self.stream.isatty()
+        self._last_line = 0.0
+
+    def __call__(self, generator: LoadGenerator, final: bool) -> None:
+        result = generator.result
+        config = generator.config
+        elapsed = time.monotonic() - result.started if result.started else 0.0
+        fraction = min(1.0, elapsed / config.duration_s)
+        filled = int(fraction * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        line = (
+            f"load [{bar}] {min(elapsed, config.duration_s):5.1f}/{config.duration_s:g} s"
+            f"  sent {result.sent}  done {result.completed}"
+            f"  {generator.recent_rate():7.0f}/s (target {config.rate:g})"
+            f"  in flight {generator.in_flight}  p99 {generator.latency_p99_ms():.0f} ms"
+        )
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + line + ("\n" if final else ""))
+            self.stream.flush()
+        elif final or time.monotonic() - self._last_line >= 5.0:
+            self._last_line = time.monotonic()
+            self.stream.write(line + "\n")
+            self.stream.flush()
