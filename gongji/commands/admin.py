@@ -1,18 +1,27 @@
-"""``gongji admin``: change a running cluster (enable or disable a region, close a window)."""
+"""``gongji admin``: set up and change a running cluster (seed it, enable or disable a
+region, close a clearing window)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import sys
 import uuid
+from pathlib import Path
 
 from broker.connection import connect
+from broker.publisher import Publisher, Unroutable
+from broker.shell import group_by_address
 from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import CloseWindow, SetRegionEnabled
 from gongji.client import BillClient
-from gongji.commands.options import add_broker_options, region_code
+from gongji.cluster.catalog import regions_by_code
+from gongji.cluster.seed import seed_population
+from gongji.commands.options import add_broker_options, positive_int, region_code
+from gongji.population import Population
+from gongji.scenario import ScenarioError, load_scenario, population_of
 from gongji.windows import format_window_report, read_window_report
 
 
@@ -26,6 +35,57 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     close = actions.add_parser("close-window", help="close the open clearing window")
     close.add_argument("--json", action="store_true", help="print the report as JSON")
     add_broker_options(close)
+    seed = actions.add_parser(
+        "seed",
+        help="register regions and enroll a population (idempotent set-up of a cluster)",
+        description="Publish the set-up operations of a population: register the regions"
+        " (with their policies and enabled flags), enroll persons, record bindings. Either"
+        " a scenario file, or the load population (--codes, --persons, --population-seed)"
+        " that `gongji load` draws on. Re-running re-registers the regions as listed.",
+    )
+    source = seed.add_mutually_exclusive_group(required=True)
+    source.add_argument("--scenario", type=Path, help="a scenario TOML file")
+    source.add_argument("--codes", type=_codes, help="comma-separated region codes")
+    seed.add_argument("--persons", type=positive_int, default=1000, help="persons per region")
+    seed.add_argument("--population-seed", type=int, default=1)
+    add_broker_options(seed)
+
+
+def _codes(value: str) -> list[str]:
+    return [region_code(code.strip()) for code in value.split(",") if code.strip()]
+
+
+def _population(args: argparse.Namespace) -> Population:
+    """The population to set up, or raise ScenarioError / ValueError with a clear message."""
+    if args.scenario is not None:
+        return population_of(load_scenario(args.scenario))
+    regions = regions_by_code(args.codes)
+    return seed_population(regions, args.persons, args.population_seed).population
+
+
+async def _seed(args: argparse.Namespace, population: Population) -> int:
+    topology = Topology(namespace=args.namespace)
+    connection = await connect(args.amqp_url, name="gongji-admin-seed")
+    try:
+        publisher = await Publisher.open(connection, topology, "client.admin-seed")
+        try:
+            outgoing = population.setup_operations()
+            # Registrations first: the clearinghouse then configures each region.
+            for start in range(0, len(outgoing), 4_000):
+                await publisher.publish(group_by_address(outgoing[start : start + 4_000]))
+        except Unroutable as error:
+            print(f"gongji admin seed: {error}; is the service running?", file=sys.stderr)
+            return 1
+        finally:
+            await publisher.close()
+    finally:
+        await connection.close()
+    enabled = sum(1 for r in population.regions if r.enabled)
+    print(
+        f"seeded {len(population.regions)} regions ({enabled} enabled),"
+        f" {len(population.persons)} persons, {len(population.bindings)} bindings"
+    )
+    return 0
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -52,4 +112,11 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "seed":
+        try:
+            population = _population(args)
+        except (ScenarioError, ValueError) as error:
+            print(f"gongji admin seed: {error}", file=sys.stderr)
+            return 2
+        return asyncio.run(_seed(args, population))
     return asyncio.run(_run(args))

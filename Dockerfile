@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# The one image of every gongji service, with the same commands as the CLI:
+#   docker run --rm gongji:dev clearinghouse
+#   docker run --rm gongji:dev region --code 420100
+# compose.yaml runs the whole cluster from it.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_INPUT=1
+WORKDIR /src
+# .dockerignore lets in only what `pip install .` needs.
+COPY . .
+RUN python -m venv /opt/gongji \
+    && /opt/gongji/bin/pip install . \
+    && /opt/gongji/bin/gongji --help >/dev/null
+
+# Same base as the build stage, so the venv's interpreter path stays valid.
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/gongji/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    GONGJI_DATA_DIR=/data \
+    GONGJI_METRICS_HOST=0.0.0.0 \
+    GONGJI_METRICS_PORT=9464
+RUN groupadd --system --gid 10001 gongji \
+    && useradd --system --uid 10001 --gid gongji --no-create-home \
+        --home-dir /nonexistent --shell /usr/sbin/nologin gongji \
+    && mkdir /data \
+    && chown gongji:gongji /data
+COPY --from=build /opt/gongji /opt/gongji
+# Numeric, so orchestrators can verify "not root" without reading /etc/passwd.
+USER 10001:10001
+WORKDIR /data
+# A named volume mounted here starts out owned by gongji, copied from the image.
+VOLUME ["/data"]
+EXPOSE 9464
+ENTRYPOINT ["gongji"]
+CMD ["--help"]
