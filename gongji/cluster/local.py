@@ -483,16 +483,18 @@ def write_scrape_config(state: ClusterState, interval_s: float) -> Path:
         f"  scrape_interval: {interval}",
         f"  evaluation_interval: {interval}",
         "scrape_configs:",
-        "  - job_name: gongji",
-        "    static_configs:",
     ]
-    for service in state.services:
-        component = "clearinghouse" if service.name == CLEARINGHOUSE else "region"
-        lines += [
-            f"      - targets: [{json.dumps(f'127.0.0.1:{service.metrics_port}')}]",
-            "        labels:",
-            f"          component: {json.dumps(component)}",
-        ]
+    # The job names of compose's Prometheus, so deploy/prometheus/alerts.yml applies here too.
+    for job, component in (("gongji-clearinghouse", "clearinghouse"), ("gongji-regions", "region")):
+        lines += [f"  - job_name: {job}", "    static_configs:"]
+        for service in state.services:
+            if ("clearinghouse" if service.name == CLEARINGHOUSE else "region") != component:
+                continue
+            lines += [
+                f"      - targets: [{json.dumps(f'127.0.0.1:{service.metrics_port}')}]",
+                "        labels:",
+                f"          component: {json.dumps(component)}",
+            ]
     host, _, port = RABBITMQ_METRICS.partition(":")
     with socket.socket() as sock:
         sock.settimeout(0.5)

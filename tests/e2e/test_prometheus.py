@@ -14,21 +14,20 @@ from tests.e2e.conftest import SCRAPE_INTERVAL_S, Prometheus
 
 pytestmark = pytest.mark.broker
 
-BY_OUTCOME = (
-    'sum by (outcome) (gongji_transfers_total{job="gongji", service=~"region-.*", flow="copay"})'
+REGIONS_COPAY = '{job="gongji-regions", service=~"region-.*", flow="copay"}'
+BY_OUTCOME = f"sum by (outcome) (gongji_transfers_total{REGIONS_COPAY})"
+FINISHED = f"sum(gongji_transfer_duration_seconds_count{REGIONS_COPAY})"
+IN_FLIGHT = (
+    'sum(gongji_transfers_in_flight{job="gongji-regions", service=~"region-.*", flow="copay"})'
 )
-FINISHED = (
-    'sum(gongji_transfer_duration_seconds_count{job="gongji", service=~"region-.*", flow="copay"})'
-)
-IN_FLIGHT = 'sum(gongji_transfers_in_flight{job="gongji", service=~"region-.*", flow="copay"})'
 
 
 def wait_for_scrape_after(prometheus: Prometheus, moment: float, timeout_s: float = 30.0) -> None:
     """Until every target has been scraped (successfully) after ``moment`` (epoch s)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        up = prometheus.query('up{job="gongji"}')
-        scraped = prometheus.query('timestamp(up{job="gongji"})')
+        up = prometheus.query('up{job=~"gongji-.*"}')
+        scraped = prometheus.query('timestamp(up{job=~"gongji-.*"})')
         if (
             up
             and all(float(s["value"][1]) == 1 for s in up)
