@@ -327,6 +327,7 @@ class SimNetwork:
             faults=parse_faults(faults),
             wallet_share=0,
             premium_share=0,
+            window_ms=0,  # the script closes the one window itself, as on RabbitMQ
         )
         self.sim: Any = None
         self._population_ops: Sequence[Outgoing] = ()
