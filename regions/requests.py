@@ -6,6 +6,8 @@ then goes to the clearinghouse; the region answers its submitter exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from contracts.effects import Outgoing, TransferFinished, TransferStarted
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
@@ -128,39 +130,6 @@ class CopayerRequests:
     # --- wallet transfers and premiums ---
 
     def request_wallet_transfer(self, op: RequestWalletTransfer, now_ms: int) -> list[Outgoing]:
-        fields = (
-            WALLET,
-            op.beneficiary,
-            op.amount_fen,
-            op.reply_to,
-            op.copayer,
-            op.beneficiary_region,
-            0,
-        )
-        known = self._known_request(op.transfer_id, fields, op.reply_to, op.amount_fen)
-        if known is not None:
-            return known
-        refusal = self._identity_refusal(op.copayer, op.secret) or self._wallet_refusal(op, now_ms)
-        self.store.add_bill(
-            op.transfer_id,
-            op.beneficiary,
-            op.amount_fen,
-            op.reply_to,
-            now_ms,
-            flow=WALLET,
-            payer=op.copayer,
-            counterparty_region=op.beneficiary_region,
-        )
-        self.ctx.events.append(TransferStarted(op.transfer_id, WALLET))
-        if refusal is not None:
-            return self.ctx.settle(
-                op.transfer_id,
-                paid_fen=0,
-                payer_region="",
-                reason=refusal[0],
-                detail=refusal[1],
-                now_ms=now_ms,
-            )
         request = RequestTransfer(
             op.transfer_id,
             WALLET,
@@ -170,6 +139,56 @@ class CopayerRequests:
             op.beneficiary_region,
             op.amount_fen,
         )
+        return self._ask_clearinghouse(
+            request, op.secret, op.reply_to, now_ms, lambda: self._wallet_refusal(op, now_ms)
+        )
+
+    def _ask_clearinghouse(
+        self,
+        request: RequestTransfer,
+        secret: str,
+        reply_to: str,
+        now_ms: int,
+        also_check: Callable[[], tuple[ReasonCode, str] | None] | None = None,
+    ) -> list[Outgoing]:
+        """A co-payer's transfer request: answered again if seen, else checked here
+        (identity, then ``also_check``), recorded, and sent to the clearinghouse."""
+        fields = (
+            request.flow,
+            request.beneficiary,
+            request.amount_fen,
+            reply_to,
+            request.payer,
+            request.beneficiary_region,
+            request.year,
+        )
+        known = self._known_request(request.transfer_id, fields, reply_to, request.amount_fen)
+        if known is not None:
+            return known
+        refusal = self._identity_refusal(request.payer, secret)
+        if refusal is None and also_check is not None:
+            refusal = also_check()  # before the request is recorded: it must not count itself
+        self.store.add_bill(
+            request.transfer_id,
+            request.beneficiary,
+            request.amount_fen,
+            reply_to,
+            now_ms,
+            flow=request.flow,
+            payer=request.payer,
+            counterparty_region=request.beneficiary_region,
+            year=request.year,
+        )
+        self.ctx.events.append(TransferStarted(request.transfer_id, request.flow))
+        if refusal is not None:
+            return self.ctx.settle(
+                request.transfer_id,
+                paid_fen=0,
+                payer_region="",
+                reason=refusal[0],
+                detail=refusal[1],
+                now_ms=now_ms,
+            )
         return [Outgoing(CLEARINGHOUSE, request)]
 
     def _wallet_refusal(
@@ -195,40 +214,7 @@ class CopayerRequests:
         return None
 
     def request_premium_payment(self, op: RequestPremiumPayment, now_ms: int) -> list[Outgoing]:
-        fields = (
-            PREMIUM,
-            op.beneficiary,
-            0,
-            op.reply_to,
-            op.copayer,
-            op.beneficiary_region,
-            op.year,
-        )
-        known = self._known_request(op.transfer_id, fields, op.reply_to, 0)
-        if known is not None:
-            return known
-        refusal = self._identity_refusal(op.copayer, op.secret)
-        self.store.add_bill(
-            op.transfer_id,
-            op.beneficiary,
-            0,
-            op.reply_to,
-            now_ms,
-            flow=PREMIUM,
-            payer=op.copayer,
-            counterparty_region=op.beneficiary_region,
-            year=op.year,
-        )
-        self.ctx.events.append(TransferStarted(op.transfer_id, PREMIUM))
-        if refusal is not None:
-            return self.ctx.settle(
-                op.transfer_id,
-                paid_fen=0,
-                payer_region="",
-                reason=refusal[0],
-                detail=refusal[1],
-                now_ms=now_ms,
-            )
+        # The amount is the beneficiary's region's to say (its policy's premium).
         request = RequestTransfer(
             op.transfer_id,
             PREMIUM,
@@ -239,7 +225,7 @@ class CopayerRequests:
             0,
             op.year,
         )
-        return [Outgoing(CLEARINGHOUSE, request)]
+        return self._ask_clearinghouse(request, op.secret, op.reply_to, now_ms)
 
     def _known_request(
         self,

@@ -26,22 +26,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 async def gongji(f: Family, *args: str) -> Any:
     """Run the real CLI against the test's broker namespace; return its JSON output."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gongji.cli",
-        *args,
-        "--json",
-        "--amqp-url",
-        f.amqp_url,
-        "--namespace",
-        f.topology.namespace,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    return json.loads(out)
+    return json.loads(await gongji_text(f, *args, "--json"))
 
 
 async def pay(f: Family, tid: str, psn: str, amount: int) -> None:
