@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 import aiormq
@@ -20,6 +21,7 @@ from aio_pika.abc import (
 
 from broker.topology import Topology, declare_topology
 from contracts.codec import encode
+from contracts.effects import Outgoing
 from contracts.envelope import MESSAGE_TYPE, Envelope
 from contracts.operations import Operation
 
@@ -43,6 +45,14 @@ class Unroutable(PublishError):
 
 def _chunks(operations: Sequence[Operation], size: int) -> list[Sequence[Operation]]:
     return [operations[i : i + size] for i in range(0, len(operations), size)]
+
+
+def group_by_address(outgoing: Sequence[Outgoing]) -> dict[str, list[Operation]]:
+    """One list of operations per destination, order kept (one envelope each)."""
+    batches: dict[str, list[Operation]] = defaultdict(list)
+    for item in outgoing:
+        batches[item.address].append(item.op)
+    return dict(batches)
 
 
 class Publisher:
@@ -200,6 +210,13 @@ class Publisher:
             raise PublishError(
                 f"channel failed publishing to {address!r}: {type(error).__name__}: {error}"
             ) from error
+
+    async def publish_outgoing(self, outgoing: Sequence[Outgoing], chunk: int = 4_000) -> None:
+        """Publish many operations in order, a chunk at a time (each confirmed before the
+        next), so that per queue a later operation never overtakes an earlier one, e.g. a
+        region's registration, then its persons, then their bindings."""
+        for start in range(0, len(outgoing), chunk):
+            await self.publish(group_by_address(outgoing[start : start + chunk]))
 
     async def close(self) -> None:
         """Close the publisher's channel."""

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,7 +25,7 @@ from typing import Protocol
 from aio_pika.abc import AbstractRobustConnection
 
 from broker.inbox import Delivery, Inbox
-from broker.publisher import Publisher, PublishError, Unroutable
+from broker.publisher import Publisher, PublishError, Unroutable, group_by_address
 from broker.topology import Topology, declare_service_queue
 from contracts.effects import (
     Anomaly,
@@ -52,14 +51,6 @@ class Core(Protocol):
     def handle(self, op: Operation, now_ms: int) -> list[Outgoing]: ...
     def tick(self, now_ms: int) -> list[Outgoing]: ...
     def drain_events(self) -> Sequence[AnyEvent]: ...
-
-
-def group_by_address(outgoing: Sequence[Outgoing]) -> dict[str, list[Operation]]:
-    """One list of operations per destination, order kept (one envelope each)."""
-    batches: dict[str, list[Operation]] = defaultdict(list)
-    for item in outgoing:
-        batches[item.address].append(item.op)
-    return dict(batches)
 
 
 def _env_int(name: str, default: int) -> int:

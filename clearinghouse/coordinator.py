@@ -45,7 +45,6 @@ from contracts.operations import (
     Completed,
     Credit,
     Credited,
-    Operation,
     PremiumQuoted,
     QueryBalance,
     Refuse,
@@ -88,33 +87,6 @@ class TransferCoordinator:
         self.settings = settings or CoordinatorSettings()
         self.events: list[AnyEvent] = [] if events is None else events
         self.on_committed = on_committed
-
-    def drain_events(self) -> list[AnyEvent]:
-        events = list(self.events)
-        self.events.clear()  # in place: the list may be shared with other parts
-        return events
-
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
-        """Apply one operation; the caller holds the transaction."""
-        match op:
-            case RequestAid():
-                return self.request_aid(op, now_ms)
-            case RequestTransfer():
-                return self.request_transfer(op, now_ms)
-            case PremiumQuoted():
-                return self.premium_quoted(op, now_ms)
-            case ReserveResult():
-                return self.reserve_result(op, now_ms)
-            case CommitResult():
-                return self.commit_result(op, now_ms)
-            case Credited():
-                return self.credited(op, now_ms)
-            case BalanceQuoted():
-                return self.balance_quoted(op, now_ms)
-            case Aborted():
-                return self.aborted(op, now_ms)
-        self.events.append(Anomaly("", f"clearinghouse got unexpected {op.TAG}"))
-        return []
 
     # --- a request for mutual aid ---
 

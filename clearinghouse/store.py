@@ -452,10 +452,6 @@ class ClearinghouseStore:
         ).fetchall()
         return [self._binding_from_row(r) for r in rows]
 
-    def count_bindings(self) -> dict[str, int]:
-        rows = self._sql.execute("SELECT status, COUNT(*) FROM bindings GROUP BY status")
-        return dict(rows.fetchall())
-
     # --- transfers ---
 
     def transfer(self, transfer_id: str) -> Transfer | None:
@@ -509,12 +505,6 @@ class ClearinghouseStore:
             " WHERE state NOT IN ('committed', 'aborted') OR abort_pending = 1"
         ).fetchall()
         return [_transfer_from_row(r) for r in rows]
-
-    def count_by_state(self) -> dict[str, int]:
-        return {
-            s: n
-            for s, n in self._sql.execute("SELECT state, COUNT(*) FROM transfers GROUP BY state")
-        }
 
     # --- quotes ---
 

@@ -17,7 +17,6 @@ from aio_pika.abc import AbstractRobustConnection
 
 from broker.inbox import Inbox
 from broker.publisher import BatchingSender, Publisher, Unroutable
-from broker.shell import group_by_address
 from broker.topology import Topology
 from contracts.effects import Outgoing
 from contracts.identifiers import client_address, region_address
@@ -152,9 +151,7 @@ class BillClient:
     async def send_all(self, outgoing: Sequence[Outgoing]) -> None:
         """Publish set-up operations in order (confirmed), batched per destination."""
         assert self._publisher is not None
-        chunk = 2_000
-        for start in range(0, len(outgoing), chunk):
-            await self._publisher.publish(group_by_address(outgoing[start : start + chunk]))
+        await self._publisher.publish_outgoing(outgoing)
 
     async def close(self, delete_queue: bool = True) -> None:
         if self._sender is not None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
+from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
 
@@ -85,11 +86,15 @@ class InProcessCluster:
         for code in regions:
             await self.start_region(code)
 
-    async def _start(self, name: str, run: object, ready: asyncio.Event) -> None:
+    async def _start(
+        self,
+        name: str,
+        run: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+        ready: asyncio.Event,
+    ) -> None:
         if name in self._running:
             raise RuntimeError(f"{name} is running already")
         stop = asyncio.Event()
-        assert callable(run)
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(run(stop))
         self._running[name] = (stop, task)
         waiter = asyncio.get_running_loop().create_task(ready.wait())

@@ -141,11 +141,17 @@ class Books:
         self._journal(transfer_id, "pending", debit, credit, amount, at_ms)
 
     def post(self, transfer_id: str, debit: str, credit: str, amount: int, at_ms: int) -> None:
-        """Phase two: the pending amount becomes posted."""
-        self._add(debit, "debits_pending", -amount)
-        self._add(debit, "debits_posted", amount)
-        self._add(credit, "credits_pending", -amount)
-        self._add(credit, "credits_posted", amount)
+        """Phase two: the pending amount becomes posted (one UPDATE per account)."""
+        self._sql.execute(
+            "UPDATE ledger_accounts SET debits_pending = debits_pending - ?,"
+            " debits_posted = debits_posted + ? WHERE id = ?",
+            (amount, amount, debit),
+        )
+        self._sql.execute(
+            "UPDATE ledger_accounts SET credits_pending = credits_pending - ?,"
+            " credits_posted = credits_posted + ? WHERE id = ?",
+            (amount, amount, credit),
+        )
         self._journal(transfer_id, "post", debit, credit, amount, at_ms)
 
     def void(self, transfer_id: str, debit: str, credit: str, amount: int, at_ms: int) -> None:

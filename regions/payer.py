@@ -48,7 +48,9 @@ class PayerSide:
         hold = self.store.hold(op.transfer_id)
         if hold is not None:
             return [Outgoing(CLEARINGHOUSE, self._reserve_answer(hold, op))]
-        reason = self._reserve_refusal(op)
+        account = person_account(op.payer)
+        available = self.books.available(account)
+        reason = self._reserve_refusal(op, available)
         if reason is not None:
             self.store.add_hold(
                 op.transfer_id,
@@ -64,8 +66,7 @@ class PayerSide:
             )
             result = ReserveResult(op.transfer_id, self.ctx.code, 0, reason)
             return [Outgoing(CLEARINGHOUSE, result)]
-        account = person_account(op.payer)
-        held = min(self.books.available(account), op.amount_fen)
+        held = min(available, op.amount_fen)
         creditor = interregion_account(op.payee_region)
         self.books.open_account(creditor, no_overdraft=False)
         self.books.reserve(op.transfer_id, account, creditor, held, now_ms)
@@ -83,7 +84,7 @@ class PayerSide:
         )
         return [Outgoing(CLEARINGHOUSE, ReserveResult(op.transfer_id, self.ctx.code, held))]
 
-    def _reserve_refusal(self, op: Reserve) -> ReasonCode | None:
+    def _reserve_refusal(self, op: Reserve, available: int) -> ReasonCode | None:
         if op.amount_fen <= 0:
             return ReasonCode.INVALID_AMOUNT
         insurance = self.store.insurance_of(op.payer)
@@ -91,7 +92,6 @@ class PayerSide:
             return ReasonCode.UNKNOWN_PERSON
         if insurance is not Insurance.EMPLOYEE:
             return ReasonCode.NO_PERSONAL_ACCOUNT
-        available = self.books.available(person_account(op.payer))
         if available <= 0:
             return ReasonCode.INSUFFICIENT_BALANCE if op.all_or_nothing else ReasonCode.ZERO_BALANCE
         if op.all_or_nothing and available < op.amount_fen:

@@ -260,21 +260,19 @@ class CopayerRequests:
             return [Outgoing(reply_to, refusal)]
         if bill.state is BillState.SETTLED:
             return [Outgoing(bill.reply_to, outcome_of(bill))]
-        if bill.reason is None and bill.state is BillState.REQUESTED:
-            # Under way: ask again (our first request may have been lost in a crash between
-            # commit and publish); the clearinghouse re-sends its current step.
-            again = RequestTransfer(
-                transfer_id,
-                bill.flow,
-                bill.payer,
-                self.ctx.code,
-                bill.beneficiary,
-                bill.counterparty_region,
-                bill.amount_fen,
-                bill.year,
-            )
-            return [Outgoing(CLEARINGHOUSE, again)]
-        return []
+        # Under way: ask again (our first request may have been lost in a crash between
+        # commit and publish); the clearinghouse re-sends its current step.
+        again = RequestTransfer(
+            transfer_id,
+            bill.flow,
+            bill.payer,
+            self.ctx.code,
+            bill.beneficiary,
+            bill.counterparty_region,
+            bill.amount_fen,
+            bill.year,
+        )
+        return [Outgoing(CLEARINGHOUSE, again)]
 
     def completed(self, op: Completed, now_ms: int) -> list[Outgoing]:
         return self.ctx.settle(

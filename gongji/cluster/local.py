@@ -31,7 +31,6 @@ from aio_pika.abc import AbstractRobustConnection
 
 from broker.connection import connect
 from broker.publisher import Publisher
-from broker.shell import group_by_address
 from broker.topology import Topology, declare_service_queue, declare_topology
 from clearinghouse.service import clearinghouse_database
 from contracts.identifiers import CLEARINGHOUSE, region_address
@@ -376,10 +375,7 @@ async def _seed(
 ) -> None:
     publisher = await Publisher.open(connection, topology, "client.cluster-seed")
     try:
-        outgoing = seeded.population.setup_operations()
-        for start in range(0, len(outgoing), 4_000):
-            # In order, confirmed: registry, then persons, then bindings, per queue.
-            await publisher.publish(group_by_address(outgoing[start : start + 4_000]))
+        await publisher.publish_outgoing(seeded.population.setup_operations())
     finally:
         await publisher.close()
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from broker.connection import connect
 from broker.publisher import Publisher, Unroutable
-from broker.shell import group_by_address
 from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import CloseWindow, SetRegionEnabled
@@ -69,10 +68,8 @@ async def _seed(args: argparse.Namespace, population: Population) -> int:
     try:
         publisher = await Publisher.open(connection, topology, "client.admin-seed")
         try:
-            outgoing = population.setup_operations()
             # Registrations first: the clearinghouse then configures each region.
-            for start in range(0, len(outgoing), 4_000):
-                await publisher.publish(group_by_address(outgoing[start : start + 4_000]))
+            await publisher.publish_outgoing(population.setup_operations())
         except Unroutable as error:
             print(f"gongji admin seed: {error}; is the service running?", file=sys.stderr)
             return 1

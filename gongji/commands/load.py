@@ -11,7 +11,6 @@ from pathlib import Path
 
 from broker.connection import connect
 from broker.publisher import Publisher
-from broker.shell import group_by_address
 from broker.topology import Topology
 from gongji.cluster.catalog import first_regions, regions_by_code, with_enabled
 from gongji.cluster.local import DEFAULT_PERSONS, ClusterError, read_state
@@ -146,9 +145,7 @@ async def _setup(amqp_url: str, namespace: str, seeded: SeededPopulation) -> Non
     connection = await connect(amqp_url, name=f"gongji-load-setup:{namespace}")
     try:
         publisher = await Publisher.open(connection, Topology(namespace), "client.load-setup")
-        outgoing = seeded.population.setup_operations()
-        for start in range(0, len(outgoing), 4_000):
-            await publisher.publish(group_by_address(outgoing[start : start + 4_000]))
+        await publisher.publish_outgoing(seeded.population.setup_operations())
         await publisher.close()
     finally:
         await connection.close()

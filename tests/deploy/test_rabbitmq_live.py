@@ -36,8 +36,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from broker.connection import BrokerUnavailable, connect
-from broker.publisher import Publisher
-from broker.shell import group_by_address
+from broker.publisher import Publisher, group_by_address
 from broker.topology import Topology, declare_service_queue, declare_topology
 from clearinghouse.service import ClearinghouseService
 from contracts.identifiers import CLEARINGHOUSE, client_address, region_address
