@@ -12,6 +12,7 @@ from typing import Any
 from contracts.policy import Policy
 from contracts.reasons import ReasonCode
 from contracts.vocabulary import PaymentOrder, Relationship, Scope
+from storage.cache import MISS, RowCache
 from storage.sqlite import Database, Synchronous, open_database
 
 SCHEMA = """
@@ -246,6 +247,33 @@ class Transfer:
         """Who asked, and so hears the outcome: the payee for a bill, else the payer."""
         return self.payee_region if self.flow == "copay" else self.payer_region
 
+    def copy(self) -> Transfer:
+        """An independent record: what the store hands out, so that changes a handler makes
+        and does not save never reach the store's cache."""
+        return Transfer(
+            self.transfer_id,
+            self.flow,
+            self.beneficiary,
+            self.payee_region,
+            self.amount_fen,
+            self.state,
+            self.created_at_ms,
+            self.updated_at_ms,
+            list(self.candidates),
+            self.payer,
+            self.payer_region,
+            self.held_fen,
+            self.posted_fen,
+            self.payer_posted,
+            self.payee_credited,
+            self.abort_pending,
+            self.reason,
+            self.detail,
+            self.next_action_ms,
+            self.attempts,
+            self.year,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Quote:
@@ -317,10 +345,20 @@ class ClearinghouseStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.executescript(SCHEMA)
+        # Write-through caches (see storage.cache): the rows each step reads again.
+        self._transfers: RowCache[str, Transfer | None] = db.row_cache("transfers")
+        self._regions: RowCache[str, Region | None] = db.row_cache("regions")
+        self._bindings_of: RowCache[tuple[str, str], tuple[Binding, ...]] = db.row_cache(
+            "bindings_of"
+        )
+        self._open_window: RowCache[str, Window] = db.row_cache("open_window")
 
     @classmethod
-    def open(cls, path: str | Path, *, synchronous: Synchronous = "FULL") -> ClearinghouseStore:
-        return cls(open_database(path, synchronous=synchronous))
+    def open(
+        cls, path: str | Path, *, synchronous: Synchronous = "FULL", cached: bool = True
+    ) -> ClearinghouseStore:
+        """``cached=False`` for a reader while the clearinghouse service writes the file."""
+        return cls(open_database(path, synchronous=synchronous, cached=cached))
 
     @property
     def _sql(self) -> sqlite3.Connection:
@@ -339,10 +377,15 @@ class ClearinghouseStore:
         return Region(r[0], r[1], r[2], bool(r[3]), policy)
 
     def region(self, code: str) -> Region | None:
+        cached = self._regions.get(code)
+        if cached is not MISS:
+            return cached
         row = self._sql.execute(
             f"SELECT {self._REGION_COLUMNS} FROM regions WHERE code = ?", (code,)
         ).fetchone()
-        return None if row is None else self._region_from_row(row)
+        region = None if row is None else self._region_from_row(row)
+        self._regions.put(code, region)
+        return region
 
     def regions(self) -> list[Region]:
         rows = self._sql.execute(f"SELECT {self._REGION_COLUMNS} FROM regions ORDER BY code")
@@ -366,11 +409,13 @@ class ClearinghouseStore:
                 p.resident_premium_fen,
             ),
         )
+        self._regions.put(region.code, region)
 
     def set_enabled(self, code: str, enabled: bool) -> bool:
         cursor = self._sql.execute(
             "UPDATE regions SET enabled = ? WHERE code = ?", (int(enabled), code)
         )
+        self._regions.forget(code)
         return cursor.rowcount > 0
 
     # --- directory ---
@@ -406,6 +451,7 @@ class ClearinghouseStore:
                 at_ms,
             ),
         )
+        self._bindings_of.forget((binding.beneficiary, binding.beneficiary_region))
 
     def binding(self, binding_id: str) -> Binding | None:
         row = self._sql.execute(
@@ -427,14 +473,21 @@ class ClearinghouseStore:
             " ended_at_ms = ? WHERE binding_id = ?",
             (status.value, None if reason is None else reason.value, detail, ended, binding_id),
         )
+        self._bindings_of.clear()  # rare: a binding ends, is refused or becomes active
 
     def active_bindings_of(self, beneficiary: str, beneficiary_region: str) -> list[Binding]:
+        key = (beneficiary, beneficiary_region)
+        cached = self._bindings_of.get(key)
+        if cached is not MISS:
+            return list(cached)
         rows = self._sql.execute(
             f"SELECT {self._BINDING_COLUMNS} FROM bindings WHERE beneficiary = ?"
             " AND beneficiary_region = ? AND status = 'active' ORDER BY binding_id",
             (beneficiary, beneficiary_region),
         ).fetchall()
-        return [self._binding_from_row(r) for r in rows]
+        bindings = tuple(self._binding_from_row(r) for r in rows)
+        self._bindings_of.put(key, bindings)
+        return list(bindings)
 
     def active_bindings_by(self, copayer: str, copayer_region: str) -> list[Binding]:
         rows = self._sql.execute(
@@ -455,10 +508,19 @@ class ClearinghouseStore:
     # --- transfers ---
 
     def transfer(self, transfer_id: str) -> Transfer | None:
+        """The record (the caller's own copy, to change and ``save``), or None."""
+        cached = self._transfers.get(transfer_id)
+        if cached is not MISS:
+            return None if cached is None else cached.copy()
         row = self._sql.execute(
             f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE transfer_id = ?", (transfer_id,)
         ).fetchone()
-        return None if row is None else _transfer_from_row(row)
+        if row is None:
+            self._transfers.put(transfer_id, None)
+            return None
+        t = _transfer_from_row(row)
+        self._transfers.put(transfer_id, t.copy())
+        return t
 
     def save(self, t: Transfer) -> None:
         """Insert or replace the whole record (the decision is written before it is sent)."""
@@ -489,6 +551,7 @@ class ClearinghouseStore:
                 t.year,
             ),
         )
+        self._transfers.put(t.transfer_id, t.copy())
 
     def due(self, now_ms: int, limit: int = 500) -> list[Transfer]:
         rows = self._sql.execute(
@@ -532,6 +595,14 @@ class ClearinghouseStore:
 
     def open_window(self, now_ms: int) -> Window:
         """The open clearing window, opening window 1 on first use."""
+        cached = self._open_window.get("open")
+        if cached is not MISS:
+            return cached
+        window = self._read_open_window(now_ms)
+        self._open_window.put("open", window)
+        return window
+
+    def _read_open_window(self, now_ms: int) -> Window:
         row = self._sql.execute(
             "SELECT window, state, opened_at_ms, closed_at_ms, close_request_id FROM windows"
             " WHERE state = 'open'"
@@ -569,6 +640,7 @@ class ClearinghouseStore:
         return None if row is None else Window(*row)
 
     def close_window(self, number: int, request_id: str, now_ms: int) -> None:
+        self._open_window.clear()
         self._sql.execute(
             "UPDATE windows SET state = 'closed', closed_at_ms = ?, close_request_id = ?"
             " WHERE window = ?",

@@ -38,7 +38,8 @@ class BillClient:
         self.connection = connection
         self.topology = topology
         self.address = client_address(name)
-        self.surplus_outcomes = 0
+        self.surplus: list[BillOutcome] = []
+        """Outcomes that answered no waiting submission: repeats the services re-sent."""
         self.replies: asyncio.Queue[Operation] = asyncio.Queue()
         """Answers other than outcomes of submitted requests (e.g. window reports)."""
         self._waiters: dict[str, deque[asyncio.Future[BillOutcome]]] = defaultdict(deque)
@@ -89,7 +90,11 @@ class BillClient:
                 waiter.set_result(outcome)
                 answered += 1
         if not answered:
-            self.surplus_outcomes += 1
+            self.surplus.append(outcome)
+
+    @property
+    def surplus_outcomes(self) -> int:
+        return len(self.surplus)
 
     async def submit(self, region: str, bill: SubmitBill, timeout_s: float = 60.0) -> BillOutcome:
         """Send a bill to its region and wait for the one outcome that answers it."""

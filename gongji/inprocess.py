@@ -125,14 +125,15 @@ class InProcessCluster:
     def region_books(self, codes: Iterable[str]) -> dict[str, Books]:
         """Open each region's SQLite file for reading (WAL allows it while running)."""
         return {
-            code: RegionStore.open(region_database(self.data_dir, code)).books for code in codes
+            code: RegionStore.open(region_database(self.data_dir, code), cached=False).books
+            for code in codes
         }
 
     def region_store(self, code: str) -> RegionStore:
-        return RegionStore.open(region_database(self.data_dir, code))
+        return RegionStore.open(region_database(self.data_dir, code), cached=False)
 
     def clearinghouse_store(self) -> ClearinghouseStore:
-        return ClearinghouseStore.open(clearinghouse_database(self.data_dir))
+        return ClearinghouseStore.open(clearinghouse_database(self.data_dir), cached=False)
 
     async def delete_queues(self, regions: Iterable[str], clients: Iterable[str] = ()) -> None:
         channel = await self._conn().channel()

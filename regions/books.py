@@ -20,6 +20,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from storage.cache import MISS, RowCache
 from storage.sqlite import Database
 
 SCHEMA = """
@@ -76,6 +77,8 @@ class Books:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.executescript(SCHEMA)
+        # Write-through (storage.cache): every step reads the totals of the accounts it moves.
+        self._totals: RowCache[str, AccountTotals | None] = db.row_cache("ledger_accounts")
 
     @property
     def _sql(self) -> sqlite3.Connection:
@@ -83,20 +86,55 @@ class Books:
 
     def open_account(self, account: str, *, no_overdraft: bool) -> None:
         """Create the account if it does not exist (idempotent)."""
+        known = self._totals.get(account)
+        if known is not MISS and known is not None:
+            return
         self._sql.execute(
             "INSERT OR IGNORE INTO ledger_accounts (id, no_overdraft) VALUES (?, ?)",
             (account, int(no_overdraft)),
         )
+        self._totals.forget(account)
 
     def totals(self, account: str) -> AccountTotals | None:
+        cached = self._totals.get(account)
+        if cached is not MISS:
+            return cached
         row = self._sql.execute(
             "SELECT id, no_overdraft, debits_pending, debits_posted, credits_pending,"
             " credits_posted FROM ledger_accounts WHERE id = ?",
             (account,),
         ).fetchone()
-        if row is None:
-            return None
-        return AccountTotals(row[0], bool(row[1]), row[2], row[3], row[4], row[5])
+        totals = (
+            None
+            if row is None
+            else AccountTotals(row[0], bool(row[1]), row[2], row[3], row[4], row[5])
+        )
+        self._totals.put(account, totals)
+        return totals
+
+    def _moved(
+        self,
+        account: str,
+        debits_pending: int = 0,
+        debits_posted: int = 0,
+        credits_pending: int = 0,
+        credits_posted: int = 0,
+    ) -> None:
+        """Keep a cached account's totals equal to what the UPDATE just wrote."""
+        t = self._totals.get(account)
+        if t is MISS or t is None:
+            return
+        self._totals.put(
+            account,
+            AccountTotals(
+                t.id,
+                t.no_overdraft,
+                t.debits_pending + debits_pending,
+                t.debits_posted + debits_posted,
+                t.credits_pending + credits_pending,
+                t.credits_posted + credits_posted,
+            ),
+        )
 
     def available(self, account: str) -> int:
         totals = self.totals(account)
@@ -123,6 +161,7 @@ class Books:
         self._sql.execute(
             f"UPDATE ledger_accounts SET {column} = {column} + ? WHERE id = ?", (amount, account)
         )
+        self._moved(account, **{column: amount})
 
     def transfer(self, transfer_id: str, debit: str, credit: str, amount: int, at_ms: int) -> None:
         """A single-phase (immediately posted) transfer."""
@@ -147,11 +186,13 @@ class Books:
             " debits_posted = debits_posted + ? WHERE id = ?",
             (amount, amount, debit),
         )
+        self._moved(debit, debits_pending=-amount, debits_posted=amount)
         self._sql.execute(
             "UPDATE ledger_accounts SET credits_pending = credits_pending - ?,"
             " credits_posted = credits_posted + ? WHERE id = ?",
             (amount, amount, credit),
         )
+        self._moved(credit, credits_pending=-amount, credits_posted=amount)
         self._journal(transfer_id, "post", debit, credit, amount, at_ms)
 
     def void(self, transfer_id: str, debit: str, credit: str, amount: int, at_ms: int) -> None:

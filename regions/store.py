@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -11,6 +11,7 @@ from contracts.policy import Policy
 from contracts.reasons import ReasonCode
 from contracts.vocabulary import Insurance, PaymentOrder, Scope
 from regions.books import Books
+from storage.cache import MISS, RowCache
 from storage.sqlite import Database, Synchronous, open_database
 
 SCHEMA = """
@@ -243,14 +244,24 @@ class RegionStore:
         self.db = db
         db.executescript(SCHEMA)
         self.books = Books(db)
+        # Write-through caches (storage.cache) of the rows every step reads again.
+        self._bills: RowCache[str, Bill | None] = db.row_cache("bills")
+        self._holds: RowCache[str, Hold | None] = db.row_cache("holds")
+        self._insurance: RowCache[str, Insurance | None] = db.row_cache("persons")
+        self._credits: RowCache[str, int | None] = db.row_cache("credits")
+        self._policy: RowCache[str, Policy] = db.row_cache("policy")
+        self._reports: RowCache[int, SettlementReportRecord | None] = db.row_cache("reports")
         with db.transaction():
             self.books.open_account(OPENING_FUND, no_overdraft=False)
             self.books.open_account(BILLS_PAID, no_overdraft=False)
             self.books.open_account(PREMIUMS_PAID, no_overdraft=False)
 
     @classmethod
-    def open(cls, path: str | Path, *, synchronous: Synchronous = "FULL") -> RegionStore:
-        return cls(open_database(path, synchronous=synchronous))
+    def open(
+        cls, path: str | Path, *, synchronous: Synchronous = "FULL", cached: bool = True
+    ) -> RegionStore:
+        """``cached=False`` for a reader while the region's service writes the file."""
+        return cls(open_database(path, synchronous=synchronous, cached=cached))
 
     @property
     def _sql(self) -> sqlite3.Connection:
@@ -259,21 +270,28 @@ class RegionStore:
     # --- persons ---
 
     def insurance_of(self, psn_no: str) -> Insurance | None:
+        cached = self._insurance.get(psn_no)
+        if cached is not MISS:
+            return cached
         row = self._sql.execute(
             "SELECT insurance FROM persons WHERE psn_no = ?", (psn_no,)
         ).fetchone()
-        return None if row is None else Insurance(row[0])
+        insurance = None if row is None else Insurance(row[0])
+        self._insurance.put(psn_no, insurance)
+        return insurance
 
     def add_person(self, psn_no: str, insurance: Insurance, at_ms: int, secret: str = "") -> None:
         self._sql.execute(
             "INSERT INTO persons (psn_no, insurance, secret, enrolled_at_ms) VALUES (?, ?, ?, ?)",
             (psn_no, insurance.value, secret, at_ms),
         )
+        self._insurance.put(psn_no, insurance)
 
     def set_insurance(self, psn_no: str, insurance: Insurance) -> None:
         self._sql.execute(
             "UPDATE persons SET insurance = ? WHERE psn_no = ?", (insurance.value, psn_no)
         )
+        self._insurance.forget(psn_no)
 
     def secret_matches(self, psn_no: str, secret: str) -> bool:
         """The simulated identity check (face or password in real life)."""
@@ -284,6 +302,14 @@ class RegionStore:
 
     def policy(self) -> Policy:
         """The policy the clearinghouse registered for this region (defaults until then)."""
+        cached = self._policy.get("policy")
+        if cached is not MISS:
+            return cached
+        policy = self._read_policy()
+        self._policy.put("policy", policy)
+        return policy
+
+    def _read_policy(self) -> Policy:
         values = dict(self._sql.execute("SELECT key, value FROM settings").fetchall())
         default = Policy()
         if "scope" not in values:
@@ -310,6 +336,7 @@ class RegionStore:
         self._sql.executemany(
             "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", values.items()
         )
+        self._policy.clear()
 
     def person_count(self) -> int:
         return int(self._sql.execute("SELECT COUNT(*) FROM persons").fetchone()[0])
@@ -317,15 +344,31 @@ class RegionStore:
     # --- holds ---
 
     def hold(self, transfer_id: str) -> Hold | None:
+        cached = self._holds.get(transfer_id)
+        if cached is not MISS:
+            return cached
+        hold = self._read_hold(transfer_id)
+        self._holds.put(transfer_id, hold)
+        return hold
+
+    def _read_hold(self, transfer_id: str) -> Hold | None:
         row = self._sql.execute(
             "SELECT transfer_id, payer, payee_region, requested_fen, held_fen, state, reason,"
-            " expires_at_ms FROM holds WHERE transfer_id = ?",
+            " expires_at_ms, flow FROM holds WHERE transfer_id = ?",
             (transfer_id,),
         ).fetchone()
         if row is None:
             return None
         return Hold(
-            row[0], row[1], row[2], row[3], row[4], HoldState(row[5]), _reason(row[6]), row[7]
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            HoldState(row[5]),
+            _reason(row[6]),
+            row[7],
+            row[8],
         )
 
     def add_hold(
@@ -359,11 +402,26 @@ class RegionStore:
                 flow,
             ),
         )
+        self._holds.put(
+            transfer_id,
+            Hold(
+                transfer_id,
+                payer,
+                payee_region,
+                requested_fen,
+                held_fen,
+                state,
+                reason,
+                expires_at_ms,
+                flow,
+            ),
+        )
 
     def set_hold_amount(self, transfer_id: str, held_fen: int) -> None:
         self._sql.execute(
             "UPDATE holds SET held_fen = ? WHERE transfer_id = ?", (held_fen, transfer_id)
         )
+        self._holds.forget(transfer_id)
 
     def posted_holds_between(self, since_ms: int, until_ms: int) -> list[tuple[str, str, int]]:
         """(transfer_id, payee_region, amount) of holds posted in [since, until)."""
@@ -381,6 +439,9 @@ class RegionStore:
             "UPDATE holds SET state = ?, reason = ?, resolved_at_ms = ? WHERE transfer_id = ?",
             (state.value, None if reason is None else reason.value, at_ms, transfer_id),
         )
+        hold = self._holds.get(transfer_id)
+        if hold is not MISS and hold is not None:
+            self._holds.put(transfer_id, replace(hold, state=state, reason=reason))
 
     def expired_holds(self, now_ms: int, limit: int = 1000) -> list[Hold]:
         rows = self._sql.execute(
@@ -401,6 +462,14 @@ class RegionStore:
     # --- bills ---
 
     def bill(self, transfer_id: str) -> Bill | None:
+        cached = self._bills.get(transfer_id)
+        if cached is not MISS:
+            return cached
+        bill = self._read_bill(transfer_id)
+        self._bills.put(transfer_id, bill)
+        return bill
+
+    def _read_bill(self, transfer_id: str) -> Bill | None:
         row = self._sql.execute(
             "SELECT transfer_id, beneficiary, amount_fen, reply_to, state, reason, detail,"
             " paid_fen, payer_region, flow, own_paid_fen, wallet_paid_fen, aid_requested_fen,"
@@ -458,6 +527,25 @@ class RegionStore:
                 year,
             ),
         )
+        self._bills.put(
+            transfer_id,
+            Bill(
+                transfer_id,
+                beneficiary,
+                amount_fen,
+                reply_to,
+                BillState.REQUESTED,
+                None,
+                "",
+                0,
+                "",
+                flow,
+                payer=payer,
+                counterparty_region=counterparty_region,
+                year=year,
+                submitted_at_ms=at_ms,
+            ),
+        )
 
     def record_local_payment(
         self, transfer_id: str, *, own_paid_fen: int, wallet_paid_fen: int, aid_requested_fen: int
@@ -467,6 +555,17 @@ class RegionStore:
             " WHERE transfer_id = ?",
             (own_paid_fen, wallet_paid_fen, aid_requested_fen, transfer_id),
         )
+        bill = self._bills.get(transfer_id)
+        if bill is not MISS and bill is not None:
+            self._bills.put(
+                transfer_id,
+                replace(
+                    bill,
+                    own_paid_fen=own_paid_fen,
+                    wallet_paid_fen=wallet_paid_fen,
+                    aid_requested_fen=aid_requested_fen,
+                ),
+            )
 
     def wallet_requests_since(self, payer: str, since_ms: int) -> int:
         """Wallet transfers of a co-payer since a time, not counting refused ones."""
@@ -502,6 +601,20 @@ class RegionStore:
                 transfer_id,
             ),
         )
+        bill = self._bills.get(transfer_id)
+        if bill is not MISS and bill is not None:
+            self._bills.put(
+                transfer_id,
+                replace(
+                    bill,
+                    state=BillState.SETTLED,
+                    paid_fen=paid_fen,
+                    payer_region=payer_region,
+                    reason=reason,
+                    detail=detail,
+                    own_paid_fen=bill.own_paid_fen if own_paid_fen is None else own_paid_fen,
+                ),
+            )
 
     # --- binding requests (made here by co-payers) ---
 
@@ -614,8 +727,17 @@ class RegionStore:
                 report.closed_at_ms,
             ),
         )
+        self._reports.forget(report.window)
 
     def settlement_report(self, window: int) -> SettlementReportRecord | None:
+        cached = self._reports.get(window)
+        if cached is not MISS:
+            return cached
+        report = self._read_settlement_report(window)
+        self._reports.put(window, report)
+        return report
+
+    def _read_settlement_report(self, window: int) -> SettlementReportRecord | None:
         row = self._sql.execute(
             "SELECT window, paid_fen, received_fen, net_fen, lines, opened_at_ms, closed_at_ms,"
             " disagreements FROM settlement_reports WHERE window = ?",
@@ -629,6 +751,7 @@ class RegionStore:
             " WHERE window = ?",
             (disagreements, at_ms, window),
         )
+        self._reports.forget(window)
 
     def credits_between(self, since_ms: int, until_ms: int) -> list[tuple[str, str, int]]:
         """(transfer_id, payer_region, amount) of credits recorded in [since, until)."""
@@ -642,10 +765,15 @@ class RegionStore:
     # --- credits (incoming co-payments) ---
 
     def credit_amount(self, transfer_id: str) -> int | None:
+        cached = self._credits.get(transfer_id)
+        if cached is not MISS:
+            return cached
         row = self._sql.execute(
             "SELECT amount_fen FROM credits WHERE transfer_id = ?", (transfer_id,)
         ).fetchone()
-        return None if row is None else int(row[0])
+        amount = None if row is None else int(row[0])
+        self._credits.put(transfer_id, amount)
+        return amount
 
     def add_credit(
         self, transfer_id: str, payer_region: str, amount_fen: int, at_ms: int, flow: str = "copay"
@@ -655,6 +783,7 @@ class RegionStore:
             " VALUES (?, ?, ?, ?, ?)",
             (transfer_id, payer_region, amount_fen, at_ms, flow),
         )
+        self._credits.put(transfer_id, amount_fen)
 
     def close(self) -> None:
         self.db.close()

@@ -7,7 +7,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from storage.cache import RowCache
 
 Synchronous = Literal["OFF", "NORMAL", "FULL"]
 
@@ -35,8 +37,14 @@ class Database:
     offered for benchmarks and deployments that say so (``GONGJI_SQLITE_SYNCHRONOUS``).
     """
 
-    def __init__(self, path: str | Path, *, synchronous: Synchronous = "FULL") -> None:
+    def __init__(
+        self, path: str | Path, *, synchronous: Synchronous = "FULL", cached: bool = True
+    ) -> None:
         self.path = str(path)
+        self.cached = cached
+        """Whether stores on this connection may remember rows between reads: true for the
+        service that owns the file, false for a reader while another process writes it."""
+        self._caches: dict[str, RowCache[Any, Any]] = {}
         self.synchronous = effective_synchronous(synchronous)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so one batch is one transaction.
         self.connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -45,6 +53,19 @@ class Database:
         self.connection.execute(f"PRAGMA synchronous={self.synchronous}")
         self.connection.execute("PRAGMA busy_timeout=5000")
         self._depth = 0
+
+    def row_cache(self, name: str) -> RowCache[Any, Any]:
+        """The cache ``name`` of this connection, emptied: a store built over the database
+        (at start, after a crash) starts from what is durable. Cleared on every rollback."""
+        cache = self._caches.get(name)
+        if cache is None:
+            cache = self._caches[name] = RowCache(name, enabled=self.cached)
+        cache.clear()
+        return cache
+
+    def forget_cached(self) -> None:
+        for cache in self._caches.values():
+            cache.clear()
 
     def executescript(self, script: str) -> None:
         """Run DDL (schema creation) outside any transaction."""
@@ -70,17 +91,31 @@ class Database:
             yield self.connection
         except BaseException:
             self._depth = 0
-            self.connection.execute("ROLLBACK")
+            self._rollback()
             raise
         self._depth = 0
-        self.connection.execute("COMMIT")
+        try:
+            self.connection.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # The caches may hold rows this transaction wrote: forget them with it.
+        self.forget_cached()
+        if self.connection.in_transaction:
+            self.connection.execute("ROLLBACK")
 
     def close(self) -> None:
         self.connection.close()
 
 
-def open_database(path: str | Path, *, synchronous: Synchronous = "FULL") -> Database:
-    """Open (creating if needed) the SQLite file at ``path``; ``":memory:"`` for simulation."""
+def open_database(
+    path: str | Path, *, synchronous: Synchronous = "FULL", cached: bool = True
+) -> Database:
+    """Open (creating if needed) the SQLite file at ``path``; ``":memory:"`` for simulation.
+
+    ``cached=False`` for a reader of a file that a running service writes."""
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return Database(path, synchronous=synchronous)
+    return Database(path, synchronous=synchronous, cached=cached)

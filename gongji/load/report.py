@@ -42,7 +42,7 @@ def audit_regions(data_dir: Path, codes: Sequence[str]) -> AuditReport:
         for code in codes:
             path = region_database(data_dir, code)
             if path.exists():
-                stores[code] = RegionStore.open(path)
+                stores[code] = RegionStore.open(path, cached=False)
         return audit_books({code: store.books for code, store in stores.items()})
     finally:
         for store in stores.values():

@@ -250,6 +250,7 @@ def test_lost_commit_is_found_and_repaired() -> None:
             "UPDATE ledger_accounts SET debits_posted = debits_posted - 5000"
             " WHERE id = 'interregion:420100'"
         )
+    db.forget_cached()  # a restored file is served by a restarted region, not from memory
     close_window(w, "close-1")
     found = w.net.clearinghouse.store.disagreements(1)
     assert [(d.region, d.transfer_id, d.kind, d.state) for d in found] == [
