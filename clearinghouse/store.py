@@ -339,6 +339,22 @@ def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
     )
 
 
+_UPDATED_COLUMNS = (
+    "flow = ?, beneficiary = ?, payee_region = ?, amount_fen = ?, state = ?, created_at_ms = ?,"
+    " updated_at_ms = ?, payer = ?, payer_region = ?, held_fen = ?, posted_fen = ?,"
+    " payer_posted = ?, payee_credited = ?, abort_pending = ?, reason = ?, detail = ?,"
+    " next_action_ms = ?, attempts = ?, year = ?"
+)
+_UPDATE_TRANSFER = f"UPDATE transfers SET {_UPDATED_COLUMNS} WHERE transfer_id = ?"
+_UPDATE_TRANSFER_AND_CANDIDATES = (
+    f"UPDATE transfers SET {_UPDATED_COLUMNS}, candidates = ? WHERE transfer_id = ?"
+)
+
+
+def _candidates_json(candidates: list[Candidate]) -> str:
+    return json.dumps([[c.psn_no, c.region] for c in candidates])
+
+
 class ClearinghouseStore:
     """The national platform's records, in one SQLite file."""
 
@@ -523,7 +539,14 @@ class ClearinghouseStore:
         return t
 
     def save(self, t: Transfer) -> None:
-        """Insert or replace the whole record (the decision is written before it is sent)."""
+        """Write the whole record (the decision is written before it is sent).
+
+        A record this store knows to exist is updated in place, its candidates only if
+        they changed: an UPDATE costs about half an INSERT OR REPLACE here."""
+        previous = self._transfers.get(t.transfer_id)
+        if previous is not MISS and previous is not None and self._update(t, previous):
+            self._transfers.put(t.transfer_id, t.copy())
+            return
         self._sql.execute(
             f"INSERT OR REPLACE INTO transfers ({_TRANSFER_COLUMNS})"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -536,7 +559,7 @@ class ClearinghouseStore:
                 t.state.value,
                 t.created_at_ms,
                 t.updated_at_ms,
-                json.dumps([[c.psn_no, c.region] for c in t.candidates]),
+                _candidates_json(t.candidates),
                 t.payer,
                 t.payer_region,
                 t.held_fen,
@@ -552,6 +575,38 @@ class ClearinghouseStore:
             ),
         )
         self._transfers.put(t.transfer_id, t.copy())
+
+    def _update(self, t: Transfer, previous: Transfer) -> bool:
+        """Every column but the id (and unchanged candidates); False if no row was there."""
+        values = (
+            t.flow,
+            t.beneficiary,
+            t.payee_region,
+            t.amount_fen,
+            t.state.value,
+            t.created_at_ms,
+            t.updated_at_ms,
+            t.payer,
+            t.payer_region,
+            t.held_fen,
+            t.posted_fen,
+            int(t.payer_posted),
+            int(t.payee_credited),
+            int(t.abort_pending),
+            None if t.reason is None else t.reason.value,
+            t.detail,
+            t.next_action_ms,
+            t.attempts,
+            t.year,
+        )
+        if t.candidates == previous.candidates:
+            cursor = self._sql.execute(_UPDATE_TRANSFER, (*values, t.transfer_id))
+        else:
+            cursor = self._sql.execute(
+                _UPDATE_TRANSFER_AND_CANDIDATES,
+                (*values, _candidates_json(t.candidates), t.transfer_id),
+            )
+        return cursor.rowcount == 1
 
     def due(self, now_ms: int, limit: int = 500) -> list[Transfer]:
         rows = self._sql.execute(

@@ -102,3 +102,30 @@ def test_bills_and_holds_from_memory_equal_their_rows() -> None:
     store.db.forget_cached()
     assert cached == (store.bill("t1"), store.hold("t2"))
     assert cached[1] is not None and cached[1].flow == "wallet"
+
+
+def test_a_second_save_updates_every_changed_column() -> None:
+    store = ClearinghouseStore.open(":memory:")
+    with store.db.transaction():
+        store.save(_transfer(TransferState.QUOTING))
+    t = store.transfer("t1")
+    assert t is not None
+    t.state, t.payer, t.payer_region, t.held_fen = TransferState.COMMITTING, "A2", "310000", 900
+    t.candidates = [Candidate("A2", "310000"), Candidate("A1", "420100")]
+    t.abort_pending, t.next_action_ms, t.amount_fen = True, 77, 4_000
+    with store.db.transaction():
+        store.save(t)
+    store.db.forget_cached()
+    assert store.transfer("t1") == t
+
+
+def test_a_save_whose_row_is_gone_inserts_it_again() -> None:
+    store = ClearinghouseStore.open(":memory:")
+    with store.db.transaction():
+        store.save(_transfer(TransferState.RESERVING))
+        # Not something gongji does: the row vanishes behind the cache's back.
+        store.db.connection.execute("DELETE FROM transfers")
+        store.save(_transfer(TransferState.COMMITTING))
+    store.db.forget_cached()
+    t = store.transfer("t1")
+    assert t is not None and t.state is TransferState.COMMITTING
