@@ -362,8 +362,8 @@ class ClearinghouseStore:
         self.db = db
         db.executescript(SCHEMA)
         # Write-through caches (see storage.cache): the rows each step reads again.
-        self._transfers: RowCache[str, Transfer | None] = db.row_cache("transfers")
-        self._regions: RowCache[str, Region | None] = db.row_cache("regions")
+        self._transfers: RowCache[str, Transfer] = db.row_cache("transfers")
+        self._regions: RowCache[str, Region] = db.row_cache("regions")
         self._bindings_of: RowCache[tuple[str, str], tuple[Binding, ...]] = db.row_cache(
             "bindings_of"
         )
@@ -494,7 +494,7 @@ class ClearinghouseStore:
     def active_bindings_of(self, beneficiary: str, beneficiary_region: str) -> list[Binding]:
         key = (beneficiary, beneficiary_region)
         cached = self._bindings_of.get(key)
-        if cached is not MISS:
+        if cached is not MISS and cached is not None:
             return list(cached)
         rows = self._sql.execute(
             f"SELECT {self._BINDING_COLUMNS} FROM bindings WHERE beneficiary = ?"
@@ -651,7 +651,7 @@ class ClearinghouseStore:
     def open_window(self, now_ms: int) -> Window:
         """The open clearing window, opening window 1 on first use."""
         cached = self._open_window.get("open")
-        if cached is not MISS:
+        if cached is not MISS and cached is not None:
             return cached
         window = self._read_open_window(now_ms)
         self._open_window.put("open", window)

@@ -78,7 +78,7 @@ class Books:
         self.db = db
         db.executescript(SCHEMA)
         # Write-through (storage.cache): every step reads the totals of the accounts it moves.
-        self._totals: RowCache[str, AccountTotals | None] = db.row_cache("ledger_accounts")
+        self._totals: RowCache[str, AccountTotals] = db.row_cache("ledger_accounts")
 
     @property
     def _sql(self) -> sqlite3.Connection:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from contracts.effects import AnyEvent, Outgoing, TransferFinished
 from contracts.operations import BillOutcome
 from contracts.policy import Policy
@@ -65,15 +63,7 @@ class RegionContext:
             at_ms=now_ms,
             own_paid_fen=own_paid_fen,
         )
-        settled = dataclasses.replace(
-            bill,
-            state=BillState.SETTLED,
-            paid_fen=paid_fen,
-            payer_region=payer_region,
-            reason=reason,
-            detail=detail,
-            own_paid_fen=bill.own_paid_fen if own_paid_fen is None else own_paid_fen,
-        )
+        settled = bill.settled(paid_fen, payer_region, reason, detail, own_paid_fen)
         self.events.append(
             TransferFinished(
                 transfer_id,

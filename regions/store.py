@@ -170,6 +170,25 @@ class Bill:
     def remaining_fen(self) -> int:
         return self.amount_fen - self.paid_fen - self.own_paid_fen - self.wallet_paid_fen
 
+    def settled(
+        self,
+        paid_fen: int,
+        payer_region: str,
+        reason: ReasonCode | None,
+        detail: str,
+        own_paid_fen: int | None,
+    ) -> Bill:
+        """The bill with its final outcome (``own_paid_fen`` None: unchanged)."""
+        return replace(
+            self,
+            state=BillState.SETTLED,
+            paid_fen=paid_fen,
+            payer_region=payer_region,
+            reason=reason,
+            detail=detail,
+            own_paid_fen=self.own_paid_fen if own_paid_fen is None else own_paid_fen,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BindingRequest:
@@ -245,12 +264,12 @@ class RegionStore:
         db.executescript(SCHEMA)
         self.books = Books(db)
         # Write-through caches (storage.cache) of the rows every step reads again.
-        self._bills: RowCache[str, Bill | None] = db.row_cache("bills")
-        self._holds: RowCache[str, Hold | None] = db.row_cache("holds")
-        self._insurance: RowCache[str, Insurance | None] = db.row_cache("persons")
-        self._credits: RowCache[str, int | None] = db.row_cache("credits")
+        self._bills: RowCache[str, Bill] = db.row_cache("bills")
+        self._holds: RowCache[str, Hold] = db.row_cache("holds")
+        self._insurance: RowCache[str, Insurance] = db.row_cache("persons")
+        self._credits: RowCache[str, int] = db.row_cache("credits")
         self._policy: RowCache[str, Policy] = db.row_cache("policy")
-        self._reports: RowCache[int, SettlementReportRecord | None] = db.row_cache("reports")
+        self._reports: RowCache[int, SettlementReportRecord] = db.row_cache("reports")
         with db.transaction():
             self.books.open_account(OPENING_FUND, no_overdraft=False)
             self.books.open_account(BILLS_PAID, no_overdraft=False)
@@ -303,7 +322,7 @@ class RegionStore:
     def policy(self) -> Policy:
         """The policy the clearinghouse registered for this region (defaults until then)."""
         cached = self._policy.get("policy")
-        if cached is not MISS:
+        if cached is not MISS and cached is not None:
             return cached
         policy = self._read_policy()
         self._policy.put("policy", policy)
@@ -344,12 +363,7 @@ class RegionStore:
     # --- holds ---
 
     def hold(self, transfer_id: str) -> Hold | None:
-        cached = self._holds.get(transfer_id)
-        if cached is not MISS:
-            return cached
-        hold = self._read_hold(transfer_id)
-        self._holds.put(transfer_id, hold)
-        return hold
+        return self._holds.fetch(transfer_id, self._read_hold)
 
     def _read_hold(self, transfer_id: str) -> Hold | None:
         row = self._sql.execute(
@@ -439,9 +453,7 @@ class RegionStore:
             "UPDATE holds SET state = ?, reason = ?, resolved_at_ms = ? WHERE transfer_id = ?",
             (state.value, None if reason is None else reason.value, at_ms, transfer_id),
         )
-        hold = self._holds.get(transfer_id)
-        if hold is not MISS and hold is not None:
-            self._holds.put(transfer_id, replace(hold, state=state, reason=reason))
+        self._holds.revise(transfer_id, lambda hold: replace(hold, state=state, reason=reason))
 
     def expired_holds(self, now_ms: int, limit: int = 1000) -> list[Hold]:
         rows = self._sql.execute(
@@ -462,12 +474,7 @@ class RegionStore:
     # --- bills ---
 
     def bill(self, transfer_id: str) -> Bill | None:
-        cached = self._bills.get(transfer_id)
-        if cached is not MISS:
-            return cached
-        bill = self._read_bill(transfer_id)
-        self._bills.put(transfer_id, bill)
-        return bill
+        return self._bills.fetch(transfer_id, self._read_bill)
 
     def _read_bill(self, transfer_id: str) -> Bill | None:
         row = self._sql.execute(
@@ -555,17 +562,15 @@ class RegionStore:
             " WHERE transfer_id = ?",
             (own_paid_fen, wallet_paid_fen, aid_requested_fen, transfer_id),
         )
-        bill = self._bills.get(transfer_id)
-        if bill is not MISS and bill is not None:
-            self._bills.put(
-                transfer_id,
-                replace(
-                    bill,
-                    own_paid_fen=own_paid_fen,
-                    wallet_paid_fen=wallet_paid_fen,
-                    aid_requested_fen=aid_requested_fen,
-                ),
-            )
+        self._bills.revise(
+            transfer_id,
+            lambda bill: replace(
+                bill,
+                own_paid_fen=own_paid_fen,
+                wallet_paid_fen=wallet_paid_fen,
+                aid_requested_fen=aid_requested_fen,
+            ),
+        )
 
     def wallet_requests_since(self, payer: str, since_ms: int) -> int:
         """Wallet transfers of a co-payer since a time, not counting refused ones."""
@@ -601,20 +606,10 @@ class RegionStore:
                 transfer_id,
             ),
         )
-        bill = self._bills.get(transfer_id)
-        if bill is not MISS and bill is not None:
-            self._bills.put(
-                transfer_id,
-                replace(
-                    bill,
-                    state=BillState.SETTLED,
-                    paid_fen=paid_fen,
-                    payer_region=payer_region,
-                    reason=reason,
-                    detail=detail,
-                    own_paid_fen=bill.own_paid_fen if own_paid_fen is None else own_paid_fen,
-                ),
-            )
+        self._bills.revise(
+            transfer_id,
+            lambda bill: bill.settled(paid_fen, payer_region, reason, detail, own_paid_fen),
+        )
 
     # --- binding requests (made here by co-payers) ---
 
@@ -730,12 +725,7 @@ class RegionStore:
         self._reports.forget(report.window)
 
     def settlement_report(self, window: int) -> SettlementReportRecord | None:
-        cached = self._reports.get(window)
-        if cached is not MISS:
-            return cached
-        report = self._read_settlement_report(window)
-        self._reports.put(window, report)
-        return report
+        return self._reports.fetch(window, self._read_settlement_report)
 
     def _read_settlement_report(self, window: int) -> SettlementReportRecord | None:
         row = self._sql.execute(

@@ -10,6 +10,7 @@ over a database (at start, after a crash) starts from an empty cache.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Final, Generic, Literal, TypeVar
 
@@ -43,18 +44,32 @@ class RowCache(Generic[K, V]):
         self.name = name
         self.enabled = enabled
         self.limit = limit
-        self._rows: dict[K, V] = {}
+        self._rows: dict[K, V | None] = {}
 
-    def get(self, key: K) -> V | Miss:
+    def get(self, key: K) -> V | Miss | None:
         return self._rows.get(key, MISS)
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: K, value: V | None) -> None:
         if not self.enabled:
             return
         rows = self._rows
         if key not in rows and len(rows) >= self.limit:
             del rows[next(iter(rows))]
         rows[key] = value
+
+    def fetch(self, key: K, load: Callable[[K], V | None]) -> V | None:
+        """The remembered value, else ``load(key)`` (a read of SQLite), remembered."""
+        value = self._rows.get(key, MISS)
+        if value is MISS:
+            value = load(key)
+            self.put(key, value)
+        return value
+
+    def revise(self, key: K, change: Callable[[V], V]) -> None:
+        """After an UPDATE: apply the same change to the remembered record, if any."""
+        value = self._rows.get(key)
+        if value is not None:
+            self._rows[key] = change(value)
 
     def forget(self, key: K) -> None:
         self._rows.pop(key, None)

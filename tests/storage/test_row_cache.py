@@ -129,3 +129,20 @@ def test_a_save_whose_row_is_gone_inserts_it_again() -> None:
     store.db.forget_cached()
     t = store.transfer("t1")
     assert t is not None and t.state is TransferState.COMMITTING
+
+
+def test_fetch_loads_once_and_revise_changes_only_known_records() -> None:
+    cache: RowCache[str, int] = RowCache("t")
+    loads: list[str] = []
+
+    def load(key: str) -> int | None:
+        loads.append(key)
+        return None if key == "absent" else 5
+
+    assert [cache.fetch("a", load), cache.fetch("a", load)] == [5, 5]
+    assert [cache.fetch("absent", load), cache.fetch("absent", load)] == [None, None]
+    assert loads == ["a", "absent"]
+    cache.revise("a", lambda v: v + 1)
+    cache.revise("absent", lambda v: v + 1)
+    cache.revise("unknown", lambda v: v + 1)
+    assert (cache.get("a"), cache.get("absent"), cache.get("unknown")) == (6, None, MISS)
