@@ -98,14 +98,7 @@ class TransferCoordinator:
                 op.beneficiary_region,
                 op.amount_fen,
             )
-            if not same:
-                refusal = Refuse(
-                    op.transfer_id,
-                    ReasonCode.DUPLICATE_MISMATCH,
-                    f"transfer {op.transfer_id} exists with different fields",
-                )
-                return [Outgoing(region_address(op.beneficiary_region), refusal)]
-            return self._resend(known)
+            return self._repeated(known, same, op.beneficiary_region)
         t = Transfer(
             transfer_id=op.transfer_id,
             flow=COPAY,
@@ -193,14 +186,7 @@ class TransferCoordinator:
             )
             if op.flow == WALLET:
                 same = same and known.amount_fen == op.amount_fen
-            if not same:
-                refusal = Refuse(
-                    op.transfer_id,
-                    ReasonCode.DUPLICATE_MISMATCH,
-                    f"transfer {op.transfer_id} exists with different fields",
-                )
-                return [Outgoing(region_address(op.payer_region), refusal)]
-            return self._resend(known)
+            return self._repeated(known, same, op.payer_region)
         t = Transfer(
             transfer_id=op.transfer_id,
             flow=op.flow,
@@ -391,6 +377,18 @@ class TransferCoordinator:
                 return [Outgoing(region_address(t.payer_region), self._completed_op(t))]
             return []
         return self._final_again(t)
+
+    def _repeated(self, known: Transfer, same: bool, requester_region: str) -> list[Outgoing]:
+        """A request whose transfer id exists: its current step again ("exists"), or a
+        refusal to the requester when its fields differ ("exists with different fields")."""
+        if same:
+            return self._resend(known)
+        refusal = Refuse(
+            known.transfer_id,
+            ReasonCode.DUPLICATE_MISMATCH,
+            f"transfer {known.transfer_id} exists with different fields",
+        )
+        return [Outgoing(region_address(requester_region), refusal)]
 
     def _final_again(self, t: Transfer) -> list[Outgoing]:
         """A repeated answer for a transfer already decided: send the decision again.

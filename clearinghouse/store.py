@@ -339,15 +339,62 @@ def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
     )
 
 
-_UPDATED_COLUMNS = (
-    "flow = ?, beneficiary = ?, payee_region = ?, amount_fen = ?, state = ?, created_at_ms = ?,"
-    " updated_at_ms = ?, payer = ?, payer_region = ?, held_fen = ?, posted_fen = ?,"
-    " payer_posted = ?, payee_credited = ?, abort_pending = ?, reason = ?, detail = ?,"
-    " next_action_ms = ?, attempts = ?, year = ?"
+_CHANGEABLE_COLUMNS = (
+    "flow",
+    "beneficiary",
+    "payee_region",
+    "amount_fen",
+    "state",
+    "created_at_ms",
+    "updated_at_ms",
+    "payer",
+    "payer_region",
+    "held_fen",
+    "posted_fen",
+    "payer_posted",
+    "payee_credited",
+    "abort_pending",
+    "reason",
+    "detail",
+    "next_action_ms",
+    "attempts",
+    "year",
 )
-_UPDATE_TRANSFER = f"UPDATE transfers SET {_UPDATED_COLUMNS} WHERE transfer_id = ?"
+"""Every column but the id and the candidates, in the order of ``_changeable_values``."""
+
+
+def _changeable_values(t: Transfer) -> tuple[object, ...]:
+    return (
+        t.flow,
+        t.beneficiary,
+        t.payee_region,
+        t.amount_fen,
+        t.state.value,
+        t.created_at_ms,
+        t.updated_at_ms,
+        t.payer,
+        t.payer_region,
+        t.held_fen,
+        t.posted_fen,
+        int(t.payer_posted),
+        int(t.payee_credited),
+        int(t.abort_pending),
+        None if t.reason is None else t.reason.value,
+        t.detail,
+        t.next_action_ms,
+        t.attempts,
+        t.year,
+    )
+
+
+_SET_CHANGEABLE = ", ".join(f"{c} = ?" for c in _CHANGEABLE_COLUMNS)
+_INSERT_TRANSFER = (
+    f"INSERT OR REPLACE INTO transfers (transfer_id, candidates, {', '.join(_CHANGEABLE_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (len(_CHANGEABLE_COLUMNS) + 2))})"
+)
+_UPDATE_TRANSFER = f"UPDATE transfers SET {_SET_CHANGEABLE} WHERE transfer_id = ?"
 _UPDATE_TRANSFER_AND_CANDIDATES = (
-    f"UPDATE transfers SET {_UPDATED_COLUMNS}, candidates = ? WHERE transfer_id = ?"
+    f"UPDATE transfers SET {_SET_CHANGEABLE}, candidates = ? WHERE transfer_id = ?"
 )
 
 
@@ -543,70 +590,24 @@ class ClearinghouseStore:
 
         A record this store knows to exist is updated in place, its candidates only if
         they changed: an UPDATE costs about half an INSERT OR REPLACE here."""
+        values = _changeable_values(t)
         previous = self._transfers.get(t.transfer_id)
-        if previous is not MISS and previous is not None and self._update(t, previous):
-            self._transfers.put(t.transfer_id, t.copy())
-            return
-        self._sql.execute(
-            f"INSERT OR REPLACE INTO transfers ({_TRANSFER_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                t.transfer_id,
-                t.flow,
-                t.beneficiary,
-                t.payee_region,
-                t.amount_fen,
-                t.state.value,
-                t.created_at_ms,
-                t.updated_at_ms,
-                _candidates_json(t.candidates),
-                t.payer,
-                t.payer_region,
-                t.held_fen,
-                t.posted_fen,
-                int(t.payer_posted),
-                int(t.payee_credited),
-                int(t.abort_pending),
-                None if t.reason is None else t.reason.value,
-                t.detail,
-                t.next_action_ms,
-                t.attempts,
-                t.year,
-            ),
-        )
-        self._transfers.put(t.transfer_id, t.copy())
-
-    def _update(self, t: Transfer, previous: Transfer) -> bool:
-        """Every column but the id (and unchanged candidates); False if no row was there."""
-        values = (
-            t.flow,
-            t.beneficiary,
-            t.payee_region,
-            t.amount_fen,
-            t.state.value,
-            t.created_at_ms,
-            t.updated_at_ms,
-            t.payer,
-            t.payer_region,
-            t.held_fen,
-            t.posted_fen,
-            int(t.payer_posted),
-            int(t.payee_credited),
-            int(t.abort_pending),
-            None if t.reason is None else t.reason.value,
-            t.detail,
-            t.next_action_ms,
-            t.attempts,
-            t.year,
-        )
-        if t.candidates == previous.candidates:
-            cursor = self._sql.execute(_UPDATE_TRANSFER, (*values, t.transfer_id))
+        if previous is not MISS and previous is not None:
+            if t.candidates == previous.candidates:
+                cursor = self._sql.execute(_UPDATE_TRANSFER, (*values, t.transfer_id))
+            else:
+                cursor = self._sql.execute(
+                    _UPDATE_TRANSFER_AND_CANDIDATES,
+                    (*values, _candidates_json(t.candidates), t.transfer_id),
+                )
+            updated = cursor.rowcount == 1
         else:
-            cursor = self._sql.execute(
-                _UPDATE_TRANSFER_AND_CANDIDATES,
-                (*values, _candidates_json(t.candidates), t.transfer_id),
+            updated = False
+        if not updated:
+            self._sql.execute(
+                _INSERT_TRANSFER, (t.transfer_id, _candidates_json(t.candidates), *values)
             )
-        return cursor.rowcount == 1
+        self._transfers.put(t.transfer_id, t.copy())
 
     def due(self, now_ms: int, limit: int = 500) -> list[Transfer]:
         rows = self._sql.execute(
