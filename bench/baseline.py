@@ -28,6 +28,7 @@ from broker.shell import ServiceShell
 from broker.topology import Topology, declare_service_queue, declare_topology, delete_namespace
 from contracts.effects import AnyEvent, Outgoing
 from contracts.operations import Commit, Operation
+from gongji import eventloop
 from storage.sqlite import Database
 from telemetry.logs import configure_logging
 
@@ -201,9 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args(argv)
     if args.echo:
-        asyncio.run(run_echo(args.amqp_url, args.echo))
+        eventloop.run(run_echo(args.amqp_url, args.echo))
         return 0
-    result = asyncio.run(
+    result = eventloop.run(
         measure_baseline(
             args.amqp_url, ops_per_message=args.ops, window=args.window, seconds=args.seconds
         )

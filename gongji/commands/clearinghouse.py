@@ -9,6 +9,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from broker.topology import Topology
 from clearinghouse.service import ClearinghouseService
+from gongji import eventloop
 from gongji.commands.options import add_service_options
 from gongji.commands.serve import serve
 
@@ -27,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
         )
         await service.run(stop)
 
-    asyncio.run(serve(args, "clearinghouse", runner))
+    eventloop.run(serve(args, "clearinghouse", runner))
     return 0
