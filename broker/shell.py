@@ -156,6 +156,9 @@ class ServiceShell:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
         self._window = asyncio.Semaphore(self.tuning.pipeline_depth)
+        # Completed when the latest batch's deliveries are settled: batches settle in
+        # delivery order, so one multiple-ack per batch never settles an earlier one's.
+        self._last_settled: asyncio.Future[None] | None = None
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -247,7 +250,11 @@ class ServiceShell:
         if not outgoing and not done:
             return
         await self._window.acquire()
-        task = asyncio.get_running_loop().create_task(self._publish_then_ack(outgoing, done))
+        loop = asyncio.get_running_loop()
+        previous, self._last_settled = self._last_settled, loop.create_future()
+        task = loop.create_task(
+            self._publish_then_ack(outgoing, done, previous, self._last_settled)
+        )
         self._in_flight.add(task)
         task.add_done_callback(self._settled)
 
@@ -256,7 +263,13 @@ class ServiceShell:
         if not task.cancelled() and task.exception() is not None and self._failure is None:
             self._failure = task.exception()
 
-    async def _publish_then_ack(self, outgoing: list[Outgoing], done: list[Delivery]) -> None:
+    async def _publish_then_ack(
+        self,
+        outgoing: list[Outgoing],
+        done: list[Delivery],
+        previous: asyncio.Future[None] | None,
+        settled: asyncio.Future[None],
+    ) -> None:
         assert self._inbox is not None
         try:
             try:
@@ -267,8 +280,12 @@ class ServiceShell:
                 for delivery in done:
                     await self._inbox.retry_later(delivery)
                 return
-            await self._inbox.ack(done)
+            if previous is not None:
+                await previous
+            await self._inbox.ack_through(done)
         finally:
+            if not settled.done():
+                settled.set_result(None)
             self._window.release()
 
     def _apply(self, batch: Sequence[Delivery], now: int) -> list[Outgoing]:

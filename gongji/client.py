@@ -78,7 +78,7 @@ class BillClient:
                             waiter.set_result(op)
                     else:
                         self.replies.put_nowait(op)
-            await self._inbox.ack(batch)
+            await self._inbox.ack_through(batch)
 
     def _resolve(self, outcome: BillOutcome) -> None:
         # Every submission of one transfer shares its reply address, so one outcome
