@@ -332,7 +332,7 @@ class LoadGenerator:
                         result.copayer_paid_fen += op.paid_fen
                     result.last_outcome = now
             self._check_answered()
-            await inbox.ack(batch)
+            await inbox.ack_through(batch)
 
     async def _drain(self) -> None:
         self._sent_all = True
