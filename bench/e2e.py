@@ -7,7 +7,9 @@ In one run on this machine (broker included):
    and a saturating load of cross-province co-payments (a bounded number in flight);
    the steady completion rate is that size's maximum;
 2. with 4 regions, an open-loop load at 80 % of that maximum: its p99 latency,
-   measured from each request's intended send time;
+   measured from each request's intended send time; and before the saturating runs, the
+   same at a few fixed light rates (``Plan.curve_rates``): up to what rate the p99 goal
+   holds;
 3. the raw broker baseline (``bench.baseline``): operation round trips through an echo
    service on the same shell, at the ops per message the services averaged in step 1.
 
@@ -62,6 +64,7 @@ class Plan:
     latency_s: float = 10.0
     baseline_s: float = 8.0
     sqlite_synchronous: str = "FULL"
+    curve_rates: tuple[int, ...] = (200, 400, 800)
 
     @classmethod
     def quick(cls, sqlite_synchronous: str) -> Plan:
@@ -78,6 +81,8 @@ class Figures:
     p99_ms: float = 0.0
     p99_rate: float = 0.0
     latency_run: dict[str, Any] = field(default_factory=dict)
+    latency_by_rate: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Open-loop runs at ``Plan.curve_rates``: rate -> latency summary (ms)."""
     baseline: BaselineResult | None = None
     conserved: bool = True
     errors: dict[str, int] = field(default_factory=dict)
@@ -111,6 +116,7 @@ class Figures:
             "p99_ms": round(self.p99_ms, 1),
             "p99_at_per_second": round(self.p99_rate, 1),
             "latency_ms_at_80_percent": self.latency_run,
+            "latency_ms_by_rate": {str(r): s for r, s in sorted(self.latency_by_rate.items())},
             "by_regions": {str(n): round(v, 1) for n, v in sorted(self.by_regions.items())},
             "scaling_32_over_4": round(self.scaling, 3),
             "service_ops_per_message": round(self.ops_per_message, 2),
@@ -215,6 +221,21 @@ async def _saturate(amqp_url: str, state: ClusterState, plan: Plan, figures: Fig
     return rate
 
 
+async def _open_loop(
+    amqp_url: str, state: ClusterState, plan: Plan, figures: Figures, rate: float, what: str
+) -> dict[str, Any]:
+    """Latency (ms) of an open-loop load at ``rate`` for ``plan.latency_s``."""
+    config = LoadConfig(rate=rate, duration_s=plan.latency_s, cross_province=1.0, drain_s=60)
+    report = await run_load(amqp_url, _target(state), config, audit_wait_s=30)
+    _absorb(figures, report)
+    summary: dict[str, Any] = report.result.latency["copay"].summary_ms()
+    say(
+        f"open loop at {rate:,.0f}/s ({what}): p50 {summary['p50']:.0f} ms, "
+        f"p99 {summary['p99']:.0f} ms, achieved {report.result.achieved_per_second:,.0f}/s"
+    )
+    return summary
+
+
 async def run_bench(amqp_url: str, plan: Plan) -> Figures:
     started = time.perf_counter()
     figures = Figures(plan.sqlite_synchronous)
@@ -223,23 +244,20 @@ async def run_bench(amqp_url: str, plan: Plan) -> Figures:
         for regions in plan.region_counts:
 
             async def work(state: ClusterState, regions: int = regions) -> None:
+                if regions == 4:
+                    # Light loads first: after a saturating burst the broker and the
+                    # services spend a while compacting and checkpointing.
+                    for light in plan.curve_rates:
+                        figures.latency_by_rate[light] = await _open_loop(
+                            amqp_url, state, plan, figures, light, "fixed"
+                        )
                 figures.by_regions[regions] = await _saturate(amqp_url, state, plan, figures)
                 if regions != 4:
                     return
                 rate = max(1.0, 0.8 * figures.by_regions[4])
-                config = LoadConfig(
-                    rate=rate, duration_s=plan.latency_s, cross_province=1.0, drain_s=60
-                )
-                report = await run_load(amqp_url, _target(state), config, audit_wait_s=30)
-                _absorb(figures, report)
-                summary = report.result.latency["copay"].summary_ms()
+                summary = await _open_loop(amqp_url, state, plan, figures, rate, "80 %")
                 figures.p99_ms, figures.p99_rate = summary["p99"], rate
                 figures.latency_run = summary
-                say(
-                    f"open loop at {rate:,.0f}/s (80 %): p50 {summary['p50']:.0f} ms, "
-                    f"p99 {summary['p99']:.0f} ms, achieved "
-                    f"{report.result.achieved_per_second:,.0f}/s"
-                )
 
             await _with_cluster(amqp_url, regions, plan, work, root)
     ops = max(1, round(figures.ops_per_message or 10))
@@ -269,6 +287,11 @@ def format_figures(f: Figures) -> str:
         f"  ratio e2e / baseline: {f.ratio:.3f}",
         f"  p99 at 80 % of max ({f.p99_rate:,.0f}/s): {f.p99_ms:,.0f} ms "
         f"(target {TARGET_P99_MS:.0f}: {mark(met['met_p99'])})",
+        "  p99 at fixed rates: "
+        + ", ".join(
+            f"{rate:,}/s: {summary['p99']:,.0f} ms"
+            for rate, summary in sorted(f.latency_by_rate.items())
+        ),
         "  by regions: " + ", ".join(f"{n}: {v:,.0f}/s" for n, v in sorted(f.by_regions.items())),
         f"  32 / 4 regions: {f.scaling:.0%} (target {TARGET_SCALING:.0%}: "
         f"{mark(met['met_scaling'])})",
