@@ -28,7 +28,6 @@ from broker.shell import ServiceShell
 from broker.topology import Topology, declare_service_queue, declare_topology, delete_namespace
 from contracts.effects import AnyEvent, Outgoing
 from contracts.operations import Commit, Operation
-from gongji import eventloop
 from storage.sqlite import Database
 from telemetry.logs import configure_logging
 
@@ -202,9 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     args = parser.parse_args(argv)
     if args.echo:
-        eventloop.run(run_echo(args.amqp_url, args.echo))
+        asyncio.run(run_echo(args.amqp_url, args.echo))
         return 0
-    result = eventloop.run(
+    result = asyncio.run(
         measure_baseline(
             args.amqp_url, ops_per_message=args.ops, window=args.window, seconds=args.seconds
         )

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline import BaselineResult, measure_baseline
-from gongji import eventloop
 from gongji.cluster.catalog import first_regions, with_enabled
 from gongji.cluster.local import (
     ClusterConfig,
@@ -323,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.quick
         else Plan(sqlite_synchronous=args.sqlite_synchronous)
     )
-    figures = eventloop.run(run_bench(args.amqp_url, plan))
+    figures = asyncio.run(run_bench(args.amqp_url, plan))
     if args.json:
         print(json.dumps(figures.as_json()))
     else:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from broker.connection import BrokerUnavailable
-from gongji import eventloop
 from gongji.commands import COMMANDS
 
 
@@ -31,11 +30,6 @@ def build_parser(modules: dict[str, ModuleType] | None = None) -> argparse.Argum
 def main(argv: Sequence[str] | None = None) -> int:
     modules = _modules()
     args = build_parser(modules).parse_args(argv)
-    try:
-        eventloop.loop_name()  # a bad GONGJI_EVENT_LOOP fails here, not mid-command
-    except ValueError as error:
-        print(f"gongji: {error}", file=sys.stderr)
-        return 2
     try:
         status: int = modules[args.command].run(args)
         return status

@@ -4,6 +4,7 @@ region, close a clearing window)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import uuid
@@ -14,7 +15,6 @@ from broker.publisher import Publisher, Unroutable
 from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import CloseWindow, SetRegionEnabled
-from gongji import eventloop
 from gongji.client import BillClient
 from gongji.cluster.catalog import regions_by_code
 from gongji.cluster.seed import seed_population
@@ -115,5 +115,5 @@ def run(args: argparse.Namespace) -> int:
         except (ScenarioError, ValueError) as error:
             print(f"gongji admin seed: {error}", file=sys.stderr)
             return 2
-        return eventloop.run(_seed(args, population))
-    return eventloop.run(_run(args))
+        return asyncio.run(_seed(args, population))
+    return asyncio.run(_run(args))

@@ -9,7 +9,6 @@ from aio_pika.abc import AbstractRobustConnection
 
 from broker.topology import Topology
 from clearinghouse.service import ClearinghouseService
-from gongji import eventloop
 from gongji.commands.options import add_service_options
 from gongji.commands.serve import serve
 
@@ -28,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
         )
         await service.run(stop)
 
-    eventloop.run(serve(args, "clearinghouse", runner))
+    asyncio.run(serve(args, "clearinghouse", runner))
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
 
-from gongji import eventloop
 from gongji.cluster.catalog import CATALOG, first_regions, regions_by_code, with_enabled
 from gongji.cluster.local import (
     DEFAULT_BASE_PORT,
@@ -135,7 +135,7 @@ def _up(args: argparse.Namespace) -> int:
     def say(text: str) -> None:
         print(f"gongji cluster up: {text}", file=sys.stderr)
 
-    state = eventloop.run(cluster_up(config, say))
+    state = asyncio.run(cluster_up(config, say))
     for service in state.services:
         print(
             f"{service.name:<16} pid {service.pid:<8} metrics http://127.0.0.1:{service.metrics_port}/metrics"

@@ -7,12 +7,12 @@ simulated network, so the first command of the README works with nothing install
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from gongji import eventloop
 from gongji.commands.options import add_broker_options, positive_int
 from gongji.demo import format_result, play_on_rabbitmq, play_on_sim
 from gongji.scenario import ScenarioError, load_default_scenario, load_scenario
@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         scenario = dataclasses.replace(scenario, seed=args.seed)
     if args.amqp_url:
-        result = eventloop.run(play_on_rabbitmq(args.amqp_url, scenario))
+        result = asyncio.run(play_on_rabbitmq(args.amqp_url, scenario))
     else:
-        result = eventloop.run(play_on_sim(scenario, args.faults))
+        result = asyncio.run(play_on_sim(scenario, args.faults))
     if args.json:
         print(json.dumps(result.as_json(), ensure_ascii=False))
     else:

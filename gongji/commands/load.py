@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -11,7 +12,6 @@ from pathlib import Path
 from broker.connection import connect
 from broker.publisher import Publisher
 from broker.topology import Topology
-from gongji import eventloop
 from gongji.cluster.catalog import first_regions, regions_by_code, with_enabled
 from gongji.cluster.local import DEFAULT_PERSONS, ClusterError, read_state
 from gongji.cluster.seed import SeededPopulation, seed_population
@@ -170,9 +170,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"gongji load: {error}", file=sys.stderr)
         return 2
     if args.setup:
-        eventloop.run(_setup(args.amqp_url, target.namespace, target.seeded))
+        asyncio.run(_setup(args.amqp_url, target.namespace, target.seeded))
     progress = None if args.no_progress else ProgressBar(sys.stderr)
-    report = eventloop.run(run_load(args.amqp_url, target, config, progress=progress))
+    report = asyncio.run(run_load(args.amqp_url, target, config, progress=progress))
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:

@@ -8,7 +8,6 @@ import asyncio
 from aio_pika.abc import AbstractRobustConnection
 
 from broker.topology import Topology
-from gongji import eventloop
 from gongji.commands.options import add_service_options, region_code
 from gongji.commands.serve import serve
 from regions.service import RegionService
@@ -29,5 +28,5 @@ def run(args: argparse.Namespace) -> int:
         )
         await service.run(stop)
 
-    eventloop.run(serve(args, f"region-{args.code}", runner))
+    asyncio.run(serve(args, f"region-{args.code}", runner))
     return 0

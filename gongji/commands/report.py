@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import uuid
 
@@ -10,7 +11,6 @@ from broker.connection import connect
 from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import QueryWindow
-from gongji import eventloop
 from gongji.client import BillClient
 from gongji.commands.options import add_broker_options
 from gongji.windows import format_window_report, read_window_report
@@ -55,4 +55,4 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    return eventloop.run(_run(args))
+    return asyncio.run(_run(args))

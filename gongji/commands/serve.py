@@ -25,7 +25,6 @@ async def serve(args: argparse.Namespace, name: str, runner: Runner) -> None:
     connection = await connect(args.amqp_url, name=name)
     port = serve_metrics(args.metrics_port, args.metrics_host)
     log.info("metrics_serving", port=port, host=args.metrics_host)
-    log.info("event_loop", loop=type(asyncio.get_running_loop()).__module__.split(".")[0])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
