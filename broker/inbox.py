@@ -218,8 +218,7 @@ class Inbox:
                 await message.ack()
             except _SETTLE_ERRORS:
                 skipped += 1
-        if skipped:
-            log.info("ack_skipped", queue=self.queue_name, skipped=skipped, reason="channel_gone")
+        self._log_skipped(skipped)
 
     async def ack_through(self, deliveries: Sequence[Delivery]) -> None:
         """Acknowledge a batch with one frame: ``basic.ack`` of its highest delivery tag
@@ -245,6 +244,9 @@ class Inbox:
                     await self.ack(live)
             except _SETTLE_ERRORS:
                 skipped += len(live)
+        self._log_skipped(skipped)
+
+    def _log_skipped(self, skipped: int) -> None:
         if skipped:
             log.info("ack_skipped", queue=self.queue_name, skipped=skipped, reason="channel_gone")
 

@@ -7,6 +7,7 @@ import atexit
 import contextlib
 import importlib
 import os
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -281,3 +282,26 @@ __all__ = [
     "resolve_amqp_url",
     "unique_namespace",
 ]
+
+
+def close_connection_by_name(
+    connection_name: str, reason: str = "gongji test: forced drop"
+) -> None:
+    """Have a local broker close (CONNECTION_FORCED) the one connection with this name,
+    as a broker restart or a network fault would; needs ``rabbitmqctl``."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    marker = f'{{"connection_name","{connection_name}"}}'
+    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
+    assert len(pids) == 1, f"expected one connection named {connection_name!r}, found {pids}"
+    subprocess.run(
+        ["rabbitmqctl", "-q", "close_connection", pids[0], reason],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )

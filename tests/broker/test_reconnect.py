@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,30 +18,16 @@ from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
 
 from broker import Delivery, Inbox, Publisher, connect
-from broker.testing import TcpProxy, TrackedTopology, collect, queue_depth
+from broker.testing import (
+    TcpProxy,
+    TrackedTopology,
+    close_connection_by_name,
+    collect,
+    queue_depth,
+)
 from tests.broker.ops import REGION_A, commits
 
 pytestmark = pytest.mark.broker
-
-
-def _close_by_name(connection_name: str) -> None:
-    """Have the broker close (CONNECTION_FORCED) the connection with this name only."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    marker = f'{{"connection_name","{connection_name}"}}'
-    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
-    assert len(pids) == 1, f"expected one connection named {connection_name!r}, found {pids}"
-    subprocess.run(
-        ["rabbitmqctl", "-q", "close_connection", pids[0], "gongji test: forced drop"],
-        capture_output=True,
-        timeout=30,
-        check=True,
-    )
 
 
 @dataclass
@@ -59,7 +44,7 @@ class Flaky:
         if self.proxy is not None:
             assert self.proxy.disconnect() == 1
         else:
-            await asyncio.to_thread(_close_by_name, self.name)
+            await asyncio.to_thread(close_connection_by_name, self.name)
 
     async def wait_reconnected(self) -> None:
         """Wait (bounded) until aio-pika reconnected and restored every channel."""

@@ -19,7 +19,6 @@ import dataclasses
 import itertools
 import random
 import shutil
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -606,26 +605,6 @@ def local_rabbitmqctl(amqp_url: str) -> bool:
     return shutil.which("rabbitmqctl") is not None and URL(amqp_url).host in (
         "127.0.0.1",
         "localhost",
-    )
-
-
-def close_connection_by_name(connection_name: str) -> None:
-    """Have the broker close (CONNECTION_FORCED) the one connection with this name."""
-    listing = subprocess.run(
-        ["rabbitmqctl", "-q", "--no-table-headers", "list_connections", "pid", "client_properties"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    marker = f'{{"connection_name","{connection_name}"}}'
-    pids = [line.split("\t")[0] for line in listing.stdout.splitlines() if marker in line]
-    assert len(pids) == 1, f"expected one connection named {connection_name!r}, found {pids}"
-    subprocess.run(
-        ["rabbitmqctl", "-q", "close_connection", pids[0], "gongji integration test: forced drop"],
-        capture_output=True,
-        timeout=30,
-        check=True,
     )
 
 

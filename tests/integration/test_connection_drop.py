@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from broker.testing import TcpProxy, TrackedTopology
+from broker.testing import TcpProxy, TrackedTopology, close_connection_by_name
 from clearinghouse.coordinator import CoordinatorSettings
 from gongji.client import BillClient
 from gongji.inprocess import InProcessCluster
@@ -18,7 +18,6 @@ from tests.integration.conftest import (
     Run,
     World,
     assert_outcomes_match_books,
-    close_connection_by_name,
     eventually,
     local_rabbitmqctl,
     mixed_scenario,
