@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clearinghouse.response_times import ResponseTimes
 from clearinghouse.store import (
     Binding,
     Candidate,
@@ -69,7 +70,8 @@ class CoordinatorSettings:
     hold_timeout_ms: int = 60_000
     """How long a payer region keeps a hold before releasing it by itself."""
     retry_ms: int = 2_000
-    """First retry of an unanswered commit, credit or abort; doubles up to ``max_retry_ms``."""
+    """First retry of an unanswered commit, credit or abort, at least: a region whose
+    answers take longer (``ResponseTimes``) gets more; doubles up to ``max_retry_ms``."""
     max_retry_ms: int = 30_000
 
 
@@ -87,6 +89,7 @@ class TransferCoordinator:
         self.settings = settings or CoordinatorSettings()
         self.events: list[AnyEvent] = [] if events is None else events
         self.on_committed = on_committed
+        self.response_times = ResponseTimes()
 
     # --- a request for mutual aid ---
 
@@ -315,6 +318,7 @@ class TransferCoordinator:
             return []
         held = op.reason is None and op.held_fen > 0
         if t.state is TransferState.RESERVING:
+            self._answered(t, t.payer_region, now_ms)
             if not held:
                 reason = op.reason or ReasonCode.ZERO_BALANCE
                 return self._refuse(t, reason, f"payer region {op.region}: {reason.value}", now_ms)
@@ -322,13 +326,13 @@ class TransferCoordinator:
             t.state = TransferState.COMMITTING
             t.held_fen = op.held_fen
             t.attempts = 0
-            t.next_action_ms = now_ms + self.settings.retry_ms
+            t.next_action_ms = self._retry_at(t.payer_region, now_ms)
             self._save(t, now_ms)
             return [Outgoing(region_address(t.payer_region), Commit(t.transfer_id))]
         if t.state is TransferState.ABORTED and held and not t.abort_pending:
             # A hold that arrived after we gave up on it: make sure it is released.
             t.abort_pending = True
-            t.next_action_ms = now_ms + self.settings.retry_ms
+            t.next_action_ms = self._retry_at(t.payer_region, now_ms)
             self._save(t, now_ms)
         return self._final_again(t)
 
@@ -339,6 +343,7 @@ class TransferCoordinator:
             return []
         posted = op.reason is None and op.posted_fen > 0
         if t.state is TransferState.COMMITTING and not t.payer_posted:
+            self._answered(t, t.payer_region, now_ms)
             if not posted:
                 # Nothing was posted at the payer (its hold expired first): abort, credit nothing.
                 reason = op.reason or ReasonCode.HOLD_EXPIRED
@@ -347,7 +352,7 @@ class TransferCoordinator:
             t.payer_posted = True
             t.posted_fen = op.posted_fen
             t.attempts = 0
-            t.next_action_ms = now_ms + self.settings.retry_ms
+            t.next_action_ms = self._retry_at(t.payee_region, now_ms)
             self._save(t, now_ms)
             return [Outgoing(region_address(t.payee_region), self._credit_op(t))]
         if t.state is TransferState.ABORTED and posted:
@@ -366,6 +371,7 @@ class TransferCoordinator:
             self.events.append(Anomaly(op.transfer_id, f"credited from {op.region}"))
             return []
         if t.state is TransferState.COMMITTING and t.payer_posted:
+            self._answered(t, t.payee_region, now_ms)
             t.state = TransferState.COMMITTED
             t.payee_credited = True
             t.next_action_ms = None
@@ -430,8 +436,7 @@ class TransferCoordinator:
                 out += self._time_out(t, now_ms)
             else:
                 t.attempts += 1
-                backoff = self.settings.retry_ms * 2 ** min(t.attempts, 10)
-                t.next_action_ms = now_ms + min(backoff, self.settings.max_retry_ms)
+                t.next_action_ms = self._retry_at(self._awaited_region(t), now_ms, t.attempts)
                 self._save(t, now_ms)
                 out += self._resend(t)
         return out
@@ -486,7 +491,7 @@ class TransferCoordinator:
         t.state = TransferState.ABORTED
         t.reason = reason
         t.detail = "; ".join(filter(None, [detail, t.detail]))
-        t.next_action_ms = now_ms + self.settings.retry_ms if t.abort_pending else None
+        t.next_action_ms = self._retry_at(t.payer_region, now_ms) if t.abort_pending else None
         self._save(t, now_ms)
         self._finished(t, now_ms)
         return self._refusals(t)
@@ -501,6 +506,29 @@ class TransferCoordinator:
         if t.abort_pending:
             out.append(Outgoing(region_address(t.payer_region), Abort(t.transfer_id)))
         return out
+
+    # --- retry pacing ---
+
+    def _answered(self, t: Transfer, region: str, now_ms: int) -> None:
+        """The answer to the step sent at the transfer's last save (a first attempt only:
+        an answer after a resend may belong to either send)."""
+        if t.attempts == 0:
+            self.response_times.observe(region, now_ms - t.updated_at_ms)
+
+    def _retry_at(self, region: str, now_ms: int, attempts: int = 0) -> int:
+        """When to resend a step awaited from ``region``: its retry timeout, doubled per
+        attempt, at most ``max_retry_ms``."""
+        timeout = self.response_times.timeout_ms(region, self.settings.retry_ms)
+        return now_ms + min(timeout << min(attempts, 10), self.settings.max_retry_ms)
+
+    @staticmethod
+    def _awaited_region(t: Transfer) -> str:
+        """Whose answer a decided transfer waits for (what ``_resend`` sends to)."""
+        if t.state is TransferState.COMMITTING and t.payer_posted:
+            return t.payee_region
+        if t.state is TransferState.COMMITTED and t.flow == COPAY:
+            return t.payee_region
+        return t.payer_region
 
     def _save(self, t: Transfer, now_ms: int) -> None:
         t.updated_at_ms = now_ms
