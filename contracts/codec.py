@@ -8,6 +8,7 @@ Decoding checks every field's type; anything off raises a ``DecodeError`` subcla
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -53,32 +54,51 @@ def _check_for(name: str, annotation: Any, signed: bool = False) -> _Check:
         annotation = members[0]
     # Amounts and times are never negative, unless the record declares the field signed.
     unsigned = (name.endswith("_fen") or name.endswith("_ms")) and not signed
+    # One specialised function per field, chosen here once: checks run for every field
+    # of every operation received, so they should not re-inspect the annotation each time.
+    check: _Check
+    if annotation is bool or annotation is str or (annotation is int and not unsigned):
+        expected = annotation
 
-    def check(value: Any) -> Any:
-        if value is None and optional:
-            return None
-        if annotation is bool:
-            if type(value) is not bool:
-                raise MalformedMessage(f"field {name!r}: expected bool, got {type(value).__name__}")
+        def check(value: Any) -> Any:
+            if type(value) is not expected:
+                raise _wrong_type(name, expected, value)
             return value
-        if annotation is int:
+
+    elif annotation is int:
+
+        def check(value: Any) -> Any:
             if type(value) is not int:
-                raise MalformedMessage(f"field {name!r}: expected int, got {type(value).__name__}")
-            if unsigned and value < 0:
+                raise _wrong_type(name, int, value)
+            if value < 0:
                 raise MalformedMessage(f"field {name!r}: negative value {value}")
             return value
-        if annotation is str:
-            if type(value) is not str:
-                raise MalformedMessage(f"field {name!r}: expected str, got {type(value).__name__}")
-            return value
-        if isinstance(annotation, type) and issubclass(annotation, StrEnum):
-            try:
-                return annotation(value)
-            except ValueError:
-                raise MalformedMessage(f"field {name!r}: unknown value {value!r}") from None
-        raise TypeError(f"unsupported annotation for {name}: {annotation}")  # pragma: no cover
 
-    return check
+    elif isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        by_value = {member.value: member for member in annotation}
+
+        def check(value: Any) -> Any:
+            member = by_value.get(value) if type(value) is str else None
+            if member is None:
+                raise MalformedMessage(f"field {name!r}: unknown value {value!r}")
+            return member
+
+    else:
+        raise TypeError(f"unsupported annotation for {name}: {annotation}")
+    if not optional:
+        return check
+    required = check
+
+    def check_optional(value: Any) -> Any:
+        return None if value is None else required(value)
+
+    return check_optional
+
+
+def _wrong_type(name: str, expected: type, value: Any) -> MalformedMessage:
+    return MalformedMessage(
+        f"field {name!r}: expected {expected.__name__}, got {type(value).__name__}"
+    )
 
 
 class _Schema:
@@ -95,6 +115,9 @@ class _Schema:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
         self.checks = [_check_for(f.name, hints[f.name], f.name in cls.SIGNED) for f in fields]
+        self.values = _getter(self.names)
+        """The field values of a record, in wire order (an enum value is its string: msgpack
+        packs a ``StrEnum`` as the ``str`` it is)."""
 
     def build(self, values: list[Any]) -> Operation:
         if not self.required <= len(values) <= len(self.checks):
@@ -105,17 +128,23 @@ class _Schema:
         return self.cls(*[check(v) for check, v in zip(self.checks, values, strict=False)])
 
 
+def _getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """One C-level call that reads every field (``attrgetter`` of one name returns the
+    bare value, so that case is wrapped)."""
+    if len(names) == 1:
+        [name] = names
+        return lambda record: (getattr(record, name),)
+    if not names:
+        return lambda record: ()
+    return operator.attrgetter(*names)
+
+
 _SCHEMAS: dict[str, _Schema] = {cls.TAG: _Schema(cls) for cls in ALL_OPERATIONS}
-
-
-def _wire_value(value: Any) -> Any:
-    return value.value if isinstance(value, StrEnum) else value
 
 
 def encode_operation(op: Operation) -> list[Any]:
     """The wire array of one operation."""
-    values = [_wire_value(getattr(op, name)) for name in _SCHEMAS[op.TAG].names]
-    return [op.TAG, *values]
+    return [op.TAG, *_SCHEMAS[op.TAG].values(op)]
 
 
 def encode(envelope: Envelope) -> bytes:
