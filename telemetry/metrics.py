@@ -19,9 +19,11 @@ belong in logs (see :mod:`telemetry.logs`).
 from __future__ import annotations
 
 import threading
+from typing import TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 """The registry every gongji metric is registered on and :func:`serve_metrics` serves."""
@@ -123,6 +125,22 @@ CLEARING_POSITION = Gauge(
 )
 
 
+M = TypeVar("M", bound=MetricWrapperBase)
+
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
+
+
+def _child(metric: M, *labels: str) -> M:
+    """``metric.labels(*labels)``, remembered: ``labels`` validates and looks up under a
+    lock on every call, a few per cent of a busy service's CPU. Labels are
+    low-cardinality (see above), so this stays small; no series is ever removed."""
+    key = (metric, labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child  # type: ignore[return-value]  # stored by this function for this metric
+
+
 class ServiceMetrics:
     """The metrics of one service, every series labelled ``service=<name>``.
 
@@ -143,7 +161,7 @@ class ServiceMetrics:
 
     def transfer_started(self, flow: str) -> None:
         """A transfer of ``flow`` started: one more in flight."""
-        TRANSFERS_IN_FLIGHT.labels(self._service, flow).inc()
+        _child(TRANSFERS_IN_FLIGHT, self._service, flow).inc()
 
     def transfer_finished(self, flow: str, outcome: str, seconds: float) -> None:
         """A transfer reached its final ``outcome`` (``"COMMITTED"`` or a reason code).
@@ -151,49 +169,49 @@ class ServiceMetrics:
         Counts it, records its duration and takes it off the in-flight gauge, so call it
         once per :meth:`transfer_started` (see :meth:`set_in_flight` after a restart).
         """
-        TRANSFERS.labels(self._service, flow, str(outcome)).inc()
-        TRANSFER_DURATION.labels(self._service, flow).observe(max(0.0, seconds))
-        TRANSFERS_IN_FLIGHT.labels(self._service, flow).dec()
+        _child(TRANSFERS, self._service, flow, str(outcome)).inc()
+        _child(TRANSFER_DURATION, self._service, flow).observe(max(0.0, seconds))
+        _child(TRANSFERS_IN_FLIGHT, self._service, flow).dec()
 
     def set_in_flight(self, flow: str, count: int) -> None:
         """Set the in-flight gauge outright, e.g. to the open transfers found on recovery."""
-        TRANSFERS_IN_FLIGHT.labels(self._service, flow).set(count)
+        _child(TRANSFERS_IN_FLIGHT, self._service, flow).set(count)
 
     def messages_in(self, n_messages: int = 1, n_operations: int = 0) -> None:
         """``n_messages`` envelopes carrying ``n_operations`` operations were received."""
-        MESSAGES.labels(self._service, IN).inc(n_messages)
-        OPERATIONS.labels(self._service, IN).inc(n_operations)
+        _child(MESSAGES, self._service, IN).inc(n_messages)
+        _child(OPERATIONS, self._service, IN).inc(n_operations)
 
     def messages_out(self, n_messages: int = 1, n_operations: int = 0) -> None:
         """``n_messages`` envelopes carrying ``n_operations`` operations were published."""
-        MESSAGES.labels(self._service, OUT).inc(n_messages)
-        OPERATIONS.labels(self._service, OUT).inc(n_operations)
+        _child(MESSAGES, self._service, OUT).inc(n_messages)
+        _child(OPERATIONS, self._service, OUT).inc(n_operations)
 
     def batch(self, n_ops: int) -> None:
         """One batch of ``n_ops`` operations was handled."""
-        BATCH_OPERATIONS.labels(self._service).observe(n_ops)
+        _child(BATCH_OPERATIONS, self._service).observe(n_ops)
 
     def dead_letter(self, reason: str) -> None:
         """One message was dead-lettered; ``reason`` is a short code, not free text."""
-        DEAD_LETTERS.labels(self._service, str(reason)).inc()
+        _child(DEAD_LETTERS, self._service, str(reason)).inc()
 
     def disagreement(self, kind: str) -> None:
         """A reconciliation disagreement of ``kind`` was found."""
-        DISAGREEMENTS.labels(self._service, kind).inc()
+        _child(DISAGREEMENTS, self._service, kind).inc()
 
     def repaired(self) -> None:
         """A disagreement was repaired."""
-        REPAIRS.labels(self._service).inc()
+        _child(REPAIRS, self._service).inc()
 
     def clearing_position(self, region: str, net_fen: int) -> None:
         """A region's net position in the window just closed."""
-        CLEARING_POSITION.labels(self._service, region).set(net_fen)
+        _child(CLEARING_POSITION, self._service, region).set(net_fen)
 
     def moved(self, flow: str, fen: int) -> None:
         """``fen`` (integer, >= 0) was moved by a committed transfer of ``flow``."""
         if fen < 0:
             raise ValueError(f"moved amount must be >= 0 fen, got {fen}")
-        MOVED_FEN.labels(self._service, flow).inc(fen)
+        _child(MOVED_FEN, self._service, flow).inc(fen)
 
 
 _servers: list[tuple[WSGIServer, threading.Thread]] = []
