@@ -34,6 +34,7 @@ from contracts.effects import (
     Outgoing,
     RegionRegistered,
     Repaired,
+    Retried,
     TransferFinished,
     TransferStarted,
     WindowClosed,
@@ -376,6 +377,8 @@ class ServiceShell:
                     transfer_id=event.transfer_id,
                     kind=event.kind,
                 )
+            elif isinstance(event, Retried):
+                self.metrics.retried(event.step, event.region)
             elif isinstance(event, Repaired):
                 self.metrics.repaired()
                 self.log.info(

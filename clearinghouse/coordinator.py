@@ -32,6 +32,7 @@ from contracts.effects import (
     Anomaly,
     AnyEvent,
     Outgoing,
+    Retried,
     TransferFinished,
     TransferStarted,
 )
@@ -436,8 +437,10 @@ class TransferCoordinator:
                 out += self._time_out(t, now_ms)
             else:
                 t.attempts += 1
-                t.next_action_ms = self._retry_at(self._awaited_region(t), now_ms, t.attempts)
+                step, region = self._awaited(t)
+                t.next_action_ms = self._retry_at(region, now_ms, t.attempts)
                 self._save(t, now_ms)
+                self.events.append(Retried(t.transfer_id, step, region))
                 out += self._resend(t)
         return out
 
@@ -522,13 +525,18 @@ class TransferCoordinator:
         return now_ms + min(timeout << min(attempts, 10), self.settings.max_retry_ms)
 
     @staticmethod
-    def _awaited_region(t: Transfer) -> str:
-        """Whose answer a decided transfer waits for (what ``_resend`` sends to)."""
-        if t.state is TransferState.COMMITTING and t.payer_posted:
-            return t.payee_region
-        if t.state is TransferState.COMMITTED and t.flow == COPAY:
-            return t.payee_region
-        return t.payer_region
+    def _awaited(t: Transfer) -> tuple[str, str]:
+        """The step a decided transfer waits on, and whose answer (what ``_resend`` sends)."""
+        match t.state:
+            case TransferState.COMMITTING if t.payer_posted:
+                return "credit", t.payee_region
+            case TransferState.COMMITTING:
+                return "commit", t.payer_region
+            case TransferState.COMMITTED if t.flow == COPAY:
+                return "credit", t.payee_region
+            case TransferState.COMMITTED:
+                return "completed", t.payer_region
+        return "abort", t.payer_region
 
     def _save(self, t: Transfer, now_ms: int) -> None:
         t.updated_at_ms = now_ms

@@ -85,4 +85,14 @@ class WindowClosed:
     positions: tuple[tuple[str, int], ...]
 
 
-AnyEvent = Event | RegionRegistered | Disagreed | Repaired | WindowClosed
+@dataclass(frozen=True, slots=True)
+class Retried:
+    """A decided step was sent again because ``region`` had not answered in time."""
+
+    transfer_id: str
+    step: str
+    """What was sent again: ``commit``, ``credit``, ``abort`` or ``completed``."""
+    region: str
+
+
+AnyEvent = Event | RegionRegistered | Disagreed | Repaired | WindowClosed | Retried

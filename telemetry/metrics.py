@@ -12,8 +12,9 @@ registry (:data:`REGISTRY`), and every series carries a ``service`` label such a
     metrics.transfer_finished("copay", "COMMITTED", seconds=0.042)
 
 Labels are low-cardinality only: ``service``, ``flow``, ``outcome``, ``direction``,
-``reason``. Never put a person number, transfer id or message id in a label; those
-belong in logs (see :mod:`telemetry.logs`).
+``reason``, ``kind``, ``step`` and ``region`` (a pooling region's code). Never put a
+person number, transfer id or message id in a label; those belong in logs (see
+:mod:`telemetry.logs`).
 """
 
 from __future__ import annotations
@@ -110,6 +111,12 @@ DISAGREEMENTS = Counter(
     registry=REGISTRY,
 )
 
+RETRIES = Counter(
+    "gongji_retries_total",
+    "Decided steps sent again because the region had not answered in time, by step.",
+    ["service", "step", "region"],
+    registry=REGISTRY,
+)
 REPAIRS = Counter(
     "gongji_repairs_total",
     "Disagreements repaired by driving a region to the clearinghouse's recorded decision.",
@@ -198,6 +205,10 @@ class ServiceMetrics:
     def disagreement(self, kind: str) -> None:
         """A reconciliation disagreement of ``kind`` was found."""
         _child(DISAGREEMENTS, self._service, kind).inc()
+
+    def retried(self, step: str, region: str) -> None:
+        """A decided ``step`` was sent to ``region`` again (it had not answered in time)."""
+        _child(RETRIES, self._service, step, region).inc()
 
     def repaired(self) -> None:
         """A disagreement was repaired."""

@@ -86,6 +86,9 @@ def test_message_batch_dead_letter_and_money_series(port: int, service: str) -> 
     metrics.dead_letter("MalformedMessage")
     metrics.moved("copay", 12_345)
     metrics.moved("copay", 5)
+    metrics.retried("commit", "420100")
+    metrics.retried("commit", "420100")
+    metrics.retried("credit", "510100")
 
     got = scrape(port, service)
     s = service
@@ -100,6 +103,9 @@ def test_message_batch_dead_letter_and_money_series(port: int, service: str) -> 
     assert got[key("gongji_batch_operations_bucket", service=s, le="200.0")] == 2
     assert got[key("gongji_dead_letters_total", service=s, reason="MalformedMessage")] == 2
     assert got[key("gongji_moved_fen_total", service=s, flow="copay")] == 12_350
+    retries = "gongji_retries_total"
+    assert got[key(retries, service=s, step="commit", region="420100")] == 2
+    assert got[key(retries, service=s, step="credit", region="510100")] == 1
 
 
 def test_services_in_one_process_are_separate_series(service: str) -> None:
@@ -113,8 +119,9 @@ def test_services_in_one_process_are_separate_series(service: str) -> None:
 
 
 def test_only_low_cardinality_labels() -> None:
-    # region: one of a few hundred pooling regions; kind: one of three disagreement kinds.
-    allowed = {"service", "flow", "outcome", "direction", "reason", "kind", "region", "le"}
+    # region: one of a few hundred pooling regions; kind: one of three disagreement kinds;
+    # step: one of four retried steps.
+    allowed = {"service", "flow", "outcome", "direction", "reason", "kind", "region", "step", "le"}
     seen = False
     for family in REGISTRY.collect():
         if not family.name.startswith("gongji_"):
