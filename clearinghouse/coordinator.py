@@ -330,11 +330,16 @@ class TransferCoordinator:
             t.next_action_ms = self._retry_at(t.payer_region, now_ms)
             self._save(t, now_ms)
             return [Outgoing(region_address(t.payer_region), Commit(t.transfer_id))]
-        if t.state is TransferState.ABORTED and held and not t.abort_pending:
-            # A hold that arrived after we gave up on it: make sure it is released.
-            t.abort_pending = True
-            t.next_action_ms = self._retry_at(t.payer_region, now_ms)
-            self._save(t, now_ms)
+        if t.state is TransferState.ABORTED and held:
+            # A hold that arrived after we gave up on it (the reserve timed out): release
+            # it. Only the Abort: the refusal was decided by the timer, not by this answer,
+            # and while the abort is pending the timer re-sends both; sending the refusal
+            # here again only gave the requester a duplicate outcome.
+            if not t.abort_pending:
+                t.abort_pending = True
+                t.next_action_ms = self._retry_at(t.payer_region, now_ms)
+                self._save(t, now_ms)
+            return [Outgoing(region_address(t.payer_region), Abort(t.transfer_id))]
         return self._final_again(t)
 
     def commit_result(self, op: CommitResult, now_ms: int) -> list[Outgoing]:

@@ -144,6 +144,8 @@ def test_silent_payer_times_out_and_hold_is_released() -> None:
     assert wuhan.books.available(person_account("A1")) == 50_000
     assert wuhan.store.holds_by_state() == {HoldState.VOIDED.value: 1}
     assert wuhan.books.check() == []
+    # The late hold is released without telling the payee region its outcome twice.
+    assert len(net.outcomes["t1"]) == 1
 
 
 def test_redelivered_reserve_and_commit_change_nothing() -> None:
