@@ -130,12 +130,10 @@ class _Schema:
 
 def _getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
     """One C-level call that reads every field (``attrgetter`` of one name returns the
-    bare value, so that case is wrapped)."""
+    bare value, so that case is wrapped; every operation has at least one field)."""
     if len(names) == 1:
         [name] = names
         return lambda record: (getattr(record, name),)
-    if not names:
-        return lambda record: ()
     return operator.attrgetter(*names)
 
 
