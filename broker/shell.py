@@ -1,15 +1,19 @@
-"""The thin async shell that runs a sans-I/O core on RabbitMQ.
+"""The thin async shell that runs a service's step engine on RabbitMQ.
 
-One loop per service: take a batch of deliveries, apply all their operations in one
-SQLite transaction, publish what the core returned (one envelope per destination,
-confirmed), and only then acknowledge. A crash anywhere before the ack means the broker
-redelivers, and the idempotent core re-sends the same answers.
+The step itself (one transaction per batch, isolation of a failing delivery, grouping
+answers by destination, settling in delivery order) is ``broker.engine.StepEngine``,
+the same code the simulator drives. This shell only does the I/O around it: take a
+batch from the inbox, declare new queues, publish the step's answers with confirms,
+and perform the settlements the engine returns, one after another in their order.
 
 Steps are pipelined: while the confirms of one batch's answers are outstanding, the
 next batch is already applied and committed (up to ``pipeline_depth`` batches await
 confirms at once). Each batch is still acknowledged only after its own state change is
-committed and its own answers are confirmed, so the guarantee above holds; the broker's
-confirm latency no longer stalls the loop, which otherwise bounds throughput.
+committed and its own answers are confirmed; the broker's confirm latency no longer
+stalls the loop, which otherwise bounds throughput.
+
+Consuming starts only after ``on_start`` (the clearinghouse's resume) has run and its
+answers are confirmed, so a restart re-sends its unfinished steps before anything new.
 """
 
 from __future__ import annotations
@@ -20,38 +24,29 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from aio_pika.abc import AbstractRobustConnection
 
+from broker.engine import Ack, Core, DeadLetter, Inbound, Requeue, Settlement, Step, StepEngine
 from broker.inbox import Delivery, Inbox
-from broker.publisher import Publisher, PublishError, Unroutable, group_by_address
+from broker.publisher import Publisher, PublishError, Unroutable
 from broker.topology import Topology, declare_service_queue
 from contracts.effects import (
     Anomaly,
     AnyEvent,
     Disagreed,
     Outgoing,
-    RegionRegistered,
     Repaired,
     Retried,
     TransferFinished,
     TransferStarted,
     WindowClosed,
 )
-from contracts.identifiers import CLEARINGHOUSE, region_address
+from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Operation
 from storage.sqlite import Database
 from telemetry.logs import get_logger
 from telemetry.metrics import ServiceMetrics
-
-
-class Core(Protocol):
-    """What the shell needs of a core (regions.core.RegionCore, TransferCoordinator)."""
-
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]: ...
-    def tick(self, now_ms: int) -> list[Outgoing]: ...
-    def drain_events(self) -> Sequence[AnyEvent]: ...
 
 
 def _env_int(name: str, default: int) -> int:
@@ -96,6 +91,9 @@ class ShellTuning:
     """How often timers run (holds expire, silent regions time out, retries): each tick is
     a transaction, so an idle service should not tick much faster than its deadlines need
     (seconds); 32 idle regions ticking every 50 ms cost a quarter of a core here."""
+    max_handling_failures: int = 3
+    """A delivery that failed in this service's own handling this often is dead-lettered
+    (a redelivery after a consumer died does not count; see ``broker.engine``)."""
     linger_ms: float = 5.0
     """After a batch's first delivery, how long to wait for more (unless the batch is
     full): fewer, fuller envelopes downstream for a few ms of latency per hop. Per-message
@@ -104,7 +102,7 @@ class ShellTuning:
     @classmethod
     def from_env(cls, max_batch_messages: int | None = None) -> ShellTuning:
         """Defaults, overridden by ``GONGJI_SHELL_MAX_BATCH`` (and ``_PIPELINE_DEPTH``,
-        ``_PREFETCH``, ``_LINGER_MS``, ``_TICK_MS``)."""
+        ``_PREFETCH``, ``_MAX_FAILURES``, ``_LINGER_MS``, ``_TICK_MS``)."""
         default = cls()
         return cls(
             max_batch_messages=_env_int(
@@ -112,13 +110,16 @@ class ShellTuning:
             ),
             pipeline_depth=_env_int("GONGJI_SHELL_PIPELINE_DEPTH", default.pipeline_depth),
             prefetch=_env_int("GONGJI_SHELL_PREFETCH", default.prefetch),
+            max_handling_failures=_env_int(
+                "GONGJI_SHELL_MAX_FAILURES", default.max_handling_failures
+            ),
             linger_ms=_env_float("GONGJI_SHELL_LINGER_MS", default.linger_ms),
             tick_ms=_env_float("GONGJI_SHELL_TICK_MS", default.tick_ms),
         )
 
 
 class ServiceShell:
-    """Runs one core against one queue until stopped."""
+    """Runs one core's step engine against one queue until stopped."""
 
     def __init__(
         self,
@@ -150,16 +151,23 @@ class ServiceShell:
         self.on_start = on_start
         self.metrics = ServiceMetrics(service)
         self.log = get_logger(service=service)
+        self.engine: StepEngine[Delivery] = StepEngine(
+            core,
+            db,
+            pipeline_depth=self.tuning.pipeline_depth,
+            max_handling_failures=self.tuning.max_handling_failures,
+        )
+        self.engine.on_failure = self._delivery_failed
         self.ready = asyncio.Event()
         self._inbox: Inbox | None = None
         self._publisher: Publisher | None = None
         self._declared: set[str] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._failure: BaseException | None = None
-        self._window = asyncio.Semaphore(self.tuning.pipeline_depth)
-        # Completed when the latest batch's deliveries are settled: batches settle in
-        # delivery order, so one multiple-ack per batch never settles an earlier one's.
-        self._last_settled: asyncio.Future[None] | None = None
+        self._room = asyncio.Event()
+        # Settlements are performed by one task, strictly in the order the engine
+        # returned them: a multiple-ack must never overtake an earlier requeue.
+        self._settlements: asyncio.Queue[list[Settlement[Delivery]] | None] = asyncio.Queue()
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -167,34 +175,28 @@ class ServiceShell:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume and apply until ``stop`` is set; then close cleanly (unacked go back)."""
         self._publisher = await Publisher.open(self.connection, self.topology, self.address)
-        await self.declare([CLEARINGHOUSE])
-        self._inbox = await Inbox.open(
-            self.connection,
-            self.topology,
-            self.address,
-            prefetch=self.tuning.prefetch,
-            on_poison=self._on_poison,
-        )
+        settler = asyncio.get_running_loop().create_task(self._settle_in_order())
         try:
+            await self.declare([CLEARINGHOUSE])
             if self.on_start is not None:
-                with self.db.transaction():
-                    outgoing = self.on_start(self.now_ms())
-                await self._publish(outgoing)
+                # Before consuming: a restarted clearinghouse re-sends (with fresh
+                # deadlines) what it had under way before it takes anything new.
+                step = self.engine.start(self.now_ms(), self.on_start)
+                self._observe(step.events)
+                if step.declare:
+                    await self.declare(step.declare)
+                await self._publish(step.sends)
+                self._settlements.put_nowait(self.engine.published(step, True))
+            self._inbox = await Inbox.open(
+                self.connection,
+                self.topology,
+                self.address,
+                prefetch=self.tuning.prefetch,
+                on_poison=self._on_poison,
+            )
             self.ready.set()
             self.log.info("service_started", address=self.address)
-            next_tick = self.clock()
-            while not stop.is_set():
-                if self._failure is not None:
-                    # A publishing task failed unexpectedly: stop, as a failed step did
-                    # before steps were pipelined (unacked deliveries go back).
-                    raise self._failure
-                wait = max(0.0, next_tick - self.clock())
-                batch = await self._next_batch(wait, stop)
-                tick = self.clock() >= next_tick
-                if tick:
-                    next_tick = self.clock() + self.tick_interval_s
-                if batch or tick:
-                    await self._step(batch, tick)
+            await self._loop(stop)
         finally:
             # Let outstanding confirms settle (bounded) so their batches are acked;
             # whatever is not acked goes back to the queue when the inbox closes.
@@ -204,9 +206,32 @@ class ServiceShell:
                         await asyncio.gather(*self._in_flight, return_exceptions=True)
                 for task in list(self._in_flight):
                     task.cancel()
-            await self._inbox.close()
+            self._settlements.put_nowait(None)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10.0):
+                    await asyncio.shield(settler)
+            settler.cancel()
+            if self._inbox is not None:
+                await self._inbox.close()
             await self._publisher.close()
             self.log.info("service_stopped", address=self.address)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        next_tick = self.clock()
+        while not stop.is_set():
+            if self._failure is not None:
+                # A publishing task failed unexpectedly: stop (unacked deliveries go back).
+                raise self._failure
+            while not self.engine.room():
+                self._room.clear()
+                await self._room.wait()
+            wait = max(0.0, next_tick - self.clock())
+            batch = await self._next_batch(wait, stop)
+            tick = self.clock() >= next_tick
+            if tick:
+                next_tick = self.clock() + self.tick_interval_s
+            if batch or tick:
+                await self._step(batch, tick)
 
     async def _next_batch(self, wait: float, stop: asyncio.Event) -> list[Delivery]:
         assert self._inbox is not None
@@ -220,115 +245,89 @@ class ServiceShell:
         return batch
 
     async def _step(self, batch: list[Delivery], tick: bool) -> None:
-        """Apply a batch (and the timers) in one transaction, then hand its publishing
-        and acking to a task: the next batch need not wait for these confirms."""
-        assert self._inbox is not None
-        now = self.now_ms()
-        try:
-            with self.db.transaction():
-                outgoing = self._apply(batch, now)
-                if tick:
-                    outgoing += self.core.tick(now)
-            done = batch
-        except Exception:
-            self.core.drain_events()  # from the rolled-back attempt: never happened
-            self.log.exception("batch_failed_isolating", messages=len(batch))
-            outgoing, done = await self._apply_one_by_one(batch, now)
-        events = self.core.drain_events()
-        # Committed: the events happened, whatever becomes of the answers.
-        self._observe(events)
-        registered = [region_address(e.region) for e in events if isinstance(e, RegionRegistered)]
-        if registered:
-            # Queues of newly registered regions exist before anything (of this step or a
-            # later one) is sent to them, so this is awaited here, not in the task.
-            try:
-                await self.declare(registered)
-            except Exception:
-                self.log.exception("declare_failed_requeueing", messages=len(done))
-                for delivery in done:
-                    await self._inbox.retry_later(delivery)
-                return
-        if not outgoing and not done:
-            return
-        await self._window.acquire()
-        loop = asyncio.get_running_loop()
-        previous, self._last_settled = self._last_settled, loop.create_future()
-        task = loop.create_task(
-            self._publish_then_ack(outgoing, done, previous, self._last_settled)
-        )
-        self._in_flight.add(task)
-        task.add_done_callback(self._settled)
-
-    def _settled(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        if not task.cancelled() and task.exception() is not None and self._failure is None:
-            self._failure = task.exception()
-
-    async def _publish_then_ack(
-        self,
-        outgoing: list[Outgoing],
-        done: list[Delivery],
-        previous: asyncio.Future[None] | None,
-        settled: asyncio.Future[None],
-    ) -> None:
-        assert self._inbox is not None
-        try:
-            try:
-                await self._publish(outgoing)
-            except PublishError:
-                # State is committed but answers were not sent: redelivery re-sends them.
-                self.log.exception("publish_failed_requeueing", messages=len(done))
-                for delivery in done:
-                    await self._inbox.retry_later(delivery)
-                return
-            if previous is not None:
-                await previous
-            await self._inbox.ack_through(done)
-        finally:
-            if not settled.done():
-                settled.set_result(None)
-            self._window.release()
-
-    def _apply(self, batch: Sequence[Delivery], now: int) -> list[Outgoing]:
-        outgoing: list[Outgoing] = []
-        n_ops = 0
-        for delivery in batch:
-            for op in delivery.envelope.operations:
-                outgoing += self.core.handle(op, now)
-                n_ops += 1
+        """One engine step; its publishing and acking go to a task, so the next batch
+        need not wait for these confirms."""
+        inbound = [Inbound(d, d.envelope.message_id, d.envelope.operations) for d in batch]
+        step = self.engine.step(inbound, self.now_ms(), tick)
+        if step.settle_now:
+            self._settlements.put_nowait(step.settle_now)
         if batch:
-            self.metrics.messages_in(len(batch), n_ops)
-            self.metrics.batch(n_ops)
-        return outgoing
-
-    async def _apply_one_by_one(
-        self, batch: list[Delivery], now: int
-    ) -> tuple[list[Outgoing], list[Delivery]]:
-        """After a failed batch: each delivery alone, so one poison message stays alone."""
-        assert self._inbox is not None
-        outgoing: list[Outgoing] = []
-        done: list[Delivery] = []
-        for delivery in batch:
+            self.metrics.messages_in(len(batch), step.operations)
+            self.metrics.batch(step.operations)
+        # Committed: the events happened, whatever becomes of the answers.
+        self._observe(step.events)
+        if not step.needs_publish:
+            return
+        if step.declare:
+            # Queues of newly registered regions exist before anything (of this step or
+            # a later one) is sent to them, so this is awaited here, not in the task.
             try:
-                with self.db.transaction():
-                    outgoing += self._apply([delivery], now)
-                done.append(delivery)
+                await self.declare(step.declare)
             except Exception:
-                self.core.drain_events()
-                self.log.exception(
-                    "message_failed", message_id=delivery.envelope.message_id, retry="requeue"
-                )
-                # The quorum queue's delivery limit dead-letters it if it keeps failing.
-                await self._inbox.retry_later(delivery)
-        return outgoing, done
+                self.log.exception("declare_failed_requeueing", messages=len(step.done))
+                self._published(step, ok=False)
+                return
+        task = asyncio.get_running_loop().create_task(self._publish_step(step))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
 
-    async def _publish(self, outgoing: Sequence[Outgoing]) -> None:
-        if not outgoing:
+    async def _publish_step(self, step: Step[Delivery]) -> None:
+        ok = False
+        try:
+            await self._publish(step.sends)
+            ok = True
+        except PublishError:
+            # State is committed but answers were not sent: redelivery re-sends them.
+            self.log.exception("publish_failed_requeueing", messages=len(step.done))
+        except Exception as error:
+            self.log.exception("publish_crashed", messages=len(step.done))
+            if self._failure is None:
+                self._failure = error
+        finally:
+            self._published(step, ok)
+
+    def _published(self, step: Step[Delivery], ok: bool) -> None:
+        self._settlements.put_nowait(self.engine.published(step, ok))
+        self._room.set()
+
+    async def _settle_in_order(self) -> None:
+        """Perform the engine's settlements, one list after another, in order."""
+        while True:
+            settlements = await self._settlements.get()
+            if settlements is None:
+                return
+            if self._inbox is None:
+                continue  # nothing consumed yet (the start step has no deliveries)
+            for settlement in settlements:
+                try:
+                    await self._settle(self._inbox, settlement)
+                except Exception:
+                    # Unsettled: the broker redelivers it when this channel closes.
+                    self.log.exception("settle_failed", kind=type(settlement).__name__)
+
+    @staticmethod
+    async def _settle(inbox: Inbox, settlement: Settlement[Delivery]) -> None:
+        if isinstance(settlement, Ack):
+            await inbox.ack_through(settlement.tokens)
+        elif isinstance(settlement, Requeue):
+            for delivery in settlement.tokens:
+                await inbox.retry_later(delivery)
+        elif isinstance(settlement, DeadLetter):
+            await inbox.reject(settlement.token, settlement.reason)
+
+    def _delivery_failed(self, inbound: Inbound[Delivery], error: BaseException) -> None:
+        self.log.error(
+            "message_failed",
+            message_id=inbound.message_id,
+            error=f"{type(error).__name__}: {error}",
+        )
+
+    async def _publish(self, sends: dict[str, list[Operation]]) -> None:
+        if not sends:
             return
         assert self._publisher is not None
-        batches = group_by_address(outgoing)
-        to_clients = {a: ops for a, ops in batches.items() if a.startswith("client.")}
-        to_services = {a: ops for a, ops in batches.items() if a not in to_clients}
+        to_clients = {a: ops for a, ops in sends.items() if a.startswith("client.")}
+        to_services = {a: ops for a, ops in sends.items() if a not in to_clients}
         publisher = self._publisher
 
         async def to_client(address: str, ops: list[Operation]) -> None:
@@ -339,13 +338,13 @@ class ServiceShell:
                 self.log.warning("client_gone", address=address, operations=len(ops))
 
         # Every envelope of the step goes out at once; their confirms are awaited together.
-        sends = [to_client(a, ops) for a, ops in to_clients.items()]
+        publishes = [to_client(a, ops) for a, ops in to_clients.items()]
         if to_services:
-            sends.append(publisher.publish(to_services))
-        for result in await asyncio.gather(*sends, return_exceptions=True):
+            publishes.append(publisher.publish(to_services))
+        for result in await asyncio.gather(*publishes, return_exceptions=True):
             if isinstance(result, BaseException):
                 raise result
-        self.metrics.messages_out(len(batches), len(outgoing))
+        self.metrics.messages_out(len(sends), sum(len(ops) for ops in sends.values()))
 
     async def declare(self, addresses: Sequence[str]) -> None:
         """Make sure the service queues of these addresses exist (idempotent)."""

@@ -19,8 +19,13 @@ class Topology:
     """Where everything lives on the broker; ``namespace`` isolates tests and demos."""
 
     namespace: str = "gongji"
-    delivery_limit: int = 5
-    """Quorum ``x-delivery-limit``: a message returned more often than this is dead-lettered."""
+    delivery_limit: int = 100
+    """Quorum ``x-delivery-limit``: a message returned more often than this is dead-lettered.
+
+    A backstop only, far above any crash loop: the broker counts every return, also of
+    messages handed back because their consumer died (a kill hands back a whole
+    prefetch), and those are healthy. A message that fails in a service's own handling
+    is dead-lettered by the service after a few tries (``broker.engine``)."""
 
     def __post_init__(self) -> None:
         if not self.namespace:

@@ -1,11 +1,17 @@
 """The simulated world: real cores over real stores, a simulated broker, virtual time.
 
 Every region and the clearinghouse is the real core (``RegionCore``,
-``TransferCoordinator``) over its real store on an in-memory SQLite database. A node
-takes a batch of messages from its queue, applies them in one transaction, publishes
-what the core returned (one message per destination, as the RabbitMQ shell does), and
-only then acks. The broker keeps every published message until it is acked: a crash,
-a lost delivery or a lost ack means the message comes again.
+``TransferCoordinator``) over its real store on an in-memory SQLite database, driven by
+the services' own step engine (``broker.engine.StepEngine``, which the RabbitMQ shell
+drives too): a node takes a batch of messages from its queue, the engine applies them in
+one transaction, the node publishes what the engine grouped by destination, and the
+publish's confirm comes back later, while the next batch may already be applied (the
+engine's pipelining). Only the settlements the engine then returns ack, requeue or
+dead-letter messages, and this broker checks them: a message acked before its step
+committed or before its answers were confirmed is a violation, and so is a healthy
+message dead-lettered. The broker keeps every published message until it is acked: a
+crash, a lost delivery or a lost ack means the message comes again, and a message
+returned more often than the queues' delivery limit is dead-lettered, as by RabbitMQ.
 
 A crash discards the core object and everything the node held in memory; the database
 object stays, holding exactly what was committed, and a new core is built over it (the
@@ -25,8 +31,20 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any, Protocol
+from typing import Any
 
+from broker.engine import (
+    Ack,
+    DeadLetter,
+    Inbound,
+    Requeue,
+    Settlement,
+    SimulatedCrash,
+    Step,
+    StepEngine,
+)
+from broker.shell import ShellTuning
+from broker.topology import Topology
 from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
 from clearinghouse.core import ClearinghouseCore
 from clearinghouse.store import ClearinghouseStore
@@ -37,7 +55,7 @@ from gongji.population import Population, RegionSpec, generate_population
 from gongji.sim import views
 from gongji.sim.checker import Checker
 from gongji.sim.faults import DEFAULT_RATES, FaultRates
-from gongji.sim.planted import PLANTS, RegionFactory
+from gongji.sim.planted import PLANTS, EngineFactory, RegionFactory
 from gongji.sim.trace import Trace, encode
 from gongji.sim.workload import Request, build_workload
 from regions.books import Books
@@ -48,28 +66,24 @@ from storage.sqlite import Database, open_database
 CLIENT = client_address("sim")
 OPERATOR = client_address("operator")
 
-# Crash points within one step.
+# Crash points within one step: hooks of the step engine's life.
 MID_TRANSACTION = "mid-transaction"
 AFTER_COMMIT = "after commit, before publish"
-AFTER_PUBLISH = "after publish, before ack"
-_STEP_CRASHES = (MID_TRANSACTION, AFTER_COMMIT, AFTER_PUBLISH)
-_TICK_CRASHES = (MID_TRANSACTION, AFTER_COMMIT)
+AFTER_PUBLISH = "after publish, before confirm"
+BEFORE_ACK = "after confirm, before ack"
+_STEP_CRASHES = (MID_TRANSACTION, AFTER_COMMIT, AFTER_PUBLISH, BEFORE_ACK)
+
+DELIVERY_LIMIT = Topology().delivery_limit
+"""The service queues' delivery limit, as the real topology declares it."""
 
 # Event kinds (small ints: the heap compares them only on ties of time and sequence).
 _STEP, _TICK, _RELEASE, _RESTART, _CLIENT, _CHECK, _CUT, _HEAL_NODE = range(8)
 _PARTITION, _DISABLE, _ENABLE, _HEAL, _DEADLINE, _WINDOW = range(8, 14)
+_CONFIRM, _CRASH_LOOP, _KILL = range(14, 17)
 
 
-class Core(Protocol):
-    """What the simulation needs of a core (the RabbitMQ shell needs the same)."""
-
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]: ...
-    def tick(self, now_ms: int) -> list[Outgoing]: ...
-    def drain_events(self) -> Sequence[AnyEvent]: ...
-
-
-class _Crash(Exception):
-    """Raised inside a transaction to simulate a crash there (it rolls back)."""
+def _crash() -> None:
+    raise SimulatedCrash
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +106,15 @@ class SimConfig:
     """Arrival rate of requests, in simulated time."""
     max_batch: int = 64
     """Messages a node applies in one transaction (the shell's ``max_batch_messages``)."""
+    pipeline_depth: int = 2
+    """Steps whose answers may await their confirms at once (the shell's default)."""
+    prefetch: int = ShellTuning().prefetch
+    """Messages the broker has pushed to a consumer ahead of its batches: when the
+    consumer dies, these come back too, and each such return counts towards the
+    delivery limit (as a quorum queue counts it)."""
+    delivery_limit: int = DELIVERY_LIMIT
+    confirm_ms: tuple[int, int] = (1, 8)
+    """How long the broker takes to confirm a step's published answers."""
     latency_ms: tuple[int, int] = (1, 4)
     ops_per_ms: int = 5
     """How fast a node applies operations: a batch of n keeps it busy 1 + n // this ms,
@@ -145,20 +168,32 @@ class SimConfig:
         return " ".join(parts)
 
 
+# What the broker knows of a delivered message (``Message.phase``).
+_DELIVERED = 0  # handed to the consumer, its step not committed
+_COMMITTED = 1  # its step committed; ``Message.step`` says which
+
+
 class Message:
     """One message in a queue: the operations of one envelope."""
 
-    __slots__ = ("ops", "ready_ms", "redelivered", "text")
+    __slots__ = ("ops", "phase", "ready_ms", "redelivered", "returns", "step", "tag", "text")
 
     def __init__(self, ops: tuple[Operation, ...], ready_ms: int, text: str) -> None:
         self.ops = ops
         self.ready_ms = ready_ms
         self.text = text
         self.redelivered = False
+        self.returns = 0
+        """Times the message went back to its queue (the quorum delivery count)."""
+        self.tag = 0
+        """Delivery tag while unacknowledged (per node, increasing)."""
+        self.phase = _DELIVERED
+        self.step = 0
 
     def again(self, ready_ms: int) -> Message:
         copy = Message(self.ops, ready_ms, self.text)
         copy.redelivered = True
+        copy.returns = self.returns + 1
         return copy
 
 
@@ -169,14 +204,19 @@ class Node:
         "address",
         "books",
         "code",
+        "confirmed",
         "core",
         "db",
+        "engine",
         "epoch",
+        "kills_left",
         "last_ready",
+        "next_tag",
         "partitioned",
         "queue",
         "scheduled",
         "tick_ms",
+        "unacked",
         "up",
     )
 
@@ -185,7 +225,15 @@ class Node:
         self.code = code
         self.db = db
         self.core: Any = None
+        self.engine: StepEngine[Message] | None = None
         self.books: Books | None = None
+        self.unacked: dict[int, Message] = {}
+        """Delivered, not yet acked: by delivery tag, in delivery order."""
+        self.next_tag = 0
+        self.confirmed: dict[int, bool] = {}
+        """Step seq -> whether its answers were confirmed (steps of this incarnation)."""
+        self.kills_left = 0
+        """Kills still due in a crash loop: each soon after the node comes back."""
         self.queue: deque[Message] = deque()
         self.up = True
         self.partitioned = False
@@ -208,6 +256,7 @@ class Stats:
     publish_dropped: int = 0
     unroutable: int = 0
     core_errors: int = 0
+    dead_lettered: int = 0
     # Wall time, for the report only: in the cores' transactions (handle, tick, resume
     # and SQLite), in the invariant checks, and in setting up the population.
     core_seconds: float = 0.0
@@ -257,6 +306,7 @@ class Simulation:
         self.progress = progress
         plant = PLANTS[config.plant] if config.plant else None
         self.region_factory: RegionFactory = (plant.region if plant else None) or RegionCore
+        self.engine_factory: EngineFactory = (plant.engine if plant else None) or StepEngine
         self.coordinator_class: type[TransferCoordinator] = (
             plant.coordinator if plant else None
         ) or TransferCoordinator
@@ -344,7 +394,7 @@ class Simulation:
         return [self.clearinghouse, *self.region_nodes.values()]
 
     def _build(self, node: Node) -> None:
-        """A fresh core over the node's database (at start, and after every crash)."""
+        """A fresh core and engine over the node's database (at start, after a crash)."""
         db = _db(node)
         if node is self.clearinghouse:
             ch_store = ClearinghouseStore(db)
@@ -353,6 +403,8 @@ class Simulation:
             store = RegionStore(db)
             node.core = self.region_factory(node.code, store)
             node.books = store.books
+        node.engine = self.engine_factory(node.core, db, pipeline_depth=self.config.pipeline_depth)
+        node.confirmed = {}
 
     def _setup(self) -> None:
         """Registry, persons and bindings, delivered in rounds at time 0 without faults.
@@ -374,7 +426,7 @@ class Simulation:
                 with node.db.transaction():
                     for op in ops:
                         pending += node.core.handle(op, 0)
-                self._events_of(node)
+                self._events_of(node, node.core.drain_events())
 
     # --- the event loop ---
 
@@ -404,6 +456,8 @@ class Simulation:
                 self._at(self._after(self.rates.partition), _PARTITION)
             if self.rates.disable > 0:
                 self._at(self._after(self.rates.disable), _DISABLE)
+            if self.rates.crash_loop > 0:
+                self._at(self._after(self.rates.crash_loop), _CRASH_LOOP)
         self._at(end_of_faults, _HEAL)
         self._loop()
         self._final()
@@ -504,6 +558,13 @@ class Simulation:
                 self._at(self.now + self.config.window_ms, _WINDOW)
         elif kind == _DEADLINE:
             self.done = arg == self._deadline
+        elif kind == _CONFIRM:
+            epoch, step, ok, crash_before_ack = arg
+            self._confirm(target, epoch, step, ok, crash_before_ack)
+        elif kind == _CRASH_LOOP:
+            self._crash_loop()
+        elif kind == _KILL and arg == target.epoch:
+            self._loop_kill(target)
 
     def _after(self, per_second: float) -> int:
         """Time to the next episode of a fault that comes ``per_second`` times a second."""
@@ -515,17 +576,11 @@ class Simulation:
 
     # --- the broker ---
 
-    def _publish(self, source: Node | None, outgoing: list[Outgoing]) -> None:
-        """One message per destination, operations in the order the core returned them."""
+    def _publish(self, source: Node | None, outgoing: list[Outgoing]) -> bool:
+        """One message per destination, operations in the order the core returned them.
+        False if the publish failed (its source is cut from the broker)."""
         if not outgoing:
-            return
-        if source is not None and source.partitioned:
-            # The shell's publish fails; state is committed, the answers are not sent.
-            self.stats.publish_dropped += 1
-            self.trace.fault(self.now, "publish_dropped", source.address)
-            if self.watching:
-                self.trace.note(self.now, [o.op for o in outgoing], f"{source.address} LOST")
-            return
+            return True
         grouped: dict[str, list[Operation]] = {}
         for item in outgoing:
             ops = grouped.get(item.address)
@@ -533,8 +588,22 @@ class Simulation:
                 grouped[item.address] = [item.op]
             else:
                 ops.append(item.op)
-        for address, ops in grouped.items():
+        return self._publish_grouped(source, grouped)
+
+    def _publish_grouped(self, source: Node | None, sends: dict[str, list[Operation]]) -> bool:
+        if not sends:
+            return True
+        if source is not None and source.partitioned:
+            # The shell's publish fails; state is committed, the answers are not sent.
+            self.stats.publish_dropped += 1
+            self.trace.fault(self.now, "publish_dropped", source.address)
+            if self.watching:
+                lost = [op for ops in sends.values() for op in ops]
+                self.trace.note(self.now, lost, f"{source.address} LOST")
+            return False
+        for address, ops in sends.items():
             self._send(address, tuple(ops))
+        return True
 
     def _send(self, address: str, ops: tuple[Operation, ...]) -> None:
         node = self.nodes.get(address)
@@ -594,12 +663,32 @@ class Simulation:
             node.scheduled = True
             self._at(max(ready, self.now), _STEP, node, node.epoch)
 
-    def _requeue(self, node: Node, batch: list[Message]) -> None:
-        """Unacked messages go back to the head of the queue, marked redelivered."""
-        self.stats.redeliveries += len(batch)
-        for msg in reversed(batch):
+    def _return(self, node: Node, msgs: Sequence[Message]) -> None:
+        """Unacked messages go back to the head of the queue, marked redelivered; one
+        returned more often than the delivery limit is dead-lettered by the broker."""
+        self.stats.redeliveries += len(msgs)
+        for msg in reversed(msgs):
+            node.unacked.pop(msg.tag, None)
+            msg.returns += 1
+            if msg.returns > self.config.delivery_limit:
+                self._dead_letter(node, msg, "delivery_limit")
+                continue
             msg.redelivered = True
+            msg.phase = _DELIVERED
             node.queue.appendleft(msg)
+
+    def _dead_letter(self, node: Node, msg: Message, reason: str) -> None:
+        """Every message in this world is healthy: dead-lettering one loses a request."""
+        self.stats.dead_lettered += 1
+        self.trace.fault(self.now, "dead_letter", f"{node.address} {reason}")
+        tids = sorted({str(getattr(op, "transfer_id", "")) for op in msg.ops})
+        for tid in tids or [""]:
+            self.checker.fail(
+                "no healthy message dead-lettered",
+                f"{node.address}: a message ({msg.text[:120]}) was dead-lettered: {reason}",
+                tid,
+                self.now,
+            )
 
     # --- nodes at work ---
 
@@ -607,8 +696,11 @@ class Simulation:
         node.scheduled = False
         if not node.up or node.partitioned:
             return
+        engine = node.engine
         queue = node.queue
         now = self.now
+        if engine is not None and not engine.room():
+            return  # woken when a confirm settles a step
         batch: list[Message] = []
         limit = self.config.max_batch
         while queue and len(batch) < limit and queue[0].ready_ms <= now:
@@ -621,10 +713,24 @@ class Simulation:
                 self._outside_receive(node, batch)
             else:
                 busy += sum(len(m.ops) for m in batch) // self.config.ops_per_ms
+                self._deliver(node, batch)
                 self._apply(node, batch)
         if queue and node.up and not node.partitioned:
             node.scheduled = True
             self._at(max(now + busy, queue[0].ready_ms), _STEP, node, node.epoch)
+
+    def _deliver(self, node: Node, batch: list[Message]) -> None:
+        """The broker hands the batch to the consumer: unacked until settled."""
+        if node.kills_left:
+            # A crash loop kills the service just after it started consuming again, its
+            # prefetch full (as a kill 0.5 s after the service answers does).
+            node.kills_left -= 1
+            self._at(self.now + self.rng.randint(0, 5), _KILL, node, node.epoch)
+        for msg in batch:
+            node.next_tag += 1
+            msg.tag = node.next_tag
+            msg.phase = _DELIVERED
+            node.unacked[msg.tag] = msg
 
     def _lose(self, node: Node, batch: list[Message]) -> list[Message]:
         kept = []
@@ -641,91 +747,169 @@ class Simulation:
                 kept.append(msg)
         return kept
 
-    def _apply(self, node: Node, batch: list[Message]) -> None:
-        """One batch, one transaction; publish after commit; ack after publish."""
-        now = self.now
-        stats = self.stats
-        stats.steps += 1
-        crash = None
+    def _crash_point(self) -> str | None:
         if self.faults_active and self.rates.crash and self.rng.random() < self.rates.crash:
-            crash = self.rng.choice(_STEP_CRASHES)
+            return self.rng.choice(_STEP_CRASHES)
+        return None
+
+    def _apply(self, node: Node, batch: list[Message]) -> None:
+        """One engine step over a batch: the engine's transaction, then publishing."""
+        now = self.now
+        self.stats.steps += 1
+        crash = self._crash_point()
         trace = self.trace
         address = node.address
-        core = node.core
-        out: list[Outgoing] = []
+        for msg in batch:
+            trace.delivered(now, address, msg.text)
+        inbound = [Inbound(msg, str(msg.tag), msg.ops) for msg in batch]
+        step = self._run_step(node, inbound, False, crash)
+        if step is None:
+            return
+        if self.watching:
+            for msg in batch:
+                again = " (redelivered)" if msg.redelivered else ""
+                trace.note(now, msg.ops, f"{address} applied{again}")
+        self._after_step(node, step, crash)
+
+    def _tick(self, node: Node) -> None:
+        engine = node.engine
+        assert engine is not None
+        if engine.room():
+            self.stats.ticks += 1
+            crash = self._crash_point()
+            step = self._run_step(node, [], True, crash)
+            if step is None:
+                return
+            self._after_step(node, step, crash)
+        # (A service whose pipeline is full ticks again later, as the shell does.)
+        self._at(self.now + node.tick_ms, _TICK, node, node.epoch)
+
+    def _run_step(
+        self, node: Node, inbound: list[Inbound[Message]], tick: bool, crash: str | None
+    ) -> Step[Message] | None:
+        """The engine's step; None when the node died in it."""
+        engine = node.engine
+        assert engine is not None
+        hook = _crash if crash is MID_TRANSACTION else None
         started = perf_counter()
         try:
-            with _db(node).transaction():
-                for msg in batch:
-                    trace.delivered(now, address, msg.text)
-                    for op in msg.ops:
-                        out += core.handle(op, now)
-                if crash is MID_TRANSACTION:
-                    raise _Crash
-            stats.core_seconds += perf_counter() - started
-        except _Crash:
-            self._crash_during(node, batch, crash)
-            return
-        except Exception:  # a core bug: isolate the poison message, as the shell does
-            core.drain_events()
-            out = self._one_by_one(node, batch)
-            batch = []
-        stats.deliveries += len(batch)
+            step = engine.step(inbound, self.now, tick, crash=hook)
+        except Exception as error:  # a core's timer raised: report it, keep ticking
+            node.core.drain_events()
+            self.stats.core_errors += 1
+            self.checker.anomaly(
+                node.address, "", f"step raised {type(error).__name__}: {error}", self.now
+            )
+            self._return(node, [i.token for i in inbound])
+            return None
+        self.stats.core_seconds += perf_counter() - started
+        self._perform(node, step.settle_now)
+        if step.crashed:
+            self._crash_during(node, crash)
+            return None
+        self._events_of(node, step.events)
+        self.stats.deliveries += len(step.done)
         dirty = self.dirty
-        for msg in batch:
-            stats.operations += len(msg.ops)
+        for item in step.done:
+            msg = item.token
+            msg.phase = _COMMITTED
+            msg.step = step.seq
+            self.stats.operations += len(msg.ops)
             for op in msg.ops:
                 tid = getattr(op, "transfer_id", None)
                 if tid is not None:
                     dirty.add(tid)
-            if self.watching:
-                again = " (redelivered)" if msg.redelivered else ""
-                trace.note(now, msg.ops, f"{address} applied{again}")
-        self._events_of(node)
+        return step
+
+    def _after_step(self, node: Node, step: Step[Message], crash: str | None) -> None:
+        """Publish a committed step's answers; its confirm comes back a little later."""
         if crash is AFTER_COMMIT:
-            self._crash_during(node, batch, crash)
+            self._crash_during(node, crash)
             return
-        self._publish(node, out)
+        if not step.needs_publish:
+            return
+        if self.faults_active and self.rates.nack and self.rng.random() < self.rates.nack:
+            self._fault("nack", node.address)
+            ok = False  # refused by the broker: nothing of it was routed
+        else:
+            ok = self._publish_grouped(node, step.sends)
         if crash is AFTER_PUBLISH:
-            self._crash_during(node, batch, crash)
+            self._crash_during(node, crash)
             return
+        lo, hi = self.config.confirm_ms
+        when = self.now + self.rng.randint(lo, hi)
+        self._at(when, _CONFIRM, node, (node.epoch, step, ok, crash is BEFORE_ACK))
+
+    def _confirm(
+        self, node: Node, epoch: int, step: Step[Message], ok: bool, crash_before_ack: bool
+    ) -> None:
+        """The publish's confirm (or failure) reaches the node: the engine settles."""
+        if epoch != node.epoch or not node.up:
+            return  # the node died meanwhile: its unacked messages went back
+        engine = node.engine
+        assert engine is not None
+        node.confirmed[step.seq] = ok
+        settlements = engine.published(step, ok)
+        if crash_before_ack:
+            self._crash_during(node, BEFORE_ACK)
+            return
+        self._perform(node, settlements)
+        if node.queue and engine.room():
+            self._wake(node, node.queue[0].ready_ms)
+
+    def _perform(self, node: Node, settlements: Sequence[Settlement[Message]]) -> None:
+        """The broker carries out the engine's settlements, checking each."""
+        for settlement in settlements:
+            if isinstance(settlement, Ack):
+                self._ack(node, settlement.tokens)
+            elif isinstance(settlement, Requeue):
+                self._return(node, [m for m in settlement.tokens if m.tag in node.unacked])
+            elif isinstance(settlement, DeadLetter):
+                msg = settlement.token
+                if node.unacked.pop(msg.tag, None) is not None:
+                    self._dead_letter(node, msg, settlement.reason)
+
+    def _ack(self, node: Node, tokens: Sequence[Message]) -> None:
+        """A multiple-ack of the highest tag, as the shell sends it: it settles every
+        unacked message delivered before it, so each of those must be safe to ack."""
+        if not tokens:
+            return
+        highest = max(m.tag for m in tokens)
+        acked = [msg for tag, msg in node.unacked.items() if tag <= highest]
+        for msg in acked:
+            del node.unacked[msg.tag]
+            self._check_ack(node, msg)
         if self.faults_active and self.rates.duplicate:
-            for msg in batch:
+            for msg in acked:
                 if self.rng.random() < self.rates.duplicate:
-                    self._fault("duplicate", address)
+                    self._fault("duplicate", node.address)
                     self._hold_back(
                         node,
                         msg.again(0),
-                        now + self.rng.randint(1, 1_000),
+                        self.now + self.rng.randint(1, 1_000),
                         "ack lost, redelivered",
                     )
 
-    def _one_by_one(self, node: Node, batch: list[Message]) -> list[Outgoing]:
-        """After a failed batch: each message alone; one that fails again is dead-lettered."""
-        out: list[Outgoing] = []
-        for msg in batch:
-            try:
-                with _db(node).transaction():
-                    for op in msg.ops:
-                        out += node.core.handle(op, self.now)
-            except Exception as again:
-                node.core.drain_events()
-                self.stats.core_errors += 1
-                tids = [str(getattr(op, "transfer_id", "")) for op in msg.ops]
-                what = f"{type(again).__name__}: {again} (message dead-lettered)"
-                for tid in tids or [""]:
-                    self.checker.anomaly(node.address, tid, what, self.now)
-                self.trace.fault(self.now, "dead_letter", node.address)
-                continue
-            self.stats.deliveries += 1
-            for op in msg.ops:
-                touched = getattr(op, "transfer_id", None)
-                if touched is not None:
-                    self.dirty.add(touched)
-        return out
+    def _check_ack(self, node: Node, msg: Message) -> None:
+        """Ack after commit, and only once the step's answers were confirmed."""
+        if msg.phase != _COMMITTED:
+            problem = "before its step committed"
+        elif node.confirmed.get(msg.step) is not True:
+            why = "failed" if node.confirmed.get(msg.step) is False else "were not confirmed"
+            problem = f"although its step's answers {why}"
+        else:
+            return
+        tids = sorted({str(getattr(op, "transfer_id", "")) for op in msg.ops})
+        for tid in tids or [""]:
+            self.checker.fail(
+                "ack after commit and confirm",
+                f"{node.address} acked a message ({msg.text[:120]}) {problem}",
+                tid,
+                self.now,
+            )
 
-    def _events_of(self, node: Node) -> None:
-        for event in node.core.drain_events():
+    def _events_of(self, node: Node, events: Sequence[AnyEvent]) -> None:
+        for event in events:
             if isinstance(event, Anomaly):
                 self.checker.anomaly(node.address, event.transfer_id, event.what, self.now)
             elif isinstance(event, Disagreed):
@@ -735,66 +919,79 @@ class Simulation:
             elif isinstance(event, WindowClosed):
                 self.checker.window_closed(event.window, event.positions, self.now)
 
-    def _tick(self, node: Node) -> None:
-        self.stats.ticks += 1
-        crash = None
-        if self.faults_active and self.rates.crash and self.rng.random() < self.rates.crash:
-            crash = self.rng.choice(_TICK_CRASHES)
-        started = perf_counter()
-        try:
-            with _db(node).transaction():
-                out = node.core.tick(self.now)
-                if crash is MID_TRANSACTION:
-                    raise _Crash
-            self.stats.core_seconds += perf_counter() - started
-        except _Crash:
-            self._crash_during(node, [], crash)
-            return
-        except Exception as error:  # a core bug: report it, roll back, keep ticking
-            node.core.drain_events()
-            self.stats.core_errors += 1
-            what = f"tick raised {type(error).__name__}: {error}"
-            self.checker.anomaly(node.address, "", what, self.now)
-            out = []
-        self._events_of(node)
-        if crash is AFTER_COMMIT:
-            self._crash_during(node, [], crash)
-            return
-        self._publish(node, out)
-        self._at(self.now + node.tick_ms, _TICK, node, node.epoch)
-
-    def _crash_during(self, node: Node, batch: list[Message], point: str | None) -> None:
+    def _crash_during(self, node: Node, point: str | None) -> None:
         """The node dies: memory gone, unacked messages back to the queue, restart later."""
+        self._fault("crash", f"{node.address} {point}")
+        self._kill(node, self.rng.randint(50, 2_000))
+
+    def _kill(self, node: Node, restart_in_ms: int) -> None:
         if node.core is not None:
             node.core.drain_events()
-        self._requeue(node, batch)
-        self._fault("crash", f"{node.address} {point}")
         if self.watching:
-            for msg in batch:
-                self.trace.note(self.now, msg.ops, f"{node.address} CRASHED {point}")
+            for msg in node.unacked.values():
+                self.trace.note(self.now, msg.ops, f"{node.address} CRASHED")
+        # What the broker had pushed ahead of the batches comes back too (and counts).
+        for msg in list(node.queue)[: self.config.prefetch]:
+            if msg.ready_ms > self.now:
+                break
+            msg.returns += 1
+            if msg.returns > self.config.delivery_limit:
+                node.queue.remove(msg)
+                self._dead_letter(node, msg, "delivery_limit")
+        self._return(node, list(node.unacked.values()))
+        node.unacked.clear()
         node.up = False
         node.core = None
+        node.engine = None
         node.scheduled = False
         node.epoch += 1
-        self._at(self.now + self.rng.randint(50, 2_000), _RESTART, node, node.epoch)
+        self._at(self.now + restart_in_ms, _RESTART, node, node.epoch)
 
     def _restart(self, node: Node) -> None:
         self._build(node)
         node.up = True
         node.epoch += 1
         self.trace.fault(self.now, "restart", node.address)
-        out: list[Outgoing] = []
+        engine = node.engine
+        assert engine is not None
         if node is self.clearinghouse:
-            # What ClearinghouseService does on start: re-send every unfinished step.
-            with _db(node).transaction():
-                out = node.core.resume(self.now)
-            self._events_of(node)
+            # What the shell does on start, before it consumes: resume, publish, confirm.
+            step = engine.start(self.now, node.core.resume)
+            self._events_of(node, step.events)
+            if not self._publish_grouped(node, step.sends):
+                self._crash_during(node, "publishing its resume")  # the shell's start fails
+                return
+            engine.published(step, True)
         else:
             self.checker.books(node.code, self.now)
-        self._publish(node, out)
         self._at(self.now + node.tick_ms, _TICK, node, node.epoch)
         if node.queue:
             self._wake(node, node.queue[0].ready_ms)
+
+    # --- crash loops ---
+
+    def _crash_loop(self) -> None:
+        """Kill a service several times, each soon after it comes back (a crash loop)."""
+        if not self.faults_active:
+            return
+        nodes = self._service_nodes()
+        # The clearinghouse as often as all regions together: its loop hurts most.
+        node = self.clearinghouse if self.rng.random() < 0.5 else self.rng.choice(nodes[1:])
+        if node.up and not node.kills_left:
+            node.kills_left = self.rng.randint(4, 8) - 1
+            self._fault("crash_loop", node.address)
+            self._kill(node, self._loop_restart_ms())
+        self._at(self._after(self.rates.crash_loop), _CRASH_LOOP)
+
+    def _loop_kill(self, node: Node) -> None:
+        if node.up:
+            self._fault("crash", f"{node.address} crash loop")
+            self._kill(node, self._loop_restart_ms())
+
+    def _loop_restart_ms(self) -> int:
+        """A supervisor's restart of a real process (imports, connecting) takes a while,
+        so work piles up in the queue for the next start to take in its prefetch."""
+        return self.rng.randint(300, 1_500)
 
     # --- the submitting client ---
 
@@ -917,6 +1114,7 @@ class Simulation:
         self.healed_at = self.now
         self.trace.fault(self.now, "heal", "")
         for node in self._service_nodes():
+            node.kills_left = 0
             if not node.up:
                 self._restart(node)
         cut = [n for n in self.region_nodes.values() if n.partitioned]

@@ -24,6 +24,13 @@ class FaultRates:
     crash: float = 0.0
     """Per step (a batch or a timer) of a region or the clearinghouse: it crashes at a
     random point (mid-transaction, after commit, after publish) and restarts later."""
+    nack: float = 0.0
+    """Per step with answers to publish: the broker nacks them (as a quorum queue
+    without a leader does), so the step's deliveries must be requeued, not acked."""
+    crash_loop: float = 0.0
+    """Episodes per simulated second: the clearinghouse (half the time) or a region is
+    killed 4 to 8 times, each soon after it comes back; every kill hands its unacked and
+    prefetched messages back to the broker, which counts them towards the delivery limit."""
     partition: float = 0.0
     """Swizzle episodes per simulated second: several regions cut from the broker one by
     one, then healed in random order."""
@@ -54,6 +61,8 @@ DEFAULT_RATES = FaultRates(
     duplicate=0.02,
     loss=0.01,
     crash=0.002,
+    nack=0.005,
+    crash_loop=0.1,
     partition=0.2,
     disable=0.2,
     expiry=0.01,
@@ -91,7 +100,7 @@ def _rate(name: str, value: str) -> float:
         raise ValueError(f"the rate of {name} is not a number: {value!r}") from None
     if not rate >= 0 or rate == float("inf"):
         raise ValueError(f"the rate of {name} must be a finite number >= 0, not {value}")
-    per_message = name not in ("partition", "disable")
+    per_message = name not in ("partition", "disable", "crash_loop")
     if per_message and rate > 0.5:
         raise ValueError(f"the rate of {name} is a probability per message, at most 0.5")
     return rate

@@ -1,6 +1,8 @@
-"""Cores with a planted bug, to show that the simulation's invariants catch real mistakes.
+"""Cores and step engines with a planted bug, to show that the simulation's invariants
+catch real mistakes.
 
-Each is the real core with one small, plausible error. ``gongji sim --plant NAME`` runs
+Each is the real core, or the real step engine (``broker.engine``, which the RabbitMQ
+shell runs too), with one small, plausible error. ``gongji sim --plant NAME`` runs
 one of them in place of the real core; the tests assert the checker reports it. They
 wrap ``handle`` or ``resume`` and use only the stores' public methods, so they keep
 working while the cores grow.
@@ -8,9 +10,11 @@ working while the cores grow.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from broker.engine import Ack, Inbound, Settlement, Step, StepEngine
 from clearinghouse.coordinator import TransferCoordinator
 from clearinghouse.store import TransferState
 from contracts.effects import Outgoing
@@ -20,6 +24,7 @@ from regions.core import RegionCore
 from regions.store import BILLS_PAID, HoldState, RegionStore, interregion_account, person_account
 
 RegionFactory = Callable[[str, RegionStore], RegionCore]
+EngineFactory = Callable[..., StepEngine[Any]]
 
 
 class DoublePostingRegion(RegionCore):
@@ -72,6 +77,35 @@ class ForgetfulCoordinator(TransferCoordinator):
         return []
 
 
+class AckOnReceiptEngine(StepEngine[Any]):
+    """Acks a batch as soon as it is taken, before its transaction commits (as a
+    consumer with ``no_ack`` does): a crash in the step loses the batch."""
+
+    def _on_receipt(self, batch: Sequence[Inbound[Any]]) -> list[Settlement[Any]]:
+        return [Ack(tuple(i.token for i in batch))] if batch else []
+
+
+class AckFailedPublishEngine(StepEngine[Any]):
+    """Acks a step whose answers could not be published, instead of requeueing it."""
+
+    def _settle(self, step: Step[Any]) -> list[Settlement[Any]]:
+        if not step.done:
+            return []
+        return [Ack(tuple(i.token for i in step.done))]
+
+
+class UnorderedSettlingEngine(StepEngine[Any]):
+    """Settles each step as soon as its own confirm comes, not in delivery order: a
+    later step's multiple-ack then settles an earlier one still awaiting its confirm."""
+
+    def _due(self) -> list[Settlement[Any]]:
+        due: list[Settlement[Any]] = []
+        for step in [s for s in self._awaiting if s.published_ok is not None]:
+            self._awaiting.remove(step)
+            due += self._settle(step)
+        return due
+
+
 @dataclass(frozen=True, slots=True)
 class Plant:
     """A planted bug: which core it replaces, and how."""
@@ -80,6 +114,7 @@ class Plant:
     what: str
     region: RegionFactory | None = None
     coordinator: type[TransferCoordinator] | None = None
+    engine: EngineFactory | None = None
 
 
 PLANTS: dict[str, Plant] = {
@@ -104,6 +139,21 @@ PLANTS: dict[str, Plant] = {
             "forget-on-restart",
             "the clearinghouse drops its timers after a restart",
             coordinator=ForgetfulCoordinator,
+        ),
+        Plant(
+            "ack-before-commit",
+            "the step engine acks a batch when it takes it, before its transaction commits",
+            engine=AckOnReceiptEngine,
+        ),
+        Plant(
+            "ack-failed-publish",
+            "the step engine acks a step whose answers could not be published",
+            engine=AckFailedPublishEngine,
+        ),
+        Plant(
+            "settle-out-of-order",
+            "the step engine settles a later step before an earlier one",
+            engine=UnorderedSettlingEngine,
         ),
     )
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gongji.sim import SimConfig, run_simulation
 from gongji.sim.faults import DEFAULT_RATES, KINDS, NO_FAULTS, parse_faults
 
 
@@ -31,3 +32,22 @@ def test_all_none_and_a_list_with_rates() -> None:
 def test_bad_lists_say_why(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_faults(text)
+
+
+@pytest.mark.timeout(120)
+def test_a_crash_loop_dead_letters_nothing_with_the_real_delivery_limit() -> None:
+    """Each kill hands a whole prefetch back to the broker, which counts it as a
+    delivery. With the old delivery limit of 5 a crash loop dead-lettered healthy
+    messages (and lost their requests); the limit is now a backstop far above that."""
+    crash_loop = parse_faults("crash_loop=1")
+
+    def dead_lettered(limit: int) -> list[str]:
+        config = SimConfig(
+            seed=2, transfers=5_000, regions=10, faults=crash_loop, delivery_limit=limit
+        )
+        report = run_simulation(config, explain=False)
+        assert report.faults_injected["crash_loop"] > 0
+        return [v.detail for v in report.violations if "dead-lettered" in v.detail]
+
+    assert any("delivery_limit" in d for d in dead_lettered(5))
+    assert dead_lettered(SimConfig().delivery_limit) == []

@@ -74,3 +74,33 @@ def test_a_violation_prints_seed_replay_command_and_the_transfers_story() -> Non
     assert any("Commit" in line for line in story)
     text = format_report(report)
     assert "VIOLATIONS (seed 5)" in text and "replay: gongji sim --seed 5" in text
+
+
+# --- bugs planted in the step engine the RabbitMQ shell runs (broker.engine) ---
+
+
+def acked_too_early(report: SimReport) -> list[str]:
+    return [v.detail for v in report.violations if v.invariant == "ack after commit and confirm"]
+
+
+@pytest.mark.timeout(120)
+def test_engine_acking_before_commit_is_caught() -> None:
+    details = acked_too_early(run("ack-before-commit", "crash=0.05"))
+    assert any("before its step committed" in d for d in details)
+    assert run("", "crash=0.05").ok
+
+
+@pytest.mark.timeout(120)
+def test_engine_acking_a_step_whose_publish_failed_is_caught() -> None:
+    report = run("ack-failed-publish", "nack=0.05")
+    assert any("answers failed" in d for d in acked_too_early(report))
+    # And it does real harm: requests whose answers were never sent stay unanswered.
+    assert kinds(report)["liveness"]
+    assert run("", "nack=0.05").ok
+
+
+@pytest.mark.timeout(120)
+def test_engine_settling_a_later_step_first_is_caught() -> None:
+    details = acked_too_early(run("settle-out-of-order", "none"))
+    assert any("were not confirmed" in d for d in details)
+    assert run("", "none").ok
