@@ -29,7 +29,6 @@ import hashlib
 import hmac
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -670,8 +669,3 @@ def audit_data_dir(
     result = AuditResult(str(data_dir), newest if as_of_ms is None else as_of_ms)
     _Audit(before, regions, after, result, PersonTags(person_key)).run()
     return result
-
-
-def kinds_of(violations: Iterable[Violation]) -> set[tuple[str, str]]:
-    """(kind, transfer id) of each violation: what a test or a script looks for."""
-    return {(v.kind, v.transfer_id) for v in violations}

@@ -178,9 +178,13 @@ def locate(data_dir: Path) -> DataDir:
     clearinghouse = data_dir / CLEARINGHOUSE_FILE
     if not clearinghouse.is_file():
         raise SnapshotError(f"no {CLEARINGHOUSE_FILE} in {data_dir}: not a cluster's data dir")
+    try:
+        names = sorted(data_dir.iterdir())
+    except OSError as error:
+        raise SnapshotError(f"cannot list {data_dir}: {error.strerror or error}") from None
     regions = {
         match.group(1): path
-        for path in sorted(data_dir.iterdir())
+        for path in names
         if (match := REGION_FILE.match(path.name)) and path.is_file()
     }
     if not regions:

@@ -106,6 +106,25 @@ def flip_to_aborted(data_dir: Path, t: Committed) -> None:
         )
 
 
+def rewind_to_posted(data_dir: Path, t: Committed) -> None:
+    """A co-payment as it is between the payer's post and the payee's credit: the
+    clearinghouse committing, awaiting the credit; the payee has neither credit nor outcome
+    (they are written together); nothing cleared yet (clearing comes with the commit)."""
+    delete_credit(data_dir, t)
+    with writing(region_file(data_dir, t.payee_region)) as db:
+        db.execute(
+            "UPDATE bills SET state = 'requested', paid_fen = 0, payer_region = '',"
+            " settled_at_ms = NULL WHERE transfer_id = ?",
+            (t.transfer_id,),
+        )
+    with writing(clearinghouse_file(data_dir)) as db:
+        db.execute(
+            "UPDATE transfers SET state = 'committing', payee_credited = 0 WHERE transfer_id = ?",
+            (t.transfer_id,),
+        )
+        db.execute("DELETE FROM clearing_entries WHERE transfer_id = ?", (t.transfer_id,))
+
+
 def richest_account(data_dir: Path, code: str) -> str:
     """The personal account of ``code`` with the most available."""
     with contextlib.closing(sqlite3.connect(region_file(data_dir, code))) as db:
