@@ -12,4 +12,5 @@ COMMANDS: tuple[str, ...] = (
     "cluster",
     "load",
     "sim",
+    "audit",
 )
