@@ -16,7 +16,7 @@ from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import CloseWindow, SetRegionEnabled
 from gongji.client import BillClient
-from gongji.cluster.catalog import regions_by_code
+from gongji.cluster.catalog import regions_by_code, with_enabled
 from gongji.cluster.seed import seed_population
 from gongji.commands.options import add_broker_options, positive_int, region_code
 from gongji.population import Population
@@ -47,6 +47,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     source.add_argument("--codes", type=_codes, help="comma-separated region codes")
     seed.add_argument("--persons", type=positive_int, default=1000, help="persons per region")
     seed.add_argument("--population-seed", type=int, default=1)
+    seed.add_argument(
+        "--enable-all",
+        action="store_true",
+        help="with --codes: enable every region (default: as the catalog says)",
+    )
     add_broker_options(seed)
 
 
@@ -57,8 +62,10 @@ def _codes(value: str) -> list[str]:
 def _population(args: argparse.Namespace) -> Population:
     """The population to set up, or raise ScenarioError / ValueError with a clear message."""
     if args.scenario is not None:
+        if args.enable_all:
+            raise ValueError("--enable-all goes with --codes (a scenario says what is enabled)")
         return population_of(load_scenario(args.scenario))
-    regions = regions_by_code(args.codes)
+    regions = with_enabled(regions_by_code(args.codes), True if args.enable_all else None)
     return seed_population(regions, args.persons, args.population_seed).population
 
 
