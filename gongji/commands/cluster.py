@@ -14,23 +14,53 @@ from gongji.cluster.local import (
     DEFAULT_PERSONS,
     ClusterConfig,
     ClusterError,
+    ClusterState,
     cluster_down,
     cluster_up,
     is_running,
     read_state,
 )
-from gongji.commands.options import add_broker_options, port_number, positive_int, region_code
-
-DEFAULT_DATA_DIR = Path("data") / "cluster"
+from gongji.commands.options import (
+    DEFAULT_CLUSTER_DIR,
+    NAMESPACE_HELP,
+    UsageError,
+    add_broker_options,
+    namespace_of,
+    port_number,
+    positive_int,
+    region_code,
+)
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_DATA_DIR)),
-        help="SQLite files, logs, state file and scrape config (default: %(default)s)",
+        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
+        help="SQLite files, logs, state file and scrape config "
+        "(default: $GONGJI_CLUSTER_DIR or %(default)s)",
     )
+
+
+def _namespace_check_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("GONGJI_NAMESPACE") or None,
+        help=f"{NAMESPACE_HELP}; refuse to act unless it is the cluster's "
+        "(default: $GONGJI_NAMESPACE, else whatever the cluster's is)",
+    )
+
+
+def _state_of(args: argparse.Namespace) -> ClusterState | None:
+    """The cluster's state in --data-dir, checked against --namespace when one is given."""
+    state = read_state(args.data_dir.resolve())
+    wanted = None if args.namespace is None else namespace_of(args.namespace)
+    if state is not None and wanted is not None and wanted != state.namespace:
+        raise UsageError(
+            f"the local cluster in {state.data_dir} runs namespace {state.namespace!r}, "
+            f"not {wanted!r}"
+        )
+    return state
 
 
 def _codes(value: str) -> list[str]:
@@ -91,6 +121,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     down = actions.add_parser("down", help="stop exactly the processes `cluster up` started")
     _data_dir_option(down)
+    _namespace_check_option(down)
     down.add_argument(
         "--grace",
         type=float,
@@ -100,6 +131,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     status = actions.add_parser("status", help="list the cluster's processes")
     _data_dir_option(status)
+    _namespace_check_option(status)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,6 +181,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    _state_of(args)  # refuses another namespace's cluster; cluster_down says if none is up
     report = cluster_down(args.data_dir, grace_s=args.grace)
     for name in report.stopped:
         print(f"stopped {name}")
@@ -160,10 +193,11 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = read_state(args.data_dir.resolve())
+    state = _state_of(args)
     if state is None:
         print(f"no local cluster in {args.data_dir.resolve()}")
         return 1
+    print(f"namespace {state.namespace} in {state.data_dir}")
     for service in state.services:
         status = "running" if is_running(service) else "not running"
         print(f"{service.name:<16} pid {service.pid:<8} port {service.metrics_port}  {status}")
