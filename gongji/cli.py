@@ -13,6 +13,7 @@ from broker.publisher import Unroutable
 from gongji.cluster.local import ClusterError
 from gongji.commands import COMMANDS
 from gongji.commands.options import UsageError, namespace_of
+from gongji.commands.serve import StartupError
 
 
 def _modules() -> dict[str, ModuleType]:
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"gongji: {error}", file=sys.stderr)
         return 2
-    except (BrokerUnavailable, ClusterError) as error:
+    except (BrokerUnavailable, ClusterError, StartupError) as error:
         print(f"gongji: {error}", file=sys.stderr)
         return 1
     except Unroutable as error:

@@ -140,7 +140,10 @@ def _first(*values: str | None) -> str:
     return next(value for value in values if value is not None)
 
 
-def add_service_options(parser: argparse.ArgumentParser) -> None:
+def add_service_options(
+    parser: argparse.ArgumentParser, *, metrics_port: int = DEFAULT_METRICS_PORT
+) -> None:
+    """The options of a long-lived service. ``metrics_port`` 0: any free port (printed)."""
     add_broker_options(parser)
     parser.add_argument(
         "--data-dir",
@@ -151,8 +154,9 @@ def add_service_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port",
         type=port_number,
-        default=int(os.environ.get("GONGJI_METRICS_PORT", DEFAULT_METRICS_PORT)),
-        help="Prometheus metrics port, 0 for any free port (default: %(default)s)",
+        default=int(os.environ.get("GONGJI_METRICS_PORT", metrics_port)),
+        help="Prometheus metrics port, 0 for any free port; the port served is printed at "
+        "start (default: $GONGJI_METRICS_PORT or %(default)s)",
     )
     parser.add_argument(
         "--metrics-host",
