@@ -202,11 +202,13 @@ def _spawn(argv: list[str], log_path: Path, env: dict[str, str]) -> subprocess.P
     with log_path.open("ab") as log:
         # A session of its own: the services outlive `cluster up` and ignore the
         # terminal's Ctrl-C; `cluster down` stops them.
+        # The log is stderr alone, JSON lines: on stdout a service only prints the
+        # metrics address, which the state file holds.
         return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
             env=env,
             start_new_session=True,
             close_fds=True,

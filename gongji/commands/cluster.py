@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -14,53 +13,18 @@ from gongji.cluster.local import (
     DEFAULT_PERSONS,
     ClusterConfig,
     ClusterError,
-    ClusterState,
     cluster_down,
     cluster_up,
     is_running,
-    read_state,
 )
 from gongji.commands.options import (
-    DEFAULT_CLUSTER_DIR,
-    NAMESPACE_HELP,
-    UsageError,
     add_broker_options,
-    namespace_of,
+    add_local_cluster_options,
+    local_cluster_state,
     port_number,
     positive_int,
     region_code,
 )
-
-
-def _data_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
-        help="SQLite files, logs, state file and scrape config "
-        "(default: $GONGJI_CLUSTER_DIR or %(default)s)",
-    )
-
-
-def _namespace_check_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--namespace",
-        default=os.environ.get("GONGJI_NAMESPACE") or None,
-        help=f"{NAMESPACE_HELP}; refuse to act unless it is the cluster's "
-        "(default: $GONGJI_NAMESPACE, else whatever the cluster's is)",
-    )
-
-
-def _state_of(args: argparse.Namespace) -> ClusterState | None:
-    """The cluster's state in --data-dir, checked against --namespace when one is given."""
-    state = read_state(args.data_dir.resolve())
-    wanted = None if args.namespace is None else namespace_of(args.namespace)
-    if state is not None and wanted is not None and wanted != state.namespace:
-        raise UsageError(
-            f"the local cluster in {state.data_dir} runs namespace {state.namespace!r}, "
-            f"not {wanted!r}"
-        )
-    return state
 
 
 def _codes(value: str) -> list[str]:
@@ -85,7 +49,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
     up.add_argument("--enable-all", action="store_true", help="enable every region")
     add_broker_options(up)
-    _data_dir_option(up)
+    add_local_cluster_options(up, namespace_check=False)
     up.add_argument(
         "--base-port",
         type=port_number,
@@ -114,14 +78,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     up.add_argument(
         "--log-level",
-        default="WARNING",
+        default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="services' log level (default: %(default)s; INFO logs every transfer)",
+        help="services' log level (default: %(default)s: every finished transfer with its "
+        "id, for `gongji logs`; WARNING for the fastest runs)",
     )
 
     down = actions.add_parser("down", help="stop exactly the processes `cluster up` started")
-    _data_dir_option(down)
-    _namespace_check_option(down)
+    add_local_cluster_options(down)
     down.add_argument(
         "--grace",
         type=float,
@@ -130,8 +94,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
 
     status = actions.add_parser("status", help="list the cluster's processes")
-    _data_dir_option(status)
-    _namespace_check_option(status)
+    add_local_cluster_options(status)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,12 +139,14 @@ def _up(args: argparse.Namespace) -> int:
     if disabled:
         print(f"not enabled: {', '.join(disabled)}")
     print(f"state:         {Path(state.data_dir) / 'cluster.json'}")
+    print(f"logs:          {state.log_dir}  (gongji logs SERVICE [--transfer ID] [--follow])")
     print(f"scrape config: {state.scrape_config}")
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
-    _state_of(args)  # refuses another namespace's cluster; cluster_down says if none is up
+    # Refuses another namespace's cluster; cluster_down says so when none is up.
+    local_cluster_state(args)
     report = cluster_down(args.data_dir, grace_s=args.grace)
     for name in report.stopped:
         print(f"stopped {name}")
@@ -193,7 +158,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = _state_of(args)
+    state = local_cluster_state(args)
     if state is None:
         print(f"no local cluster in {args.data_dir.resolve()}")
         return 1

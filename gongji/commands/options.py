@@ -102,6 +102,41 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_local_cluster_options(
+    parser: argparse.ArgumentParser, *, namespace_check: bool = True
+) -> None:
+    """``--data-dir`` of a command that works on a local cluster's files, and (with
+    ``namespace_check``) a ``--namespace`` that must be the cluster's
+    (see :func:`local_cluster_state`)."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
+        help="SQLite files, logs, state file and scrape config "
+        "(default: $GONGJI_CLUSTER_DIR or %(default)s)",
+    )
+    if namespace_check:
+        parser.add_argument(
+            "--namespace",
+            default=os.environ.get("GONGJI_NAMESPACE") or None,
+            help=f"{NAMESPACE_HELP}; refuse to act unless it is the cluster's "
+            "(default: $GONGJI_NAMESPACE, else whatever the cluster's is)",
+        )
+
+
+def local_cluster_state(args: argparse.Namespace) -> ClusterState | None:
+    """The state of the cluster in --data-dir (None when none is up there), refused with
+    UsageError when --namespace names another one."""
+    state = read_state(args.data_dir.resolve())
+    wanted = None if args.namespace is None else namespace_of(args.namespace)
+    if state is not None and wanted is not None and wanted != state.namespace:
+        raise UsageError(
+            f"the local cluster in {state.data_dir} runs namespace {state.namespace!r}, "
+            f"not {wanted!r}"
+        )
+    return state
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterTarget:
     """Where a command finds the cluster it talks to."""

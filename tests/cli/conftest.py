@@ -47,9 +47,11 @@ class RunningCluster:
     data_dir: Path
     amqp_url: str
     state: ClusterState
+    up: subprocess.CompletedProcess[str]
+    """What ``gongji cluster up`` printed."""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def running_cluster(
     amqp_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningCluster]:
@@ -77,7 +79,7 @@ def running_cluster(
     state = read_state(data_dir)
     assert state is not None
     try:
-        yield RunningCluster(namespace, data_dir, amqp_url, state)
+        yield RunningCluster(namespace, data_dir, amqp_url, state, up)
     finally:
         gongji("cluster", "down", "--data-dir", str(data_dir))
         asyncio.run(delete_queues(amqp_url, state))
