@@ -95,6 +95,7 @@ def add_cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         dest="cluster_dir",
+        metavar="DIR",
         type=Path,
         default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
         help="the local cluster's directory, whose state file `gongji cluster up` wrote "
