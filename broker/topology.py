@@ -7,11 +7,32 @@ poison and endlessly failing messages to one dead-letter queue per namespace.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractQueue
+
+NAMESPACE_RULE = "1 to 40 of a-z, 0-9, '-' and '_', starting with a letter or digit"
+"""What a namespace may be, in words (for help texts and errors)."""
+_NAMESPACE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def check_namespace(namespace: str) -> str:
+    """``namespace`` if it is a valid one, else ValueError saying what is allowed.
+
+    Kept to plain ASCII and short: it prefixes every exchange and queue name, appears in
+    file names and metrics, and RabbitMQ caps names at 255 bytes.
+    """
+    if _NAMESPACE.fullmatch(namespace):
+        return namespace
+    shown = (
+        repr(namespace)
+        if len(namespace) <= 48
+        else f"{namespace[:24]!r}... ({len(namespace)} characters)"
+    )
+    raise ValueError(f"{shown} is not a namespace ({NAMESPACE_RULE})")
 
 
 @dataclass(frozen=True)
@@ -28,8 +49,7 @@ class Topology:
     is dead-lettered by the service after a few tries (``broker.engine``)."""
 
     def __post_init__(self) -> None:
-        if not self.namespace:
-            raise ValueError("namespace must be non-empty")
+        check_namespace(self.namespace)
         if self.delivery_limit < 0:
             raise ValueError(f"delivery_limit must be >= 0: {self.delivery_limit}")
 

@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from broker.connection import BrokerUnavailable
+from broker.publisher import Unroutable
+from gongji.cluster.local import ClusterError
 from gongji.commands import COMMANDS
+from gongji.commands.options import UsageError, namespace_of
+from gongji.commands.serve import StartupError
 
 
 def _modules() -> dict[str, ModuleType]:
@@ -31,10 +35,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     modules = _modules()
     args = build_parser(modules).parse_args(argv)
     try:
+        # Given on the command line or by $GONGJI_NAMESPACE: refused before anything runs.
+        if getattr(args, "namespace", None) is not None:
+            namespace_of(args.namespace)
         status: int = modules[args.command].run(args)
         return status
-    except BrokerUnavailable as error:
+    except UsageError as error:
         print(f"gongji: {error}", file=sys.stderr)
+        return 2
+    except (BrokerUnavailable, ClusterError, StartupError) as error:
+        print(f"gongji: {error}", file=sys.stderr)
+        return 1
+    except Unroutable as error:
+        namespace = getattr(args, "namespace", None)
+        where = f"namespace {namespace!r}" if namespace else "that namespace"
+        print(f"gongji: {error}: is a cluster running in {where}?", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

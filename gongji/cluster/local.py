@@ -99,6 +99,13 @@ class ClusterState:
     services: list[ServiceRecord] = field(default_factory=list)
     started_at: float = 0.0
     sqlite_synchronous: str = "FULL"
+    amqp_url: str = ""
+    """The broker the services use, so that ``gongji admin`` and the others need not be
+    told again (the state file is readable by its owner only)."""
+
+    @property
+    def log_dir(self) -> Path:
+        return Path(self.data_dir) / LOG_DIR
 
     @property
     def codes(self) -> list[str]:
@@ -127,6 +134,7 @@ class ClusterState:
             services=[ServiceRecord(**s) for s in data["services"]],
             started_at=data.get("started_at", 0.0),
             sqlite_synchronous=data.get("sqlite_synchronous", "FULL"),
+            amqp_url=data.get("amqp_url", ""),
         )
 
 
@@ -152,7 +160,10 @@ def read_state(data_dir: Path) -> ClusterState | None:
 def _write_state(state: ClusterState) -> None:
     path = state_path(Path(state.data_dir))
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json(), ensure_ascii=False, indent=2) + "\n")
+    tmp.unlink(missing_ok=True)
+    # Owner only: it holds the broker URL, password included.
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(json.dumps(state.to_json(), ensure_ascii=False, indent=2) + "\n")
     tmp.replace(path)
 
 
@@ -191,11 +202,13 @@ def _spawn(argv: list[str], log_path: Path, env: dict[str, str]) -> subprocess.P
     with log_path.open("ab") as log:
         # A session of its own: the services outlive `cluster up` and ignore the
         # terminal's Ctrl-C; `cluster down` stops them.
+        # The log is stderr alone, JSON lines: on stdout a service only prints the
+        # metrics address, which the state file holds.
         return subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
             env=env,
             start_new_session=True,
             close_fds=True,
@@ -323,6 +336,7 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
             sqlite_synchronous=config.sqlite_synchronous
             or os.environ.get(SYNCHRONOUS_ENV, "").upper()
             or "FULL",
+            amqp_url=config.amqp_url,
         )
         env = dict(os.environ)
         env.update(config.env)

@@ -10,6 +10,7 @@ COMMANDS: tuple[str, ...] = (
     "admin",
     "report",
     "cluster",
+    "logs",
     "load",
     "sim",
     "audit",

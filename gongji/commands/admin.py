@@ -16,9 +16,15 @@ from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import CloseWindow, SetRegionEnabled
 from gongji.client import BillClient
-from gongji.cluster.catalog import regions_by_code
+from gongji.cluster.catalog import regions_by_code, with_enabled
 from gongji.cluster.seed import seed_population
-from gongji.commands.options import add_broker_options, positive_int, region_code
+from gongji.commands.options import (
+    ClusterTarget,
+    add_cluster_options,
+    cluster_target,
+    positive_int,
+    region_code,
+)
 from gongji.population import Population
 from gongji.scenario import ScenarioError, load_scenario, population_of
 from gongji.windows import format_window_report, read_window_report
@@ -30,10 +36,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     for name, text in (("enable", "enable"), ("disable", "disable")):
         sub = actions.add_parser(name, help=f"{text} cross-region mutual aid for a region")
         sub.add_argument("region", type=region_code, help="6-digit region code")
-        add_broker_options(sub)
+        add_cluster_options(sub)
     close = actions.add_parser("close-window", help="close the open clearing window")
     close.add_argument("--json", action="store_true", help="print the report as JSON")
-    add_broker_options(close)
+    add_cluster_options(close)
     seed = actions.add_parser(
         "seed",
         help="register regions and enroll a population (idempotent set-up of a cluster)",
@@ -47,7 +53,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     source.add_argument("--codes", type=_codes, help="comma-separated region codes")
     seed.add_argument("--persons", type=positive_int, default=1000, help="persons per region")
     seed.add_argument("--population-seed", type=int, default=1)
-    add_broker_options(seed)
+    seed.add_argument(
+        "--enable-all",
+        action="store_true",
+        help="with --codes: enable every region (default: as the catalog says)",
+    )
+    add_cluster_options(seed)
 
 
 def _codes(value: str) -> list[str]:
@@ -57,14 +68,16 @@ def _codes(value: str) -> list[str]:
 def _population(args: argparse.Namespace) -> Population:
     """The population to set up, or raise ScenarioError / ValueError with a clear message."""
     if args.scenario is not None:
+        if args.enable_all:
+            raise ValueError("--enable-all goes with --codes (a scenario says what is enabled)")
         return population_of(load_scenario(args.scenario))
-    regions = regions_by_code(args.codes)
+    regions = with_enabled(regions_by_code(args.codes), True if args.enable_all else None)
     return seed_population(regions, args.persons, args.population_seed).population
 
 
-async def _seed(args: argparse.Namespace, population: Population) -> int:
-    topology = Topology(namespace=args.namespace)
-    connection = await connect(args.amqp_url, name="gongji-admin-seed")
+async def _seed(target: ClusterTarget, population: Population) -> int:
+    topology = Topology(namespace=target.namespace)
+    connection = await connect(target.amqp_url, name="gongji-admin-seed")
     try:
         publisher = await Publisher.open(connection, topology, "client.admin-seed")
         try:
@@ -85,9 +98,9 @@ async def _seed(args: argparse.Namespace, population: Population) -> int:
     return 0
 
 
-async def _run(args: argparse.Namespace) -> int:
-    topology = Topology(namespace=args.namespace)
-    connection = await connect(args.amqp_url, name=f"gongji-admin-{args.action}")
+async def _run(args: argparse.Namespace, target: ClusterTarget) -> int:
+    topology = Topology(namespace=target.namespace)
+    connection = await connect(target.amqp_url, name=f"gongji-admin-{args.action}")
     client = await BillClient.open(connection, topology, f"admin-{uuid.uuid4().hex[:8]}")
     try:
         if args.action in ("enable", "disable"):
@@ -109,11 +122,12 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    target = cluster_target(args)
     if args.action == "seed":
         try:
             population = _population(args)
         except (ScenarioError, ValueError) as error:
             print(f"gongji admin seed: {error}", file=sys.stderr)
             return 2
-        return asyncio.run(_seed(args, population))
-    return asyncio.run(_run(args))
+        return asyncio.run(_seed(target, population))
+    return asyncio.run(_run(args, target))

@@ -10,7 +10,7 @@ from aio_pika.abc import AbstractRobustConnection
 from broker.topology import Topology
 from clearinghouse.service import ClearinghouseService
 from gongji.commands.options import add_service_options
-from gongji.commands.serve import serve
+from gongji.commands.serve import Service, serve
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,13 +19,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    async def runner(
-        connection: AbstractRobustConnection, topology: Topology, stop: asyncio.Event
-    ) -> None:
-        service = ClearinghouseService(
+    def build(connection: AbstractRobustConnection, topology: Topology) -> Service:
+        return ClearinghouseService(
             data_dir=args.data_dir, connection=connection, topology=topology
         )
-        await service.run(stop)
 
-    asyncio.run(serve(args, "clearinghouse", runner))
+    asyncio.run(serve(args, "clearinghouse", build))
     return 0

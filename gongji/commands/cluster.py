@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -17,20 +16,15 @@ from gongji.cluster.local import (
     cluster_down,
     cluster_up,
     is_running,
-    read_state,
 )
-from gongji.commands.options import add_broker_options, port_number, positive_int, region_code
-
-DEFAULT_DATA_DIR = Path("data") / "cluster"
-
-
-def _data_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_DATA_DIR)),
-        help="SQLite files, logs, state file and scrape config (default: %(default)s)",
-    )
+from gongji.commands.options import (
+    add_broker_options,
+    add_local_cluster_options,
+    local_cluster_state,
+    port_number,
+    positive_int,
+    region_code,
+)
 
 
 def _codes(value: str) -> list[str]:
@@ -55,7 +49,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
     up.add_argument("--enable-all", action="store_true", help="enable every region")
     add_broker_options(up)
-    _data_dir_option(up)
+    add_local_cluster_options(up, namespace_check=False)
     up.add_argument(
         "--base-port",
         type=port_number,
@@ -84,13 +78,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     up.add_argument(
         "--log-level",
-        default="WARNING",
+        default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="services' log level (default: %(default)s; INFO logs every transfer)",
+        help="services' log level (default: %(default)s: every finished transfer with its "
+        "id, for `gongji logs`; WARNING for the fastest runs)",
     )
 
     down = actions.add_parser("down", help="stop exactly the processes `cluster up` started")
-    _data_dir_option(down)
+    add_local_cluster_options(down)
     down.add_argument(
         "--grace",
         type=float,
@@ -99,7 +94,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
 
     status = actions.add_parser("status", help="list the cluster's processes")
-    _data_dir_option(status)
+    add_local_cluster_options(status)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,11 +139,14 @@ def _up(args: argparse.Namespace) -> int:
     if disabled:
         print(f"not enabled: {', '.join(disabled)}")
     print(f"state:         {Path(state.data_dir) / 'cluster.json'}")
+    print(f"logs:          {state.log_dir}  (gongji logs SERVICE [--transfer ID] [--follow])")
     print(f"scrape config: {state.scrape_config}")
     return 0
 
 
 def _down(args: argparse.Namespace) -> int:
+    # Refuses another namespace's cluster; cluster_down says so when none is up.
+    local_cluster_state(args)
     report = cluster_down(args.data_dir, grace_s=args.grace)
     for name in report.stopped:
         print(f"stopped {name}")
@@ -160,10 +158,11 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state = read_state(args.data_dir.resolve())
+    state = local_cluster_state(args)
     if state is None:
         print(f"no local cluster in {args.data_dir.resolve()}")
         return 1
+    print(f"namespace {state.namespace} in {state.data_dir}")
     for service in state.services:
         status = "running" if is_running(service) else "not running"
         print(f"{service.name:<16} pid {service.pid:<8} port {service.metrics_port}  {status}")

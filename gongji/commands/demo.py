@@ -23,8 +23,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser(
         "demo", help="play a scenario on a whole cluster in one process, then audit it"
     )
-    # No default URL: without a broker the demo runs on the simulated network.
-    add_broker_options(parser, default_url=False)
+    # No default URL: without a broker the demo runs on the simulated network. No
+    # --namespace: the demo makes a namespace of its own, and deletes it afterwards.
+    add_broker_options(parser, default_url=False, namespace=False)
     parser.add_argument(
         "--scenario", type=Path, help="a scenario TOML file (default: the 31-region default)"
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -13,10 +12,14 @@ from broker.connection import connect
 from broker.publisher import Publisher
 from broker.topology import Topology
 from gongji.cluster.catalog import first_regions, regions_by_code, with_enabled
-from gongji.cluster.local import DEFAULT_PERSONS, ClusterError, read_state
+from gongji.cluster.local import DEFAULT_PERSONS, ClusterError
 from gongji.cluster.seed import SeededPopulation, seed_population
-from gongji.commands.cluster import DEFAULT_DATA_DIR
-from gongji.commands.options import DEFAULT_AMQP_URL, positive_int, region_code
+from gongji.commands.options import (
+    add_cluster_options,
+    cluster_target,
+    positive_int,
+    region_code,
+)
 from gongji.load import (
     LoadConfig,
     MixError,
@@ -94,17 +97,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         help="hold back sends while this many are unanswered (for saturation runs)",
     )
-    parser.add_argument(
-        "--amqp-url",
-        default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL),
-        help="RabbitMQ URL (default: $AMQP_URL or %(default)s)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_DATA_DIR)),
-        help="the local cluster's directory (state file, books) (default: %(default)s)",
-    )
+    add_cluster_options(parser)
     population = parser.add_argument_group("population without a local cluster state file")
     which = population.add_mutually_exclusive_group()
     which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
@@ -112,9 +105,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     population.add_argument("--enable-all", action="store_true")
     population.add_argument("--persons", type=positive_int, default=DEFAULT_PERSONS)
     population.add_argument("--population-seed", type=int, default=1)
-    population.add_argument(
-        "--namespace", default=None, help="broker namespace (default: the cluster's, or gongji)"
-    )
     population.add_argument(
         "--setup",
         action="store_true",
@@ -124,21 +114,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-def _target(args: argparse.Namespace) -> Target:
-    state = read_state(args.data_dir.resolve())
+def _target(args: argparse.Namespace) -> tuple[str, Target]:
+    """The broker URL and what to load."""
+    cluster = cluster_target(args)
+    state = cluster.state
     if state is not None and not (args.codes or args.regions):
-        return Target(args.namespace or state.namespace, state.population(), Path(state.data_dir))
+        return cluster.amqp_url, Target(cluster.namespace, state.population(), Path(state.data_dir))
     if not (args.codes or args.regions):
         raise ClusterError(
-            f"no local cluster state in {args.data_dir.resolve()} (start one with "
+            f"no local cluster state in {cluster.cluster_dir} (start one with "
             "`gongji cluster up`), and no --codes or --regions to build the population from"
         )
     regions = regions_by_code(args.codes) if args.codes else first_regions(args.regions)
     regions = with_enabled(regions, True if args.enable_all else None)
     seeded = seed_population(regions, args.persons, args.population_seed)
     # Without a state file, the books are read only if the cluster's files are there.
-    data_dir = args.data_dir.resolve() if args.data_dir.resolve().is_dir() else None
-    return Target(args.namespace or "gongji", seeded, data_dir)
+    data_dir = cluster.cluster_dir if cluster.cluster_dir.is_dir() else None
+    return cluster.amqp_url, Target(cluster.namespace, seeded, data_dir)
 
 
 async def _setup(amqp_url: str, namespace: str, seeded: SeededPopulation) -> None:
@@ -155,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
     try:
         mix = parse_mix(args.mix)
-        target = _target(args)
+        amqp_url, target = _target(args)
         config = LoadConfig(
             rate=args.rate,
             duration_s=args.duration,
@@ -170,9 +162,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"gongji load: {error}", file=sys.stderr)
         return 2
     if args.setup:
-        asyncio.run(_setup(args.amqp_url, target.namespace, target.seeded))
+        asyncio.run(_setup(amqp_url, target.namespace, target.seeded))
     progress = None if args.no_progress else ProgressBar(sys.stderr)
-    report = asyncio.run(run_load(args.amqp_url, target, config, progress=progress))
+    report = asyncio.run(run_load(amqp_url, target, config, progress=progress))
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:

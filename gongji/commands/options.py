@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+from broker.topology import NAMESPACE_RULE, check_namespace
 from contracts.identifiers import is_region_code
+from gongji.cluster.local import ClusterState, read_state
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_NAMESPACE = "gongji"
+DEFAULT_CLUSTER_DIR = Path("data") / "cluster"
 DEFAULT_METRICS_PORT = 9464
+NAMESPACE_HELP = f"prefix of every exchange and queue name: {NAMESPACE_RULE}"
+
+
+class UsageError(Exception):
+    """A command line that parses but cannot be carried out: ``gongji: <message>``, exit 2."""
+
+
+def namespace_of(value: str) -> str:
+    """``value`` as a namespace, or UsageError saying what a namespace may be."""
+    try:
+        return check_namespace(value)
+    except ValueError as error:
+        raise UsageError(f"--namespace: {error}") from None
 
 
 def region_code(value: str) -> str:
@@ -40,21 +58,128 @@ def port_number(value: str) -> int:
     return number
 
 
-def add_broker_options(parser: argparse.ArgumentParser, *, default_url: bool = True) -> None:
+def add_broker_options(
+    parser: argparse.ArgumentParser, *, default_url: bool = True, namespace: bool = True
+) -> None:
     parser.add_argument(
         "--amqp-url",
         default=os.environ.get("AMQP_URL", DEFAULT_AMQP_URL if default_url else None),
         help="RabbitMQ URL (default: $AMQP_URL"
         + (f" or {DEFAULT_AMQP_URL})" if default_url else ")"),
     )
+    if not namespace:
+        return
     parser.add_argument(
         "--namespace",
-        default=os.environ.get("GONGJI_NAMESPACE", "gongji"),
-        help="prefix of exchange and queue names (default: %(default)s)",
+        default=os.environ.get("GONGJI_NAMESPACE") or DEFAULT_NAMESPACE,
+        help=f"{NAMESPACE_HELP} (default: $GONGJI_NAMESPACE or {DEFAULT_NAMESPACE})",
     )
 
 
-def add_service_options(parser: argparse.ArgumentParser) -> None:
+def add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    """``--amqp-url``, ``--namespace`` and ``--data-dir`` of a command that talks to a
+    running cluster; what is not given is found by :func:`cluster_target`."""
+    # The environment is read here, so that what a command runs with shows in its args.
+    parser.add_argument(
+        "--amqp-url",
+        default=os.environ.get("AMQP_URL") or None,
+        help="RabbitMQ URL (default: $AMQP_URL, else the local cluster's, else "
+        f"{DEFAULT_AMQP_URL})",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("GONGJI_NAMESPACE") or None,
+        help=f"{NAMESPACE_HELP} (default: $GONGJI_NAMESPACE, else the local cluster's, "
+        f"else {DEFAULT_NAMESPACE})",
+    )
+    parser.add_argument(
+        "--data-dir",
+        dest="cluster_dir",
+        metavar="DIR",
+        type=Path,
+        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
+        help="the local cluster's directory, whose state file `gongji cluster up` wrote "
+        "(default: $GONGJI_CLUSTER_DIR or %(default)s)",
+    )
+
+
+def add_local_cluster_options(
+    parser: argparse.ArgumentParser, *, namespace_check: bool = True
+) -> None:
+    """``--data-dir`` of a command that works on a local cluster's files, and (with
+    ``namespace_check``) a ``--namespace`` that must be the cluster's
+    (see :func:`local_cluster_state`)."""
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
+        help="SQLite files, logs, state file and scrape config "
+        "(default: $GONGJI_CLUSTER_DIR or %(default)s)",
+    )
+    if namespace_check:
+        parser.add_argument(
+            "--namespace",
+            default=os.environ.get("GONGJI_NAMESPACE") or None,
+            help=f"{NAMESPACE_HELP}; refuse to act unless it is the cluster's "
+            "(default: $GONGJI_NAMESPACE, else whatever the cluster's is)",
+        )
+
+
+def local_cluster_state(args: argparse.Namespace) -> ClusterState | None:
+    """The state of the cluster in --data-dir (None when none is up there), refused with
+    UsageError when --namespace names another one."""
+    state = read_state(args.data_dir.resolve())
+    wanted = None if args.namespace is None else namespace_of(args.namespace)
+    if state is not None and wanted is not None and wanted != state.namespace:
+        raise UsageError(
+            f"the local cluster in {state.data_dir} runs namespace {state.namespace!r}, "
+            f"not {wanted!r}"
+        )
+    return state
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTarget:
+    """Where a command finds the cluster it talks to."""
+
+    amqp_url: str
+    namespace: str
+    cluster_dir: Path
+    state: ClusterState | None
+    """The local cluster's state, when ``gongji cluster up`` started one in ``cluster_dir``."""
+
+
+def cluster_target(args: argparse.Namespace) -> ClusterTarget:
+    """The broker URL and namespace: the command line's (or the environment's), else the
+    local cluster's (its state file), else the defaults. So after ``gongji cluster up
+    --namespace nc1``, ``gongji admin ...`` talks to nc1.
+
+    Raises UsageError for an invalid namespace, ClusterError for an unreadable state file.
+    """
+    cluster_dir = args.cluster_dir.resolve()
+    state = read_state(cluster_dir)
+    namespace = _first(
+        args.namespace,
+        state.namespace if state else None,
+        DEFAULT_NAMESPACE,
+    )
+    amqp_url = _first(
+        args.amqp_url,
+        state.amqp_url if state and state.amqp_url else None,
+        DEFAULT_AMQP_URL,
+    )
+    return ClusterTarget(amqp_url, namespace_of(namespace), cluster_dir, state)
+
+
+def _first(*values: str | None) -> str:
+    """The first value given; an empty --namespace counts (it is given, then refused)."""
+    return next(value for value in values if value is not None)
+
+
+def add_service_options(
+    parser: argparse.ArgumentParser, *, metrics_port: int = DEFAULT_METRICS_PORT
+) -> None:
+    """The options of a long-lived service. ``metrics_port`` 0: any free port (printed)."""
     add_broker_options(parser)
     parser.add_argument(
         "--data-dir",
@@ -65,8 +190,9 @@ def add_service_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--metrics-port",
         type=port_number,
-        default=int(os.environ.get("GONGJI_METRICS_PORT", DEFAULT_METRICS_PORT)),
-        help="Prometheus metrics port, 0 for any free port (default: %(default)s)",
+        default=int(os.environ.get("GONGJI_METRICS_PORT", metrics_port)),
+        help="Prometheus metrics port, 0 for any free port; the port served is printed at "
+        "start (default: $GONGJI_METRICS_PORT or %(default)s)",
     )
     parser.add_argument(
         "--metrics-host",

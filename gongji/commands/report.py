@@ -12,7 +12,7 @@ from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import QueryWindow
 from gongji.client import BillClient
-from gongji.commands.options import add_broker_options
+from gongji.commands.options import add_cluster_options, cluster_target
 from gongji.windows import format_window_report, read_window_report
 
 
@@ -34,12 +34,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "number", type=_window_number, nargs="?", default=0, help="window (default: latest)"
     )
     window.add_argument("--json", action="store_true", help="print one JSON object")
-    add_broker_options(window)
+    add_cluster_options(window)
 
 
 async def _run(args: argparse.Namespace) -> int:
-    topology = Topology(namespace=args.namespace)
-    connection = await connect(args.amqp_url, name="gongji-report")
+    target = cluster_target(args)
+    topology = Topology(namespace=target.namespace)
+    connection = await connect(target.amqp_url, name="gongji-report")
     client = await BillClient.open(connection, topology, f"report-{uuid.uuid4().hex[:8]}")
     try:
         await client.send(CLEARINGHOUSE, QueryWindow(args.number, client.address))
