@@ -30,6 +30,7 @@ from contracts.identifiers import (
     MAX_ADDRESS_LENGTH,
     MAX_IDENTIFIER_LENGTH,
     REGION_CODE_FORMAT,
+    SENDER_FORMAT,
 )
 from contracts.operations import (
     ALL_OPERATIONS,
@@ -346,7 +347,7 @@ def _getter(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
 _SCHEMAS: dict[str, _Schema] = {cls.TAG: _Schema(cls) for cls in ALL_OPERATIONS}
 
 _MESSAGE_ID = re.compile(IDENTIFIER_FORMAT).fullmatch
-_SENDER = re.compile(ADDRESS_FORMAT).fullmatch
+_SENDER = re.compile(SENDER_FORMAT).fullmatch
 
 
 def encode_operation(op: Operation) -> list[Any]:
@@ -431,7 +432,10 @@ def decode(data: bytes) -> Envelope:
     if not isinstance(sender, str):
         raise MalformedMessage("envelope field 'from' must be a string")
     if _SENDER(sender) is None:
-        raise OutOfBounds("envelope field 'from': not an address")
+        raise OutOfBounds(
+            f"envelope field 'from': not a sender name (1 to {MAX_ADDRESS_LENGTH} of "
+            "A-Z a-z 0-9 . _ : -)"
+        )
     if type(sent_at) is not int:
         raise MalformedMessage("envelope field 'at' must be an integer (ms)")
     if not 0 <= sent_at <= MAX_TIME_MS:

@@ -66,6 +66,11 @@ def is_address(value: str) -> bool:
     return bool(_ADDRESS.fullmatch(value))
 
 
+SENDER_FORMAT: Final = rf"[A-Za-z0-9._:-]{{1,{MAX_ADDRESS_LENGTH}}}"
+"""An envelope's sender: a service's or client's address, or another name of the same
+characters (a tool's or a test's). Nothing is routed by it, so only its shape is bounded."""
+
+
 def region_address(code: str) -> str:
     """The destination name of a region service (also its envelope sender)."""
     return f"{_REGION_PREFIX}{code}"

@@ -222,7 +222,8 @@ def test_an_oversized_envelope_is_refused_before_unpacking() -> None:
     [
         (raw_envelope(id=PERSON + " "), "id"),
         (raw_envelope(id=PERSON * 6), "id"),
-        (raw_envelope(**{"from": f"region.{PERSON}"}), "from"),
+        (raw_envelope(**{"from": f"region {PERSON}"}), "from"),
+        (raw_envelope(**{"from": "region." + PERSON * 6}), "from"),
         (raw_envelope(at=-1), "at"),
         (raw_envelope(at=2**64 - 1), "at"),
         (raw_envelope(ops=[["commit", "t"]] * (MAX_OPERATIONS + 1)), "ops"),
