@@ -82,14 +82,15 @@ def client_address(name: str) -> str:
 
 
 PERSON_NUMBER_IN_TEXT: Final = re.compile(
-    rf"(?<![A-Za-z0-9._:-]){REGION_CODE_FORMAT}-[0-9]{{4,}}(?![A-Za-z0-9._:-])"
-    r"|(?<![A-Za-z0-9._:-])[0-9]{15,}[0-9Xx]?(?![A-Za-z0-9._:-])"
+    rf"(?<![0-9]){REGION_CODE_FORMAT}-[0-9]{{4,}}(?![0-9])|(?<![0-9])[0-9]{{15,}}[0-9Xx]?(?![0-9])"
 )
 """Person numbers as they can appear inside free text (a refusal's detail, an error).
 
 Two shapes: a region code, a hyphen and a serial, as gongji's populations number persons
 (``420100-000081``); and a run of 15 or more digits, as national person numbers and
-identity card numbers are (the last character of the latter may be ``X``). A shorter,
-hand-made person number (``A1`` in a test) is not recognisable in prose: keyed log
-values are tokenised whatever their shape, free text only by these shapes.
+identity card numbers are (the last character of the latter may be ``X``). Only digits
+bound a match, so a person number inside a longer name is found too (the ledger account
+``psn:420100-000081``, an id a client made from one). A shorter, hand-made person
+number (``A1`` in a test) is not recognisable in prose: keyed log values are tokenised
+whatever their shape, free text only by these shapes.
 """

@@ -62,8 +62,15 @@ SECRET_KEYS: Final = frozenset({"secret", "password", "passwd", "pin", "log_key"
 """Log keys whose values are dropped with the key: a hash of a short secret is no
 protection, it can be searched for."""
 
-_VERBATIM_KEYS: Final = frozenset({"timestamp", "level", "logger", "service", "region"})
-"""Keys whose values are gongji's own (time, level, names and region codes): not scanned."""
+_VERBATIM_KEYS: Final = frozenset(
+    {
+        *("timestamp", "level", "logger", "service", "region", "queue", "address"),
+        *("transfer_id", "binding_id", "request_id", "message_id"),
+    }
+)
+"""Keys whose values are gongji's own names and ids, kept as they are so lines can be
+followed by them (ids are made by gongji and its clients and hold no personal data; a
+shape-alike id, ``x-420100-0001``, must not lose its readability)."""
 
 _TOKEN_HEX: Final = 10
 """40 bits of the HMAC: unique enough to follow a person through a day's logs, too

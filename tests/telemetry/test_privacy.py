@@ -105,6 +105,8 @@ def test_free_text_is_scrubbed_of_person_numbers_with_the_same_tokens() -> None:
         reason=f"identity check failed for {PAYER}",
         what=f"{ID_CARD} is not known in 110000",
         error=repr(KeyError(BENEFICIARY)),
+        overdraft=f"psn:{PAYER}: available 0 < 100",
+        transfer_id="x-420100-0001",
         positions=[("420100", -300), {"note": f"owed by {PAYER}", "secret": "x"}],
         plain="payer region 220100 (长春市 Changchun), 540100 (拉萨市 Lhasa) is not enabled",
     )
@@ -115,6 +117,8 @@ def test_free_text_is_scrubbed_of_person_numbers_with_the_same_tokens() -> None:
     assert line["reason"] == f"identity check failed for {payer}"
     assert line["what"] == f"{personal.token(ID_CARD)} is not known in 110000"
     assert line["error"] == f"KeyError('{beneficiary}')"
+    assert line["overdraft"] == f"psn:{payer}: available 0 < 100"  # a ledger account's name
+    assert line["transfer_id"] == "x-420100-0001"  # ids are kept as they are
     assert line["psn_no"] == beneficiary  # the same person, the same token, in any key
     assert line["positions"] == [["420100", -300], {"note": f"owed by {payer}"}]
     assert line["plain"].startswith("payer region 220100 (长春市 Changchun)")
