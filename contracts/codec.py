@@ -373,7 +373,7 @@ def encode(envelope: Envelope) -> bytes:
         "v": envelope.schema_version,
         "from": envelope.sender,
         "at": envelope.sent_at_ms,
-        "ops": [encode_operation(op) for op in envelope.operations],
+        "ops": [_SCHEMAS[op.TAG].encoded(op) for op in envelope.operations],
     }
     if envelope.extra:
         body["extra"] = envelope.extra
