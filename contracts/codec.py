@@ -26,6 +26,7 @@ import msgpack
 from contracts.envelope import MESSAGE_TYPE, SCHEMA_VERSION, SUPPORTED_VERSIONS, Envelope
 from contracts.identifiers import (
     ADDRESS_FORMAT,
+    IDENTIFIER_CHARACTERS,
     IDENTIFIER_FORMAT,
     MAX_ADDRESS_LENGTH,
     MAX_IDENTIFIER_LENGTH,
@@ -428,13 +429,13 @@ def decode(data: bytes) -> Envelope:
     if not isinstance(message_id, str) or not message_id:
         raise MalformedMessage("envelope field 'id' must be a non-empty string")
     if _MESSAGE_ID(message_id) is None:
-        raise OutOfBounds("envelope field 'id': not an identifier (1 to 64 of A-Z a-z 0-9 . _ : -)")
+        raise OutOfBounds(f"envelope field 'id': not {Form.IDENTIFIER.value}")
     if not isinstance(sender, str):
         raise MalformedMessage("envelope field 'from' must be a string")
     if _SENDER(sender) is None:
         raise OutOfBounds(
-            f"envelope field 'from': not a sender name (1 to {MAX_ADDRESS_LENGTH} of "
-            "A-Z a-z 0-9 . _ : -)"
+            f"envelope field 'from': not a sender name "
+            f"(1 to {MAX_ADDRESS_LENGTH} of {IDENTIFIER_CHARACTERS})"
         )
     if type(sent_at) is not int:
         raise MalformedMessage("envelope field 'at' must be an integer (ms)")

@@ -26,7 +26,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, Final
 
-from contracts.identifiers import MAX_ADDRESS_LENGTH, MAX_IDENTIFIER_LENGTH
+from contracts.identifiers import (
+    IDENTIFIER_CHARACTERS,
+    MAX_ADDRESS_LENGTH,
+    MAX_IDENTIFIER_LENGTH,
+)
 from contracts.reasons import COMMITTED, ReasonCode
 from contracts.vocabulary import Insurance, PaymentOrder, Relationship, Scope
 
@@ -675,7 +679,7 @@ class Form(Enum):
 
     FREE = "text"
     REGION_CODE = "a 6-digit region code"
-    IDENTIFIER = "an identifier (1 to 64 of A-Z a-z 0-9 . _ : -)"
+    IDENTIFIER = f"an identifier (1 to {MAX_IDENTIFIER_LENGTH} of {IDENTIFIER_CHARACTERS})"
     ADDRESS = "an address (clearinghouse, region.<code> or client.<identifier>)"
 
 
