@@ -1,15 +1,24 @@
-"""Identifiers and their validation: region codes, routing names."""
+"""Identifiers and their formats: region codes, identifiers, routing addresses.
+
+The formats are stated here once; ``contracts.operations`` names which fields use which,
+the codec enforces them on every message received, and ``telemetry.logs`` uses the shape
+of person numbers to keep them out of free-text log values.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import Final
 
-_REGION_CODE = re.compile(r"^[1-9][0-9]{5}$")
+REGION_CODE_FORMAT: Final = r"[1-9][0-9]{5}"
+"""A 6-digit administrative division code such as ``420100``."""
+
+_REGION_CODE = re.compile(REGION_CODE_FORMAT)
 
 
 def is_region_code(value: str) -> bool:
     """True for a 6-digit administrative division code such as ``420100``."""
-    return bool(_REGION_CODE.match(value))
+    return bool(_REGION_CODE.fullmatch(value))
 
 
 def check_region_code(value: str) -> str:
@@ -19,15 +28,69 @@ def check_region_code(value: str) -> str:
     return value
 
 
-CLEARINGHOUSE = "clearinghouse"
+MAX_IDENTIFIER_LENGTH: Final = 64
+IDENTIFIER_CHARACTERS: Final = "A-Z a-z 0-9 . _ : -"
+IDENTIFIER_FORMAT: Final = rf"[A-Za-z0-9._:-]{{1,{MAX_IDENTIFIER_LENGTH}}}"
+"""Person numbers (``psn_no``, ``payer``, ``copayer``, ``beneficiary``), transfer, binding
+and request ids, message ids and client names: 1 to 64 ASCII letters, digits and ``._:-``.
+
+It admits what gongji makes (``420100-000081``, ``t-1-0000005``, ``bind-0000001``, uuid
+hex, ``load-1a2b3c4d-000000001``) and what a real platform issues (numeric person
+numbers, 18-character identity card numbers), and keeps out spaces, quotes, control and
+non-ASCII characters, which no identifier needs and which make logs and queries ambiguous.
+"""
+
+_IDENTIFIER = re.compile(IDENTIFIER_FORMAT)
+
+
+def is_identifier(value: str) -> bool:
+    """True for a person number, a transfer/binding/request id or a client name."""
+    return bool(_IDENTIFIER.fullmatch(value))
+
+
+CLEARINGHOUSE: Final = "clearinghouse"
 """The sender name and routing destination of the national clearinghouse."""
+
+_REGION_PREFIX: Final = "region."
+_CLIENT_PREFIX: Final = "client."
+
+MAX_ADDRESS_LENGTH: Final = len(_CLIENT_PREFIX) + MAX_IDENTIFIER_LENGTH
+ADDRESS_FORMAT: Final = rf"{CLEARINGHOUSE}|region\.{REGION_CODE_FORMAT}|client\.{IDENTIFIER_FORMAT}"
+"""``clearinghouse``, ``region.<region code>`` or ``client.<identifier>``."""
+
+_ADDRESS = re.compile(ADDRESS_FORMAT)
+
+
+def is_address(value: str) -> bool:
+    """True for a routing address (a ``reply_to``, an envelope's sender)."""
+    return bool(_ADDRESS.fullmatch(value))
+
+
+SENDER_FORMAT: Final = rf"[A-Za-z0-9._:-]{{1,{MAX_ADDRESS_LENGTH}}}"
+"""An envelope's sender: a service's or client's address, or another name of the same
+characters (a tool's or a test's). Nothing is routed by it, so only its shape is bounded."""
 
 
 def region_address(code: str) -> str:
     """The destination name of a region service (also its envelope sender)."""
-    return f"region.{code}"
+    return f"{_REGION_PREFIX}{code}"
 
 
 def client_address(name: str) -> str:
     """The destination name of a client (bill submitter) that receives outcomes."""
-    return f"client.{name}"
+    return f"{_CLIENT_PREFIX}{name}"
+
+
+PERSON_NUMBER_IN_TEXT: Final = re.compile(
+    rf"(?<![0-9]){REGION_CODE_FORMAT}-[0-9]{{4,}}(?![0-9])|(?<![0-9])[0-9]{{15,}}[0-9Xx]?(?![0-9])"
+)
+"""Person numbers as they can appear inside free text (a refusal's detail, an error).
+
+Two shapes: a region code, a hyphen and a serial, as gongji's populations number persons
+(``420100-000081``); and a run of 15 or more digits, as national person numbers and
+identity card numbers are (the last character of the latter may be ``X``). Only digits
+bound a match, so a person number inside a longer name is found too (the ledger account
+``psn:420100-000081``, an id a client made from one). A shorter, hand-made person
+number (``A1`` in a test) is not recognisable in prose: keyed log values are tokenised
+whatever their shape, free text only by these shapes.
+"""

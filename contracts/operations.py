@@ -2,8 +2,9 @@
 
 Each operation is a frozen record with a short wire ``TAG``. Fields are positional
 on the wire in declaration order, so a field is only ever appended (with a default)
-within one schema version. Money is integer fen; fields ending in ``_fen`` are
-checked to be non-negative integers when decoded.
+within one schema version. Money is integer fen. Every field is bounded, by its name,
+in the table at the end of this module (``FIELD_BOUNDS``): region codes, identifiers,
+addresses, text lengths, amounts. The codec enforces the bounds on every message.
 
 The co-payment flow (payer region A, payee region B, clearinghouse CH)::
 
@@ -22,8 +23,14 @@ The co-payment flow (payer region A, payee region B, clearinghouse CH)::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from enum import Enum
+from typing import ClassVar, Final
 
+from contracts.identifiers import (
+    IDENTIFIER_CHARACTERS,
+    MAX_ADDRESS_LENGTH,
+    MAX_IDENTIFIER_LENGTH,
+)
 from contracts.reasons import COMMITTED, ReasonCode
 from contracts.vocabulary import Insurance, PaymentOrder, Relationship, Scope
 
@@ -37,6 +44,9 @@ class Operation:
     TAG: ClassVar[str] = ""
     SIGNED: ClassVar[frozenset[str]] = frozenset()
     """Money fields (``*_fen``) that may be negative, such as net positions."""
+    MAY_BE_EMPTY: ClassVar[frozenset[str]] = frozenset()
+    """Region-code and identifier fields that may be ``""`` although they have no ``""``
+    default (one with that default may always be empty)."""
 
 
 # --- set-up: population, registry, directory -------------------------------------------
@@ -267,6 +277,7 @@ class BillOutcome(Operation):
     """
 
     TAG: ClassVar[str] = "bill_outcome"
+    MAY_BE_EMPTY: ClassVar[frozenset[str]] = frozenset({"payer_region"})
     transfer_id: str
     paid_fen: int
     """Paid by the co-payer (the mutual-aid part), or moved by a wallet/premium transfer."""
@@ -376,6 +387,7 @@ class BindingOutcome(Operation):
     """The final answer to ``RequestBinding`` or ``RevokeBinding``, to the requester."""
 
     TAG: ClassVar[str] = "binding_outcome"
+    MAY_BE_EMPTY: ClassVar[frozenset[str]] = frozenset({"binding_id"})
     request_id: str
     binding_id: str
     reason: ReasonCode | None = None
@@ -657,3 +669,111 @@ ALL_OPERATIONS: tuple[type[Operation], ...] = (
     WindowSummary,
     WindowPosition,
 )
+
+
+# --- bounds: what every field may hold ------------------------------------------------------
+
+
+class Form(Enum):
+    """The format a text field's value must have (formats: ``contracts.identifiers``)."""
+
+    FREE = "text"
+    REGION_CODE = "a 6-digit region code"
+    IDENTIFIER = f"an identifier (1 to {MAX_IDENTIFIER_LENGTH} of {IDENTIFIER_CHARACTERS})"
+    ADDRESS = "an address (clearinghouse, region.<code> or client.<identifier>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A text field: at most ``max_length`` characters, in the format ``form``."""
+
+    max_length: int
+    form: Form = Form.FREE
+    truncated: bool = False
+    """Encoding cuts a longer value short rather than refusing it. Only for prose the
+    cores compose from several parts (a refusal's detail): refusing to send it, after
+    the state change it reports is durable, would leave the transfer without its answer,
+    while the reason code, not the prose, carries the meaning."""
+
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """An integer field from 0 to ``maximum`` (from ``-maximum`` when the record lists it
+    in ``SIGNED``)."""
+
+    maximum: int
+
+
+MAX_AMOUNT_FEN: Final = 10**12
+"""¥10 billion: above any bill, balance or window total, far below int64 (SQLite)."""
+MAX_TIME_MS: Final = 10**13
+"""Instants (epoch ms, until the year 2286) and durations in milliseconds."""
+MAX_COUNT: Final = 10**9
+"""Window numbers and counts (lines, transfers, regions, disagreements)."""
+MAX_YEAR: Final = 9999
+MAX_NAME_LENGTH: Final = 64
+"""A region's or province's name, e.g. ``石家庄市 Shijiazhuang``."""
+MAX_SECRET_LENGTH: Final = 128
+MAX_DETAIL_LENGTH: Final = 512
+"""A refusal's or outcome's explanation (longer ones are cut short when encoded)."""
+MAX_CODE_LENGTH: Final = 32
+"""A short vocabulary word carried as text (``flow``, ``kind``, ``role``, ``state``)."""
+
+REGION_CODE: Final = Text(6, Form.REGION_CODE)
+PERSON_NUMBER: Final = Text(MAX_IDENTIFIER_LENGTH, Form.IDENTIFIER)
+IDENTIFIER: Final = Text(MAX_IDENTIFIER_LENGTH, Form.IDENTIFIER)
+ADDRESS: Final = Text(MAX_ADDRESS_LENGTH, Form.ADDRESS)
+AMOUNT: Final = Whole(MAX_AMOUNT_FEN)
+MILLISECONDS: Final = Whole(MAX_TIME_MS)
+COUNT: Final = Whole(MAX_COUNT)
+
+FIELD_BOUNDS: Final[dict[str, Text | Whole]] = {
+    # persons
+    "psn_no": PERSON_NUMBER,
+    "payer": PERSON_NUMBER,
+    "copayer": PERSON_NUMBER,
+    "beneficiary": PERSON_NUMBER,
+    "secret": Text(MAX_SECRET_LENGTH),
+    # regions (and every field named ``*_region``, below)
+    "region": REGION_CODE,
+    "name": Text(MAX_NAME_LENGTH),
+    "province": Text(MAX_NAME_LENGTH),
+    # requests and their answers
+    "transfer_id": IDENTIFIER,
+    "binding_id": IDENTIFIER,
+    "request_id": IDENTIFIER,
+    "reply_to": ADDRESS,
+    "detail": Text(MAX_DETAIL_LENGTH, truncated=True),
+    "flow": Text(MAX_CODE_LENGTH),
+    "kind": Text(MAX_CODE_LENGTH),
+    "role": Text(MAX_CODE_LENGTH),
+    "state": Text(MAX_CODE_LENGTH),
+    # numbers (and every field named ``*_fen`` or ``*_ms``, below)
+    "year": Whole(MAX_YEAR),
+    "window": COUNT,
+    "lines": COUNT,
+    "transfers": COUNT,
+    "regions": COUNT,
+    "reconciled_regions": COUNT,
+    "disagreements": COUNT,
+    "repaired": COUNT,
+    "wallet_max_transfers_per_day": COUNT,
+}
+"""The bound of every field, by name: a name means the same thing in every record."""
+
+_BOUNDS_BY_SUFFIX: Final[tuple[tuple[str, Text | Whole], ...]] = (
+    ("_region", REGION_CODE),
+    ("_fen", AMOUNT),
+    ("_ms", MILLISECONDS),
+)
+
+
+def field_bound(name: str) -> Text | Whole:
+    """The bound of a field of that name; ``KeyError`` for a name that has none yet."""
+    bound = FIELD_BOUNDS.get(name)
+    if bound is not None:
+        return bound
+    for suffix, by_suffix in _BOUNDS_BY_SUFFIX:
+        if name.endswith(suffix):
+            return by_suffix
+    raise KeyError(f"no bound declared for a field named {name!r}")

@@ -22,11 +22,25 @@ from contracts.codec import (
     encode,
 )
 from contracts.envelope import Envelope
-from contracts.operations import ALL_OPERATIONS, Operation, SettlementReport, SubmitBill
+from contracts.operations import (
+    ALL_OPERATIONS,
+    Form,
+    Operation,
+    SettlementReport,
+    SubmitBill,
+    field_bound,
+)
+
+IN_FORM = {
+    Form.REGION_CODE: "420100",
+    Form.IDENTIFIER: "420100-000081",
+    Form.ADDRESS: "client.load-1a2b3c4d",
+}
+"""A valid value of each text format (free text gets one of its own)."""
 
 
 def sample(cls: type[Operation]) -> Operation:
-    """An instance with a plausible value in every field."""
+    """An instance with a plausible, in-bounds value in every field."""
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -39,7 +53,8 @@ def sample(cls: type[Operation]) -> Operation:
         elif kind is int:
             values[f.name] = -5 if f.name in cls.SIGNED else 1234
         elif kind is str:
-            values[f.name] = f"{f.name}-值"
+            form = getattr(field_bound(f.name), "form", Form.FREE)
+            values[f.name] = IN_FORM.get(form, f"{f.name}-值")
         elif isinstance(kind, type) and issubclass(kind, StrEnum):
             values[f.name] = list(kind)[-1]
         else:  # pragma: no cover - a new field type needs a sample here
@@ -81,10 +96,10 @@ def body(**changes: Any) -> bytes:
         (body(ops=[]), MalformedMessage, "ops"),
         (body(ops=[["no_such_op", 1]]), UnknownMessageType, "no_such_op"),
         (body(ops=[["submit_bill", "t", "p"]]), MalformedMessage, "fields"),
-        (body(ops=[["submit_bill", "t", "p", -1, "c"]]), MalformedMessage, "negative"),
-        (body(ops=[["submit_bill", "t", "p", True, "c"]]), MalformedMessage, "amount_fen"),
-        (body(ops=[["submit_bill", "t", "p", 1.5, "c"]]), MalformedMessage, "amount_fen"),
-        (body(ops=[["submit_bill", 7, "p", 1, "c"]]), MalformedMessage, "transfer_id"),
+        (body(ops=[["submit_bill", "t", "p", -1, "client.c"]]), MalformedMessage, "negative"),
+        (body(ops=[["submit_bill", "t", "p", True, "client.c"]]), MalformedMessage, "amount_fen"),
+        (body(ops=[["submit_bill", "t", "p", 1.5, "client.c"]]), MalformedMessage, "amount_fen"),
+        (body(ops=[["submit_bill", 7, "p", 1, "client.c"]]), MalformedMessage, "transfer_id"),
         (body(ops=[["enroll_person", "p", "martian"]]), MalformedMessage, "insurance"),
         (body(id=""), MalformedMessage, "id"),
         (body(at="now"), MalformedMessage, "at"),
