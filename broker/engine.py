@@ -9,6 +9,9 @@ the same code under simulation as in production.
 
 The rules it keeps:
 
+- Every operation of a delivery must be one its authenticated sender may send
+  (``contracts.permissions``); a delivery with one that is not is dead-lettered with
+  the reason before any state changes.
 - A batch's operations are applied in one transaction; if it fails, each delivery is
   tried alone so one bad delivery cannot hold the others back (isolation).
 - A delivery that fails in its own handling is requeued, and dead-lettered only after it
@@ -32,6 +35,7 @@ from typing import Generic, Protocol, TypeVar
 from contracts.effects import AnyEvent, Outgoing, RegionRegistered
 from contracts.identifiers import region_address
 from contracts.operations import Operation
+from contracts.participants import Participant
 from storage.sqlite import Database
 
 Token = TypeVar("Token")
@@ -49,6 +53,10 @@ class Core(Protocol):
     def drain_events(self) -> Sequence[AnyEvent]: ...
 
 
+Authorize = Callable[[Participant | None, Operation], str | None]
+"""Why a sender may not send an operation, or None (``contracts.permissions.refusal``)."""
+
+
 class SimulatedCrash(BaseException):
     """Raised by a crash hook inside a step's transaction: the process dies there.
 
@@ -64,6 +72,8 @@ class Inbound(Generic[Token]):
     token: Token
     message_id: str
     operations: Sequence[Operation]
+    sender: Participant | None = None
+    """Who sent it, as the broker authenticated it (never a field of the message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +116,15 @@ class Step(Generic[Token]):
     events: list[AnyEvent]
     """What the core reported for this step's committed transaction(s)."""
     settle_now: list[Settlement[Token]] = field(default_factory=list)
-    """Settlements to perform at once (requeued or dead-lettered failed deliveries)."""
+    """Settlements to perform at once (refused, failed or dead-lettered deliveries)."""
     operations: int = 0
     """Operations applied (committed) in this step."""
     crashed: bool = False
     """The crash hook fired inside the transaction: nothing of this step happened."""
     published_ok: bool | None = None
     """Set by ``published``: None while the answers await their confirms."""
+    refused: list[tuple[Inbound[Token], str]] = field(default_factory=list)
+    """Deliveries refused before the transaction, with the reason (also in settle_now)."""
 
     @property
     def needs_publish(self) -> bool:
@@ -130,6 +142,7 @@ class StepEngine(Generic[Token]):
         *,
         pipeline_depth: int = 2,
         max_handling_failures: int = 3,
+        authorize: Authorize | None = None,
     ) -> None:
         if pipeline_depth < 1:
             raise ValueError(f"pipeline_depth must be >= 1: {pipeline_depth}")
@@ -139,6 +152,8 @@ class StepEngine(Generic[Token]):
         self.db = db
         self.pipeline_depth = pipeline_depth
         self.max_handling_failures = max_handling_failures
+        self.authorize = authorize
+        """None accepts every sender: only for tests of the engine and benchmarks."""
         self._seq = 0
         self._awaiting: deque[Step[Token]] = deque()
         """Steps taken but not yet settled, oldest first."""
@@ -180,6 +195,10 @@ class StepEngine(Generic[Token]):
         comes back ``crashed`` (the driver then kills the process).
         """
         settle_now = self._on_receipt(batch)
+        refused: list[tuple[Inbound[Token], str]] = []
+        if self.authorize is not None:
+            batch, refused = self._authorized(batch)
+            settle_now += [DeadLetter(inbound.token, reason) for inbound, reason in refused]
         try:
             with self.db.transaction():
                 outgoing, n_ops = self._apply(batch, now_ms)
@@ -193,6 +212,7 @@ class StepEngine(Generic[Token]):
             self.core.drain_events()  # of the rolled-back attempt: never happened
             step = self._step([], [], [], settle_now, 0)
             step.crashed = True
+            step.refused = refused
             return step
         except Exception:
             self.core.drain_events()
@@ -201,7 +221,30 @@ class StepEngine(Generic[Token]):
             settle_now += failed
         for inbound in done:
             self._failures.pop(inbound.message_id, None)
-        return self._step(done, outgoing, events, settle_now, n_ops)
+        step = self._step(done, outgoing, events, settle_now, n_ops)
+        step.refused = refused
+        return step
+
+    def _authorized(
+        self, batch: Sequence[Inbound[Token]]
+    ) -> tuple[list[Inbound[Token]], list[tuple[Inbound[Token], str]]]:
+        """The deliveries whose every operation its sender may send, and the others."""
+        assert self.authorize is not None
+        authorize = self.authorize
+        allowed: list[Inbound[Token]] = []
+        refused: list[tuple[Inbound[Token], str]] = []
+        for inbound in batch:
+            sender = inbound.sender
+            reason = None
+            for op in inbound.operations:
+                reason = authorize(sender, op)
+                if reason is not None:
+                    break
+            if reason is None:
+                allowed.append(inbound)
+            else:
+                refused.append((inbound, reason))
+        return allowed, refused
 
     def _on_receipt(self, batch: Sequence[Inbound[Token]]) -> list[Settlement[Token]]:
         """Settlements due as soon as a batch is taken: none. (A consumer that acked on

@@ -24,6 +24,7 @@ from broker.topology import (
 )
 from contracts.codec import DecodeError, decode
 from contracts.envelope import Envelope
+from contracts.participants import Participant, participant_of
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,9 @@ class Delivery:
 
     envelope: Envelope
     message: AbstractIncomingMessage
+    sender: Participant | None = None
+    """Who sent it: the participant of the message's broker-checked ``user_id`` (None:
+    no user_id, or a user that is no participant of this namespace)."""
     settled: bool = False
     """Acked as part of a batch (``ack_through``): the message object does not know."""
 
@@ -70,12 +74,14 @@ class Inbox:
         address: str,
         *,
         on_poison: Callable[[str], None] | None,
+        namespace: str = "",
     ) -> None:
         """Use ``Inbox.open``; this only wires already opened parts together."""
         self._channel = channel
         self._queue = queue
         self.address = address
         self._on_poison = on_poison
+        self._namespace = namespace
         # None wakes waiters when the inbox closes.
         self._ready: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self._closed = False
@@ -100,7 +106,7 @@ class Inbox:
             await declare_topology(channel, topology)
             declare = declare_client_queue if client else declare_service_queue
             queue = await declare(channel, topology, address)
-            inbox = cls(channel, queue, address, on_poison=on_poison)
+            inbox = cls(channel, queue, address, on_poison=on_poison, namespace=topology.namespace)
             await queue.consume(inbox._on_message)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -133,10 +139,11 @@ class Inbox:
             log.exception("decode_crashed", queue=self.queue_name, message_id=message.message_id)
             await self._dead_letter(message, kind=type(error).__name__, reason=repr(error))
             return
-        self._ready.put_nowait(Delivery(envelope, message))
+        sender = participant_of(message.user_id, self._namespace)
+        self._ready.put_nowait(Delivery(envelope, message, sender))
 
     async def _dead_letter(
-        self, message: AbstractIncomingMessage, *, kind: str, reason: str
+        self, message: AbstractIncomingMessage, *, kind: str, reason: str, notify: bool = True
     ) -> None:
         try:
             await message.reject(requeue=False)
@@ -156,7 +163,7 @@ class Inbox:
             reason=reason,
             message_id=message.message_id,
         )
-        if self._on_poison is not None:
+        if notify and self._on_poison is not None:
             try:
                 self._on_poison(kind)
             except Exception:
@@ -259,11 +266,12 @@ class Inbox:
             await message.nack(requeue=True)
 
     async def reject(self, delivery: Delivery, reason: str) -> None:
-        """Dead-letter a delivery now; ``reason`` (a short stable code) goes to on_poison."""
+        """Dead-letter a delivery now with a short stable ``reason`` (the caller counts it:
+        ``on_poison`` is for what the inbox itself refuses, undecodable messages)."""
         message = delivery.message
         if not delivery.unsettled or not _is_live(message):
             return
-        await self._dead_letter(message, kind=reason, reason=reason)
+        await self._dead_letter(message, kind=reason, reason=reason, notify=False)
 
     async def close(self) -> None:
         """Stop consuming; unacked deliveries go back to the queue."""

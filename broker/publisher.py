@@ -18,6 +18,7 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractRobustChannel,
 )
+from yarl import URL
 
 from broker.topology import Topology, declare_topology
 from contracts.codec import encode
@@ -41,6 +42,12 @@ class Unroutable(PublishError):
     def __init__(self, address: str) -> None:
         super().__init__(f"no queue is bound for address {address!r}; the broker returned it")
         self.address = address
+
+
+def broker_user(connection: AbstractConnection) -> str:
+    """The user a connection logged in as (AMQP's default is ``guest``)."""
+    url: URL | None = getattr(connection, "url", None)  # every aio-pika connection has one
+    return (url.user if url is not None else None) or "guest"
 
 
 def _chunks(operations: Sequence[Operation], size: int) -> list[Sequence[Operation]]:
@@ -67,6 +74,7 @@ class Publisher:
         *,
         max_operations_per_message: int,
         confirm_timeout: float,
+        user_id: str = "guest",
     ) -> None:
         """Use ``Publisher.open``; this only wires already opened parts together."""
         if max_operations_per_message < 1:
@@ -75,6 +83,9 @@ class Publisher:
         self._exchange = exchange
         self.topology = topology
         self.sender = sender
+        self.user_id = user_id
+        """The connection's broker user, set on every message: the broker refuses a
+        message whose ``user_id`` is not the login, so receivers can trust it."""
         self.max_operations_per_message = max_operations_per_message
         self.confirm_timeout = confirm_timeout
         self._closed = False
@@ -107,6 +118,7 @@ class Publisher:
             sender,
             max_operations_per_message=max_operations_per_message,
             confirm_timeout=confirm_timeout,
+            user_id=broker_user(connection),
         )
 
     def _envelopes(self, batches: Mapping[str, Sequence[Operation]]) -> list[tuple[str, Envelope]]:
@@ -173,6 +185,7 @@ class Publisher:
             content_type=CONTENT_TYPE,
             type=MESSAGE_TYPE,
             app_id=self.sender,
+            user_id=self.user_id,
         )
 
     async def _ready(self) -> None:

@@ -25,9 +25,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import aiormq
 from aio_pika.abc import AbstractRobustConnection
 
-from broker.engine import Ack, Core, DeadLetter, Inbound, Requeue, Settlement, Step, StepEngine
+from broker.engine import (
+    HANDLER_FAILED,
+    Ack,
+    Core,
+    DeadLetter,
+    Inbound,
+    Requeue,
+    Settlement,
+    Step,
+    StepEngine,
+)
 from broker.inbox import Delivery, Inbox
 from broker.publisher import Publisher, PublishError, Unroutable
 from broker.topology import Topology, declare_service_queue
@@ -44,6 +55,7 @@ from contracts.effects import (
 )
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Operation
+from contracts.permissions import refusal
 from storage.sqlite import Database
 from telemetry.logs import get_logger
 from telemetry.metrics import ServiceMetrics
@@ -156,6 +168,7 @@ class ServiceShell:
             db,
             pipeline_depth=self.tuning.pipeline_depth,
             max_handling_failures=self.tuning.max_handling_failures,
+            authorize=refusal,
         )
         self.engine.on_failure = self._delivery_failed
         self.ready = asyncio.Event()
@@ -177,7 +190,11 @@ class ServiceShell:
         self._publisher = await Publisher.open(self.connection, self.topology, self.address)
         settler = asyncio.get_running_loop().create_task(self._settle_in_order())
         try:
-            await self.declare([CLEARINGHOUSE])
+            if self.address == CLEARINGHOUSE:
+                await self.declare([CLEARINGHOUSE])
+            else:
+                # Only the clearinghouse may declare (and so delete) its queue.
+                await self._wait_for_queue(CLEARINGHOUSE)
             if self.on_start is not None:
                 # Before consuming: a restarted clearinghouse re-sends (with fresh
                 # deadlines) what it had under way before it takes anything new.
@@ -247,10 +264,14 @@ class ServiceShell:
     async def _step(self, batch: list[Delivery], tick: bool) -> None:
         """One engine step; its publishing and acking go to a task, so the next batch
         need not wait for these confirms."""
-        inbound = [Inbound(d, d.envelope.message_id, d.envelope.operations) for d in batch]
+        inbound = [
+            Inbound(d, d.envelope.message_id, d.envelope.operations, d.sender) for d in batch
+        ]
         step = self.engine.step(inbound, self.now_ms(), tick)
         if step.settle_now:
             self._settlements.put_nowait(step.settle_now)
+        for refused, reason in step.refused:
+            self._refused(refused, reason)
         if batch:
             self.metrics.messages_in(len(batch), step.operations)
             self.metrics.batch(step.operations)
@@ -301,6 +322,8 @@ class ServiceShell:
             for settlement in settlements:
                 try:
                     await self._settle(self._inbox, settlement)
+                    if isinstance(settlement, DeadLetter) and settlement.reason == HANDLER_FAILED:
+                        self.metrics.dead_letter(HANDLER_FAILED)
                 except Exception:
                     # Unsettled: the broker redelivers it when this channel closes.
                     self.log.exception("settle_failed", kind=type(settlement).__name__)
@@ -314,6 +337,19 @@ class ServiceShell:
                 await inbox.retry_later(delivery)
         elif isinstance(settlement, DeadLetter):
             await inbox.reject(settlement.token, settlement.reason)
+
+    def _refused(self, inbound: Inbound[Delivery], reason: str) -> None:
+        """A delivery its sender may not send: counted and logged (no personal data: the
+        operations' tags only), dead-lettered by the settler."""
+        self.metrics.rejected(reason)
+        self.log.warning(
+            "message_refused",
+            reason=reason,
+            sender=str(inbound.sender) if inbound.sender else "unknown",
+            user_id=inbound.token.message.user_id or "",
+            message_id=inbound.message_id,
+            operations=sorted({op.TAG for op in inbound.operations}),
+        )
 
     def _delivery_failed(self, inbound: Inbound[Delivery], error: BaseException) -> None:
         self.log.error(
@@ -345,6 +381,25 @@ class ServiceShell:
             if isinstance(result, BaseException):
                 raise result
         self.metrics.messages_out(len(sends), sum(len(ops) for ops in sends.values()))
+
+    async def _wait_for_queue(self, address: str, interval_s: float = 0.5) -> None:
+        """Wait until ``address``'s queue exists (a passive declare needs no permission
+        to configure it), so nothing this service sends there is returned unroutable."""
+        name = self.topology.queue_for(address)
+        waited = False
+        while True:
+            channel = await self.connection.channel()
+            try:
+                await channel.declare_queue(name, passive=True)
+                return
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                if not waited:
+                    self.log.info("waiting_for_queue", queue=name)
+                    waited = True
+            finally:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+            await asyncio.sleep(interval_s)
 
     async def declare(self, addresses: Sequence[str]) -> None:
         """Make sure the service queues of these addresses exist (idempotent)."""
@@ -406,4 +461,4 @@ class ServiceShell:
         )
 
     def _on_poison(self, kind: str) -> None:
-        self.metrics.dead_letter(kind)
+        self.metrics.rejected(kind)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from yarl import URL
 from broker.connection import BrokerUnavailable, connect
 from broker.inbox import Delivery, Inbox
 from broker.topology import Topology, delete_namespace
+from contracts.participants import HUB, Participant, admin, region
 
 RABBITMQ_IMAGE = "rabbitmq:3.10"
 
@@ -305,3 +307,22 @@ def close_connection_by_name(
         timeout=30,
         check=True,
     )
+
+
+ALL_TEST_REGIONS = ("110000", "310000", "420100", "440100", "510100", "530100", "650100")
+"""Region codes the broker tests run services for (each gets a broker user)."""
+
+
+def test_participants(
+    regions: Sequence[str] = ALL_TEST_REGIONS, clients: Sequence[str] = ()
+) -> list[Participant]:
+    """The clearinghouse, the regions, and clients acting as operators (and
+    ``InProcessCluster.OPERATOR``)."""
+    from gongji.inprocess import InProcessCluster
+
+    return [
+        HUB,
+        InProcessCluster.OPERATOR,
+        *(region(code) for code in regions),
+        *(admin(name) for name in clients),
+    ]

@@ -1,8 +1,12 @@
 """Names and declarations of gongji's exchanges and queues.
 
-One durable direct exchange routes by destination address (``region.420100``,
-``clearinghouse``, ``client.xyz``). Service queues are quorum queues that dead-letter
-poison and endlessly failing messages to one dead-letter queue per namespace.
+One durable topic exchange routes by destination address (``region.420100``,
+``clearinghouse``, ``client.xyz``; each queue is bound by its exact address). A topic
+exchange, not a direct one, because RabbitMQ's topic permissions apply to topic
+exchanges only: they let the broker itself refuse a routing key a user may not publish
+to (a region addressing another region), see ``broker.users``. Service queues are
+quorum queues that dead-letter poison and endlessly failing messages to one dead-letter
+queue per namespace.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ class Topology:
 
     @property
     def exchange(self) -> str:
-        """The durable direct exchange every envelope is published to."""
+        """The durable topic exchange every envelope is published to."""
         return self.namespace
 
     @property
@@ -77,7 +81,7 @@ class Topology:
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> None:
     """Declare the exchange, the dead-letter exchange and the dead-letter queue."""
-    await channel.declare_exchange(topology.exchange, ExchangeType.DIRECT, durable=True)
+    await channel.declare_exchange(topology.exchange, ExchangeType.TOPIC, durable=True)
     # Fanout: dead-lettered messages keep their original routing key (the address),
     # and all of them must land in the one dead-letter queue.
     dlx = await channel.declare_exchange(

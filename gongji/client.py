@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from aio_pika.abc import AbstractRobustConnection
 
 from broker.inbox import Inbox
-from broker.publisher import BatchingSender, Publisher, Unroutable
+from broker.publisher import BatchingSender, Publisher, Unroutable, broker_user
 from broker.topology import Topology
 from contracts.effects import Outgoing
 from contracts.identifiers import client_address, region_address
@@ -28,7 +28,17 @@ from contracts.operations import (
     RevokeBinding,
     SubmitBill,
 )
+from contracts.participants import Role, participant_of
 from contracts.reasons import ReasonCode
+
+
+def own_name(connection: AbstractRobustConnection, topology: Topology) -> str | None:
+    """The client's or operator's name of the connection's broker user in the namespace:
+    the name its queue must have, since the services answer only the sender itself."""
+    own = participant_of(broker_user(connection), topology.namespace)
+    if own is not None and own.role in (Role.CLIENT, Role.ADMIN):
+        return own.name
+    return None
 
 
 class BillClient:
@@ -53,7 +63,9 @@ class BillClient:
     async def open(
         cls, connection: AbstractRobustConnection, topology: Topology, name: str | None = None
     ) -> BillClient:
-        client = cls(connection, topology, name or uuid.uuid4().hex[:12])
+        client = cls(
+            connection, topology, own_name(connection, topology) or name or uuid.uuid4().hex[:12]
+        )
         client._inbox = await Inbox.open(connection, topology, client.address, client=True)
         client._publisher = await Publisher.open(connection, topology, client.address)
         client._sender = BatchingSender(client._publisher, linger_ms=2.0, max_operations=100)

@@ -289,16 +289,16 @@ class RabbitNetwork:
 
 async def play_on_rabbitmq(amqp_url: str, scenario: Scenario) -> ScenarioResult:
     from broker.topology import Topology
-    from gongji.client import BillClient
     from gongji.inprocess import InProcessCluster
 
     topology = Topology(namespace=f"gongji-demo-{uuid.uuid4().hex[:8]}")
     codes = scenario.codes
     with tempfile.TemporaryDirectory(prefix="gongji-demo-") as tmp:
-        async with InProcessCluster(amqp_url, topology, Path(tmp)) as cluster:
+        async with InProcessCluster(
+            amqp_url, topology, Path(tmp), regions=codes, clients=["demo"]
+        ) as cluster:
             await cluster.start(codes)
-            assert cluster.connection is not None
-            client = await BillClient.open(cluster.connection, topology, "demo")
+            client = await cluster.open_client("demo")
             try:
                 network = RabbitNetwork(cluster, client, codes)
                 return await play(scenario, network, "rabbitmq")

@@ -1,7 +1,8 @@
 """A whole cluster (clearinghouse and regions) as tasks of one event loop, on RabbitMQ.
 
 The demo and the integration tests run the real services this way; ``compose.yaml``
-and ``gongji cluster`` run the same services as separate processes.
+and ``gongji cluster`` run the same services as separate processes. Each service
+connects as its own broker user (``credentials``), as it does in those.
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from aio_pika.abc import AbstractRobustConnection
 
 from broker.connection import connect
 from broker.topology import Topology, delete_namespace
+from broker.users import Credentials, delete_users, provision
 from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.service import ClearinghouseService, clearinghouse_database
 from clearinghouse.store import ClearinghouseStore
 from contracts.identifiers import CLEARINGHOUSE, region_address
+from contracts.participants import HUB, Participant, admin, region
+from gongji.client import BillClient
 from regions.books import Books
 from regions.service import RegionService, region_database
 from regions.store import RegionStore
@@ -29,31 +33,84 @@ from storage.sqlite import Synchronous
 class InProcessCluster:
     """Start, stop and restart services; open their stores for inspection."""
 
+    OPERATOR = admin("cluster")
+    """The participant of ``connection`` (queue clean-up, the operator's own use)."""
+
     def __init__(
         self,
         amqp_url: str,
         topology: Topology,
         data_dir: Path,
         *,
+        regions: Iterable[str],
+        clients: Iterable[str] = (),
         settings: CoordinatorSettings | None = None,
         synchronous: Synchronous = "FULL",
+        credentials: Credentials | None = None,
     ) -> None:
-        self.amqp_url = amqp_url
+        """``regions`` may run and ``clients`` may connect (as operators); without
+        ``credentials``, their broker users are created on entry and removed on exit."""
+        self.base_url = amqp_url
+        self.participants = [
+            HUB,
+            self.OPERATOR,
+            *map(region, regions),
+            *map(admin, clients),
+        ]
+        if credentials is not None and credentials.namespace != topology.namespace:
+            raise ValueError("the credentials are for another namespace")
+        self._owns_users = credentials is None
+        self.credentials = credentials
+        self.amqp_url = ""
+        """The operator's URL (set on entry)."""
         self.topology = topology
         self.data_dir = data_dir
         self.settings = settings
         self.synchronous = synchronous
         self.connection: AbstractRobustConnection | None = None
         self._running: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
+        self._connections: dict[Participant, AbstractRobustConnection] = {}
 
     async def __aenter__(self) -> InProcessCluster:
+        if self.credentials is None:
+            # Reach the broker first, so an unreachable one is said as such (and no
+            # users are made for nothing).
+            probe = await connect(self.base_url, name=f"{self.topology.namespace}-probe")
+            await probe.close()
+            self.credentials = await asyncio.to_thread(
+                provision, self.base_url, self.topology.namespace, self.participants
+            )
+        self.amqp_url = self.credentials.url(self.OPERATOR)
         self.connection = await connect(self.amqp_url, name=f"{self.topology.namespace}-cluster")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_all()
+        for connection in self._connections.values():
+            await connection.close()
+        self._connections.clear()
         if self.connection is not None:
             await self.connection.close()
+        if self._owns_users and self.credentials is not None:
+            await asyncio.to_thread(delete_users, self.credentials.passwords())
+
+    async def open_client(self, name: str) -> BillClient:
+        """A client that may also act as an operator (register, enroll, close windows),
+        on a connection of its own as broker user ``admin.<name>``."""
+        connection = await self.connection_of(admin(name))
+        return await BillClient.open(connection, self.topology, name)
+
+    async def connection_of(self, participant: Participant) -> AbstractRobustConnection:
+        """The connection a participant's service uses (its own broker user), opened once."""
+        assert self.credentials is not None, "use 'async with InProcessCluster(...)'"
+        connection = self._connections.get(participant)
+        if connection is None:
+            connection = await connect(
+                self.credentials.url(participant),
+                name=f"{self.topology.namespace}-{participant}",
+            )
+            self._connections[participant] = connection
+        return connection
 
     def _conn(self) -> AbstractRobustConnection:
         assert self.connection is not None, "use 'async with InProcessCluster(...)'"
@@ -62,7 +119,7 @@ class InProcessCluster:
     async def start_clearinghouse(self) -> ClearinghouseService:
         service = ClearinghouseService(
             data_dir=self.data_dir,
-            connection=self._conn(),
+            connection=await self.connection_of(HUB),
             topology=self.topology,
             settings=self.settings,
             synchronous=self.synchronous,
@@ -74,7 +131,7 @@ class InProcessCluster:
         service = RegionService(
             code,
             data_dir=self.data_dir,
-            connection=self._conn(),
+            connection=await self.connection_of(region(code)),
             topology=self.topology,
             synchronous=self.synchronous,
         )

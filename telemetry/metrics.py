@@ -97,6 +97,13 @@ DEAD_LETTERS = Counter(
     ["service", "reason"],
     registry=REGISTRY,
 )
+REJECTED = Counter(
+    "gongji_rejected_messages_total",
+    "Messages refused before any state changed (malformed, oversized, unauthenticated, "
+    "forbidden, impersonating), by reason; each is also a dead letter.",
+    ["service", "reason"],
+    registry=REGISTRY,
+)
 MOVED_FEN = Counter(
     "gongji_moved_fen_total",
     "Money moved by committed transfers, in integer fen.",
@@ -201,6 +208,11 @@ class ServiceMetrics:
     def dead_letter(self, reason: str) -> None:
         """One message was dead-lettered; ``reason`` is a short code, not free text."""
         _child(DEAD_LETTERS, self._service, str(reason)).inc()
+
+    def rejected(self, reason: str) -> None:
+        """One message was refused (and dead-lettered); ``reason`` is a short code."""
+        _child(REJECTED, self._service, str(reason)).inc()
+        self.dead_letter(reason)
 
     def disagreement(self, kind: str) -> None:
         """A reconciliation disagreement of ``kind`` was found."""

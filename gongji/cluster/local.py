@@ -32,8 +32,10 @@ from aio_pika.abc import AbstractRobustConnection
 from broker.connection import connect
 from broker.publisher import Publisher
 from broker.topology import Topology, declare_service_queue, declare_topology
+from broker.users import BrokerAdminError, Credentials, delete_users, provision, users_for
 from clearinghouse.service import clearinghouse_database
 from contracts.identifiers import CLEARINGHOUSE, region_address
+from contracts.participants import HUB, Participant, admin, client, region
 from gongji.cluster.seed import SeededPopulation, seed_population
 from gongji.population import RegionSpec
 from regions.service import region_database
@@ -102,6 +104,25 @@ class ClusterState:
     amqp_url: str = ""
     """The broker the services use, so that ``gongji admin`` and the others need not be
     told again (the state file is readable by its owner only)."""
+    users: dict[str, str] = field(default_factory=dict)
+    """Broker user -> password of each participant (``cluster_participants``): every
+    service and client connects as its own user."""
+
+    def credentials(self) -> Credentials | None:
+        """The participants' URLs (None for a state written before users existed)."""
+        if not self.users:
+            return None
+        participants = cluster_participants(self.codes)
+        return Credentials(
+            self.amqp_url, self.namespace, users_for(self.namespace, participants, self.users)
+        )
+
+    def url_for(self, participant: Participant) -> str:
+        """The URL a participant of this cluster connects with."""
+        credentials = self.credentials()
+        if credentials is None:
+            return self.amqp_url
+        return credentials.url(participant)
 
     @property
     def log_dir(self) -> Path:
@@ -135,6 +156,7 @@ class ClusterState:
             started_at=data.get("started_at", 0.0),
             sqlite_synchronous=data.get("sqlite_synchronous", "FULL"),
             amqp_url=data.get("amqp_url", ""),
+            users=dict(data.get("users", {})),
         )
 
 
@@ -256,6 +278,17 @@ def _metrics_answer(port: int) -> bool:
 
 # --- up ----------------------------------------------------------------------------------
 
+OPERATOR = admin("cluster")
+"""The cluster's operator: ``cluster up``'s seeding, ``gongji admin``, ``gongji report``
+and the load generator's set-up connect as this broker user."""
+LOAD_CLIENT = client("load")
+"""The load generator's submitter (one load at a time per cluster: its queue is shared)."""
+
+
+def cluster_participants(codes: Sequence[str]) -> list[Participant]:
+    """Every participant of a local cluster, each a broker user of its own."""
+    return [HUB, *(region(code) for code in codes), OPERATOR, LOAD_CLIENT]
+
 
 @dataclass(slots=True)
 class ClusterConfig:
@@ -320,7 +353,17 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
         )
     seeded = seed_population(config.regions, config.persons_per_region, config.seed)
     topology = Topology(namespace=config.namespace)
-    connection = await connect(config.amqp_url, name=f"gongji-cluster-up:{config.namespace}")
+    codes = [r.code for r in config.regions]
+    say(f"creating {len(codes) + 3} broker users (one per service and client)")
+    try:
+        credentials = await asyncio.to_thread(
+            provision, config.amqp_url, config.namespace, cluster_participants(codes)
+        )
+    except BrokerAdminError as error:
+        raise ClusterError(str(error)) from None
+    connection = await connect(
+        credentials.url(OPERATOR), name=f"gongji-cluster-up:{config.namespace}"
+    )
     try:
         addresses = [CLEARINGHOUSE] + [region_address(r.code) for r in config.regions]
         await _declare(connection, topology, addresses)
@@ -337,10 +380,10 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
             or os.environ.get(SYNCHRONOUS_ENV, "").upper()
             or "FULL",
             amqp_url=config.amqp_url,
+            users=credentials.passwords(),
         )
         env = dict(os.environ)
         env.update(config.env)
-        env["AMQP_URL"] = config.amqp_url  # not on the command line, where ps shows it
         if config.sqlite_synchronous:
             env[SYNCHRONOUS_ENV] = config.sqlite_synchronous
         try:
@@ -349,7 +392,9 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
                 code = None if kind == "clearinghouse" else name.removeprefix("region-")
                 argv = _service_argv(kind, code, config, ports[name])
                 log = data_dir / LOG_DIR / f"{name}.log"
-                process = _spawn(argv, log, env)
+                who = HUB if code is None else region(code)
+                # Its own broker user; in the environment, not on the command line (ps).
+                process = _spawn(argv, log, env | {"AMQP_URL": credentials.url(who)})
                 stat = _proc_stat(process.pid)
                 ticks = stat[1] if stat else 0
                 state.services.append(
@@ -387,7 +432,7 @@ async def _declare(
 async def _seed(
     connection: AbstractRobustConnection, topology: Topology, seeded: SeededPopulation
 ) -> None:
-    publisher = await Publisher.open(connection, topology, "client.cluster-seed")
+    publisher = await Publisher.open(connection, topology, OPERATOR.address)
     try:
         await publisher.publish_outgoing(seeded.population.setup_operations())
     finally:
@@ -562,7 +607,11 @@ def cluster_down(data_dir: Path, grace_s: float = 10.0) -> DownReport:
 
 
 async def delete_queues(amqp_url: str, state: ClusterState) -> None:
-    """Delete the cluster's service queues (after ``down``; for tests and benchmarks)."""
+    """Delete the cluster's service queues and broker users (after ``down``; for tests
+    and benchmarks)."""
+    if state.users:
+        with contextlib.suppress(BrokerAdminError):
+            await asyncio.to_thread(delete_users, state.users)
     connection = await connect(amqp_url, name=f"gongji-cluster-clean:{state.namespace}")
     try:
         channel = await connection.channel()

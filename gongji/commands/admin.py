@@ -17,6 +17,7 @@ from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import CloseWindow, SetRegionEnabled
 from gongji.client import BillClient
 from gongji.cluster.catalog import regions_by_code, with_enabled
+from gongji.cluster.local import OPERATOR
 from gongji.cluster.seed import seed_population
 from gongji.commands.options import (
     ClusterTarget,
@@ -77,9 +78,9 @@ def _population(args: argparse.Namespace) -> Population:
 
 async def _seed(target: ClusterTarget, population: Population) -> int:
     topology = Topology(namespace=target.namespace)
-    connection = await connect(target.amqp_url, name="gongji-admin-seed")
+    connection = await connect(target.url_for(OPERATOR), name="gongji-admin-seed")
     try:
-        publisher = await Publisher.open(connection, topology, "client.admin-seed")
+        publisher = await Publisher.open(connection, topology, OPERATOR.address)
         try:
             # Registrations first: the clearinghouse then configures each region.
             await publisher.publish_outgoing(population.setup_operations())
@@ -100,7 +101,7 @@ async def _seed(target: ClusterTarget, population: Population) -> int:
 
 async def _run(args: argparse.Namespace, target: ClusterTarget) -> int:
     topology = Topology(namespace=target.namespace)
-    connection = await connect(target.amqp_url, name=f"gongji-admin-{args.action}")
+    connection = await connect(target.url_for(OPERATOR), name=f"gongji-admin-{args.action}")
     client = await BillClient.open(connection, topology, f"admin-{uuid.uuid4().hex[:8]}")
     try:
         if args.action in ("enable", "disable"):

@@ -12,9 +12,10 @@ from broker.connection import connect
 from broker.publisher import Publisher
 from broker.topology import Topology
 from gongji.cluster.catalog import first_regions, regions_by_code, with_enabled
-from gongji.cluster.local import DEFAULT_PERSONS, ClusterError
+from gongji.cluster.local import DEFAULT_PERSONS, LOAD_CLIENT, OPERATOR, ClusterError
 from gongji.cluster.seed import SeededPopulation, seed_population
 from gongji.commands.options import (
+    ClusterTarget,
     add_cluster_options,
     cluster_target,
     positive_int,
@@ -114,12 +115,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
-def _target(args: argparse.Namespace) -> tuple[str, Target]:
+def _target(args: argparse.Namespace) -> tuple[ClusterTarget, Target]:
     """The broker URL and what to load."""
     cluster = cluster_target(args)
     state = cluster.state
     if state is not None and not (args.codes or args.regions):
-        return cluster.amqp_url, Target(cluster.namespace, state.population(), Path(state.data_dir))
+        return cluster, Target(cluster.namespace, state.population(), Path(state.data_dir))
     if not (args.codes or args.regions):
         raise ClusterError(
             f"no local cluster state in {cluster.cluster_dir} (start one with "
@@ -130,13 +131,13 @@ def _target(args: argparse.Namespace) -> tuple[str, Target]:
     seeded = seed_population(regions, args.persons, args.population_seed)
     # Without a state file, the books are read only if the cluster's files are there.
     data_dir = cluster.cluster_dir if cluster.cluster_dir.is_dir() else None
-    return cluster.amqp_url, Target(cluster.namespace, seeded, data_dir)
+    return cluster, Target(cluster.namespace, seeded, data_dir)
 
 
 async def _setup(amqp_url: str, namespace: str, seeded: SeededPopulation) -> None:
     connection = await connect(amqp_url, name=f"gongji-load-setup:{namespace}")
     try:
-        publisher = await Publisher.open(connection, Topology(namespace), "client.load-setup")
+        publisher = await Publisher.open(connection, Topology(namespace), OPERATOR.address)
         await publisher.publish_outgoing(seeded.population.setup_operations())
         await publisher.close()
     finally:
@@ -147,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
     try:
         mix = parse_mix(args.mix)
-        amqp_url, target = _target(args)
+        cluster, target = _target(args)
         config = LoadConfig(
             rate=args.rate,
             duration_s=args.duration,
@@ -162,9 +163,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"gongji load: {error}", file=sys.stderr)
         return 2
     if args.setup:
-        asyncio.run(_setup(amqp_url, target.namespace, target.seeded))
+        asyncio.run(_setup(cluster.url_for(OPERATOR), target.namespace, target.seeded))
     progress = None if args.no_progress else ProgressBar(sys.stderr)
-    report = asyncio.run(run_load(amqp_url, target, config, progress=progress))
+    url = cluster.url_for(LOAD_CLIENT)
+    report = asyncio.run(run_load(url, target, config, progress=progress))
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:

@@ -7,8 +7,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from yarl import URL
+
 from broker.topology import NAMESPACE_RULE, check_namespace
 from contracts.identifiers import is_region_code
+from contracts.participants import Participant, participant_of
 from gongji.cluster.local import ClusterState, read_state
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -147,6 +150,16 @@ class ClusterTarget:
     cluster_dir: Path
     state: ClusterState | None
     """The local cluster's state, when ``gongji cluster up`` started one in ``cluster_dir``."""
+
+    def url_for(self, participant: Participant) -> str:
+        """The URL ``participant`` connects with: the given URL when its user is a
+        participant of the namespace (compose, or a user's own credentials), else the
+        local cluster's broker user for it, else the given URL as it is."""
+        if participant_of(URL(self.amqp_url).user, self.namespace) is not None:
+            return self.amqp_url
+        if self.state is not None and self.state.users:
+            return self.state.url_for(participant)
+        return self.amqp_url
 
 
 def cluster_target(args: argparse.Namespace) -> ClusterTarget:

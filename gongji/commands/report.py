@@ -12,6 +12,7 @@ from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import QueryWindow
 from gongji.client import BillClient
+from gongji.cluster.local import OPERATOR
 from gongji.commands.options import add_cluster_options, cluster_target
 from gongji.windows import format_window_report, read_window_report
 
@@ -40,7 +41,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 async def _run(args: argparse.Namespace) -> int:
     target = cluster_target(args)
     topology = Topology(namespace=target.namespace)
-    connection = await connect(target.amqp_url, name="gongji-report")
+    connection = await connect(target.url_for(OPERATOR), name="gongji-report")
     client = await BillClient.open(connection, topology, f"report-{uuid.uuid4().hex[:8]}")
     try:
         await client.send(CLEARINGHOUSE, QueryWindow(args.number, client.address))

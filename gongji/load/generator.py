@@ -28,6 +28,7 @@ from broker.topology import Topology
 from contracts.identifiers import client_address
 from contracts.operations import BillOutcome, Operation
 from contracts.reasons import COMMITTED
+from gongji.client import own_name
 from gongji.cluster.seed import SeededPopulation
 from gongji.load.flows import FLOWS, Flow, Request, zipf_weights
 from gongji.load.histogram import LatencyHistogram
@@ -138,7 +139,7 @@ class LoadGenerator:
         self.topology = topology
         self.seeded = seeded
         self.config = config
-        self.name = name or f"load-{uuid.uuid4().hex[:8]}"
+        self.name = own_name(connection, topology) or name or f"load-{uuid.uuid4().hex[:8]}"
         self.address = client_address(self.name)
         self._rng = random.Random(config.seed)
         self._flows: list[Flow] = [FLOWS[name](seeded, self.address) for name in config.mix]

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from broker.testing import TrackedTopology, cleanup_namespace, unique_namespace
-from gongji.client import BillClient
 from gongji.demo import RabbitNetwork, ScenarioResult, play
 from gongji.inprocess import InProcessCluster
 from gongji.ledger_audit import AuditResult, audit_data_dir
@@ -54,10 +53,11 @@ async def _play(amqp_url: str, data_dir: Path) -> Played:
     scenario = audit_scenario()
     topology = TrackedTopology(namespace=unique_namespace("audit"))
     try:
-        async with InProcessCluster(amqp_url, topology, data_dir) as cluster:
+        async with InProcessCluster(
+            amqp_url, topology, data_dir, regions=scenario.codes, clients=["audit-demo"]
+        ) as cluster:
             await cluster.start(scenario.codes)
-            assert cluster.connection is not None
-            client = await BillClient.open(cluster.connection, topology, "audit-demo")
+            client = await cluster.open_client("audit-demo")
             try:
                 network = RabbitNetwork(cluster, client, scenario.codes)
                 demo = await play(scenario, network, "rabbitmq")

@@ -10,6 +10,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from broker import Inbox, Publisher
+from broker.connection import connect
 from broker.publisher import PublishError
 from broker.shell import ServiceShell, ShellTuning
 from broker.testing import (
@@ -20,10 +21,12 @@ from broker.testing import (
     queue_depth,
     unique_namespace,
 )
+from broker.users import delete_users, provision
 from contracts.codec import decode
 from contracts.effects import AnyEvent, Outgoing
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Commit, Operation
+from contracts.participants import HUB
 from storage.sqlite import Database
 from tests.broker.ops import REGION_A, commits
 
@@ -68,6 +71,7 @@ async def test_a_batch_whose_answers_fail_is_redelivered_though_later_batches_ar
     connection: AbstractRobustConnection, amqp_url: str
 ) -> None:
     topology = TrackedTopology(namespace=unique_namespace("test-settle"), delivery_limit=2)
+    credentials = await asyncio.to_thread(provision, amqp_url, topology.namespace, [HUB])
     core = AnswerCore()
     shell = SlowToFailShell(
         service="test-settle",
@@ -84,7 +88,9 @@ async def test_a_batch_whose_answers_fail_is_redelivered_though_later_batches_ar
     running = asyncio.create_task(shell.run(stop))
     try:
         await asyncio.wait_for(shell.ready.wait(), 10)
-        publisher = await Publisher.open(connection, topology, "test-sender")
+        # The shell takes a Commit only from the clearinghouse's own broker user.
+        hub = await connect(credentials.url(HUB), name="test-settle-hub")
+        publisher = await Publisher.open(hub, topology, "test-sender")
         lost = [Commit("lost-1")]
         for op in [*commits(3, "a"), *lost, *commits(3, "b")]:
             await publisher.publish({REGION_A: [op]})
@@ -105,8 +111,10 @@ async def test_a_batch_whose_answers_fail_is_redelivered_though_later_batches_ar
         assert core.handled.count("lost-1") == topology.delivery_limit + 1
         assert await queue_depth(connection, topology.queue_for(REGION_A)) == 0
         await publisher.close()
+        await hub.close()
     finally:
         stop.set()
         await asyncio.wait_for(running, 15)
         await answers.close()
         await cleanup_namespace(amqp_url, topology)
+        await asyncio.to_thread(delete_users, credentials.passwords())

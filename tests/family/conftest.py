@@ -62,6 +62,7 @@ class Family:
     client: BillClient
     topology: Topology
     amqp_url: str
+    """The URL of the cluster's operator (``InProcessCluster.OPERATOR``), for the CLI."""
 
     async def seed_binding(
         self, bid: str, copayer: str, copayer_region: str, beneficiary: str, region: str
@@ -97,10 +98,11 @@ async def _configured(cluster: InProcessCluster, timeout_s: float = 20.0) -> Non
 @pytest.fixture
 async def family(amqp_url: str, tmp_path: Path) -> AsyncIterator[Family]:
     topology = Topology(namespace=unique_namespace("family"))
-    async with InProcessCluster(amqp_url, topology, tmp_path, settings=SETTINGS) as cluster:
+    async with InProcessCluster(
+        amqp_url, topology, tmp_path, regions=REGIONS, clients=["family"], settings=SETTINGS
+    ) as cluster:
         await cluster.start(REGIONS)
-        assert cluster.connection is not None
-        client = await BillClient.open(cluster.connection, topology, "family")
+        client = await cluster.open_client("family")
         try:
             setup = [
                 registration(WUHAN),
@@ -115,7 +117,7 @@ async def family(amqp_url: str, tmp_path: Path) -> AsyncIterator[Family]:
                     region_address(code), EnrollPerson(psn, insurance, balance, f"pw-{psn}")
                 )
             await _configured(cluster)
-            yield Family(cluster, client, topology, amqp_url)
+            yield Family(cluster, client, topology, cluster.amqp_url)
         finally:
             await client.close()
             await cluster.stop_all()

@@ -29,9 +29,16 @@ from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
 
 from broker.connection import connect
-from broker.testing import TrackedTopology, cleanup_namespace, unique_namespace
+from broker.testing import (
+    TrackedTopology,
+    cleanup_namespace,
+    test_participants,
+    unique_namespace,
+)
+from broker.users import Credentials, delete_users, provision
 from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.store import ClearinghouseStore, Transfer, TransferState
+from contracts import participants
 from contracts.effects import Outgoing
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import (
@@ -631,9 +638,28 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+CLIENT = "it"
+"""The test's submitter (an operator too: it registers regions and enrolls persons)."""
+FORGER = "mallory"
+"""A plain client's broker user, for the tests of forged messages."""
+
+
+@pytest.fixture
+async def credentials(amqp_url: str, topology: TrackedTopology) -> AsyncIterator[Credentials]:
+    """A broker user for every service and the test's client, removed after the test."""
+    made_for = [*test_participants(clients=[CLIENT]), participants.client(FORGER)]
+    made = await asyncio.to_thread(provision, amqp_url, topology.namespace, made_for)
+    yield made
+    await asyncio.to_thread(delete_users, made.passwords())
+
+
 @pytest.fixture
 async def cluster(
-    amqp_url: str, topology: TrackedTopology, data_dir: Path, settings: CoordinatorSettings
+    credentials: Credentials,
+    amqp_url: str,
+    topology: TrackedTopology,
+    data_dir: Path,
+    settings: CoordinatorSettings,
 ) -> AsyncIterator[InProcessCluster]:
     """A cluster with no service started yet; every running service is stopped after.
 
@@ -641,17 +667,24 @@ async def cluster(
     reach the disk before acks, and the suite stays quick.
     """
     async with InProcessCluster(
-        amqp_url, topology, data_dir, settings=settings, synchronous="NORMAL"
+        amqp_url,
+        topology,
+        data_dir,
+        regions=(),
+        settings=settings,
+        synchronous="NORMAL",
+        credentials=credentials,
     ) as running:
         yield running
 
 
 @pytest.fixture
 async def client_connection(
-    amqp_url: str, topology: TrackedTopology
+    credentials: Credentials, topology: TrackedTopology
 ) -> AsyncIterator[AbstractRobustConnection]:
-    """The client's own connection: dropping the cluster's leaves the submitter alone."""
-    connection = await connect(amqp_url, name=f"{topology.namespace}-client")
+    """The client's own connection: dropping the services' leaves the submitter alone."""
+    url = credentials.url(participants.admin(CLIENT))
+    connection = await connect(url, name=f"{topology.namespace}-client")
     yield connection
     await connection.close()
 
@@ -660,7 +693,7 @@ async def client_connection(
 async def client(
     client_connection: AbstractRobustConnection, topology: TrackedTopology
 ) -> AsyncIterator[BillClient]:
-    bill_client = await BillClient.open(client_connection, topology, "it")
+    bill_client = await BillClient.open(client_connection, topology, CLIENT)
     yield bill_client
     await bill_client.close()
 

@@ -29,6 +29,7 @@ from contracts.operations import (
     ReserveResult,
     SubmitBill,
 )
+from contracts.participants import HUB, region
 from contracts.reasons import COMMITTED, ReasonCode
 from tests.integration.conftest import (
     CHENGDU,
@@ -171,8 +172,8 @@ async def test_redelivered_reserve_commit_and_credit_change_nothing_and_answer_a
     # The clearinghouse stops, so the regions' answers wait in its queue for us to read.
     await world.cluster.stop(CLEARINGHOUSE)
     before = all_totals(world.cluster, world.codes)
-    connection = world.cluster.connection
-    assert connection is not None
+    # The clearinghouse's own broker user, as a redelivery of its messages would be.
+    connection = await world.cluster.connection_of(HUB)
     answers = await Inbox.open(connection, topology, CLEARINGHOUSE)
     publisher = await Publisher.open(connection, topology, CLEARINGHOUSE)
     try:
@@ -218,21 +219,19 @@ async def test_redelivered_reserve_result_resends_the_refusal(
     await quiesce(world.cluster, world.codes)
     # Chengdu stops, so what the clearinghouse sends it waits in its queue for us to read.
     await world.cluster.stop(region_address(CHENGDU))
-    connection = world.cluster.connection
-    assert connection is not None
-    to_chengdu = await Inbox.open(connection, topology, region_address(CHENGDU))
-    publisher = await Publisher.open(connection, topology, region_address(WUHAN))
+    chengdu = await world.cluster.connection_of(region(CHENGDU))
+    to_chengdu = await Inbox.open(chengdu, topology, region_address(CHENGDU))
+    wuhan_connection = await world.cluster.connection_of(region(WUHAN))
+    wuhan = await Publisher.open(wuhan_connection, topology, region_address(WUHAN))
+    publisher = await Publisher.open(chengdu, topology, region_address(CHENGDU))
     try:
-        # Wuhan's refusal again, then a repeated request whose answer (a Credit) marks
-        # the point by which the refusal must have been re-sent (same queue, in order).
-        await publisher.publish(
-            {
-                CLEARINGHOUSE: [
-                    ReserveResult("zero", WUHAN, 0, ReasonCode.ZERO_BALANCE),
-                    RequestAid("marker", "B1", CHENGDU, 1_000),
-                ]
-            }
+        # Wuhan's refusal again (from Wuhan's user), then Chengdu's repeated request
+        # whose answer (a Credit) marks the point by which the refusal must have been
+        # re-sent (same queue, in order: the first is confirmed before the second).
+        await wuhan.publish(
+            {CLEARINGHOUSE: [ReserveResult("zero", WUHAN, 0, ReasonCode.ZERO_BALANCE)]}
         )
+        await publisher.publish({CLEARINGHOUSE: [RequestAid("marker", "B1", CHENGDU, 1_000)]})
         seen = await read_ops(
             to_chengdu,
             lambda op: isinstance(op, Credit) and op.transfer_id == "marker",
@@ -241,6 +240,7 @@ async def test_redelivered_reserve_result_resends_the_refusal(
     finally:
         await to_chengdu.close()
         await publisher.close()
+        await wuhan.close()
 
     refusals = [op for op in seen if isinstance(op, Refuse) and op.transfer_id == "zero"]
     assert [r.reason for r in refusals] == [ReasonCode.ZERO_BALANCE]
@@ -253,9 +253,7 @@ async def test_redelivered_submit_of_a_settled_bill_resends_its_outcome(
     assert outcome.reason is ReasonCode.NO_BINDING
     await quiesce(world.cluster, world.codes)
     before = all_totals(world.cluster, world.codes)
-    connection = world.cluster.connection
-    assert connection is not None
-    publisher = await Publisher.open(connection, topology, world.client.address)
+    publisher = await Publisher.open(world.client.connection, topology, world.client.address)
     try:
         bill = SubmitBill("again", "B5", 2_000, world.client.address)
         await publisher.publish({region_address(CHENGDU): [bill]})

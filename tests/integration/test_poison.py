@@ -6,6 +6,7 @@ import msgpack
 import pytest
 from aio_pika import Message
 
+from broker.connection import connect
 from broker.testing import TrackedTopology, dead_letter_messages
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.reasons import COMMITTED
@@ -24,10 +25,10 @@ def dead_letters(service: str, reason: str) -> float:
 
 
 async def test_poison_is_dead_lettered_and_the_services_keep_serving(
-    world: World, topology: TrackedTopology
+    world: World, topology: TrackedTopology, amqp_url: str
 ) -> None:
-    connection = world.cluster.connection
-    assert connection is not None
+    # The broker's own user: poison is refused before anyone asks who sent it.
+    connection = await connect(amqp_url, name=f"{topology.namespace}-poisoner")
     region, hub = f"region-{CHENGDU}", "clearinghouse"
     counted = [
         (region, "MalformedMessage"),
@@ -54,6 +55,7 @@ async def test_poison_is_dead_lettered_and_the_services_keep_serving(
         await channel.close()
 
     dead = await dead_letter_messages(connection, topology, expect=len(poison), timeout=10)
+    await connection.close()
 
     assert sorted(dead) == sorted(body for _, body in poison)
     # Both services still work: a bill through Chengdu and the clearinghouse commits.

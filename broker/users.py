@@ -1,0 +1,253 @@
+"""Broker users and their permissions: one generator for compose, the local cluster and
+the tests.
+
+Each participant (``contracts.participants``) is a RabbitMQ user of its own. Its vhost
+permissions confine it to the namespace's exchange, the dead-letter plumbing and its own
+queue; its topic permissions on the namespace's (topic) exchange say which routing keys
+it may publish to, so the broker itself refuses a region addressing another region:
+
+=============  ==============================================  ==========================
+participant    may publish to                                  may bind (its queues)
+=============  ==============================================  ==========================
+clearinghouse  ``region.<code>``, ``client.<name>``            its own, ``region.<code>``
+region         ``clearinghouse``, ``client.<name>``            ``region.<its code>``
+client         ``region.<code>``                               ``client.<its name>``
+admin          ``clearinghouse``, ``region.<code>``            any of the namespace
+=============  ==============================================  ==========================
+
+The set is written as RabbitMQ definitions (``definitions``), which compose loads at boot
+and ``apply_with_rabbitmqctl`` imports into a running broker.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from yarl import URL
+
+from contracts.participants import Participant, Role
+
+VHOST = "/"
+
+_REGION_KEY = r"region\.[1-9][0-9]{5}"
+_CLIENT_KEY = r"client\.[a-z0-9][a-z0-9_-]{0,39}"
+
+
+class BrokerAdminError(RuntimeError):
+    """Users could not be created or removed; ``str(error)`` says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUser:
+    """One participant's broker user: name, password and permissions in a namespace."""
+
+    participant: Participant
+    namespace: str
+    password: str
+
+    @property
+    def name(self) -> str:
+        return self.participant.user(self.namespace)
+
+    def url(self, base_url: str) -> str:
+        """``base_url`` (any user) with this user's credentials."""
+        return str(URL(base_url).with_user(self.name).with_password(self.password))
+
+    def permissions(self) -> dict[str, str]:
+        """Vhost permissions (configure, write, read regexes over resource names)."""
+        ns = re.escape(self.namespace)
+        own = re.escape(f"{self.namespace}.{self.participant.address}")
+        plumbing = f"{ns}|{ns}\\.dlx|{ns}\\.dead-letter"
+        role = self.participant.role
+        if role is Role.ADMIN:
+            everything = f"^{ns}(\\..*)?$"
+            return {"configure": everything, "write": everything, "read": everything}
+        queues = own
+        if role is Role.CLEARINGHOUSE:
+            # It declares (and binds) the queue of each region it registers.
+            queues = f"{own}|{ns}\\.{_REGION_KEY}"
+        # Declaring a queue that dead-letters needs write on the dead-letter exchange and
+        # read on the queue (RabbitMQ checks both), so a declarer reads what it declares.
+        return {
+            "configure": f"^({plumbing}|{queues})$",
+            "write": f"^({plumbing}|{queues})$",
+            "read": f"^({ns}|{ns}\\.dlx|{queues})$",
+        }
+
+    def topic_permissions(self) -> dict[str, str]:
+        """Routing keys it may publish to (write) and bind its queues with (read)."""
+        p = self.participant
+        own = re.escape(p.address)
+        if p.role is Role.CLEARINGHOUSE:
+            write, read = f"{_REGION_KEY}|{_CLIENT_KEY}", f"{own}|{_REGION_KEY}"
+        elif p.role is Role.REGION:
+            write, read = f"clearinghouse|{_CLIENT_KEY}", own
+        elif p.role is Role.CLIENT:
+            write, read = _REGION_KEY, own
+        else:
+            write = f"clearinghouse|{_REGION_KEY}"
+            read = f"clearinghouse|{_REGION_KEY}|{_CLIENT_KEY}"
+        return {"write": f"^({write})$", "read": f"^({read})$"}
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def users_for(
+    namespace: str, participants: Iterable[Participant], passwords: dict[str, str] | None = None
+) -> list[BrokerUser]:
+    """A user per participant, with the given password (by user name) or a new one."""
+    known = passwords or {}
+    users = []
+    for participant in participants:
+        name = participant.user(namespace)
+        users.append(BrokerUser(participant, namespace, known.get(name) or new_password()))
+    return users
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + pw))."""
+    salt = os.urandom(4) if salt is None else salt
+    digest = hashlib.sha256(salt + password.encode()).digest()
+    return base64.b64encode(salt + digest).decode()
+
+
+def definitions(users: Sequence[BrokerUser], *, hashed: bool = True) -> dict[str, Any]:
+    """RabbitMQ definitions (users, permissions, topic permissions) for ``users``."""
+    entries: list[dict[str, Any]] = []
+    for user in users:
+        entry: dict[str, Any] = {"name": user.name, "tags": ""}
+        if hashed:
+            entry["password_hash"] = password_hash(user.password)
+            entry["hashing_algorithm"] = "rabbit_password_hashing_sha256"
+        else:
+            entry["password"] = user.password
+        entries.append(entry)
+    return {
+        "users": entries,
+        "permissions": [{"user": u.name, "vhost": VHOST, **u.permissions()} for u in users],
+        "topic_permissions": [
+            {"user": u.name, "vhost": VHOST, "exchange": u.namespace, **u.topic_permissions()}
+            for u in users
+        ],
+    }
+
+
+# --- applying them to a running broker ----------------------------------------------------
+
+
+def rabbitmqctl() -> list[str]:
+    """The command that administers the broker: ``GONGJI_RABBITMQCTL`` (e.g. ``docker exec
+    rabbit rabbitmqctl``), else ``rabbitmqctl`` on the PATH."""
+    configured = os.environ.get("GONGJI_RABBITMQCTL", "").split()
+    if configured:
+        return configured
+    found = shutil.which("rabbitmqctl")
+    if found is None:
+        raise BrokerAdminError(
+            "cannot create the cluster's broker users: rabbitmqctl is not on the PATH; "
+            "run on the broker's host as root (or a member of the rabbitmq group), or set "
+            "GONGJI_RABBITMQCTL to a command that runs it (e.g. 'docker exec rabbit rabbitmqctl')"
+        )
+    return [found]
+
+
+def _run(args: Sequence[str], input_path: str | None = None) -> str:
+    command = [*rabbitmqctl(), *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise BrokerAdminError(f"rabbitmqctl failed: {error}") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
+        hint = ""
+        if "cookie" in done.stderr.lower() or "eacces" in done.stderr.lower():
+            hint = " (run as root or as the rabbitmq user, whose Erlang cookie it needs)"
+        raise BrokerAdminError(f"rabbitmqctl {args[0]} failed: {last[0]}{hint}")
+    return done.stdout
+
+
+def list_users() -> set[str]:
+    out = _run(["list_users", "--silent", "--no-table-headers"])
+    return {line.split("\t", 1)[0] for line in out.splitlines() if line.strip()}
+
+
+def apply_with_rabbitmqctl(users: Sequence[BrokerUser], timeout_s: float = 30.0) -> None:
+    """Create (or update) ``users`` with their permissions, in one import; wait until the
+    broker has them (rabbitmqctl imports asynchronously)."""
+    if not users:
+        return
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump(definitions(users, hashed=True), file)
+        path = file.name
+    try:
+        os.chmod(path, 0o644)  # the broker's own process reads it
+        _run(["import_definitions", path])
+        wanted = {u.name for u in users}
+        deadline = time.monotonic() + timeout_s
+        while not wanted <= list_users():
+            if time.monotonic() > deadline:
+                raise BrokerAdminError("the broker did not create the users in time")
+            time.sleep(0.1)
+    finally:
+        os.unlink(path)
+
+
+def delete_users(names: Iterable[str]) -> None:
+    """Remove broker users, all in one rabbitmqctl call (a missing one is no error)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return
+    binaries = ",".join("<<" + json.dumps(name) + ">>" for name in wanted)
+    acting = '<<"gongji">>'
+    delete = f"rabbit_auth_backend_internal:delete_user(U, {acting})"
+    _run(["eval", f"[{delete} || U <- [{binaries}]], ok."])
+
+
+class Credentials:
+    """Connection URLs of a namespace's participants (each its own broker user)."""
+
+    def __init__(self, base_url: str, namespace: str, users: Sequence[BrokerUser]) -> None:
+        self.base_url = base_url
+        self.namespace = namespace
+        self.users = {u.participant: u for u in users}
+
+    def url(self, participant: Participant) -> str:
+        user = self.users.get(participant)
+        if user is None:
+            raise KeyError(f"no broker user for {participant} in namespace {self.namespace!r}")
+        return user.url(self.base_url)
+
+    def passwords(self) -> dict[str, str]:
+        """By user name (what the cluster's state keeps, readable by its owner only)."""
+        return {u.name: u.password for u in self.users.values()}
+
+
+def provision(
+    base_url: str,
+    namespace: str,
+    participants: Iterable[Participant],
+    passwords: dict[str, str] | None = None,
+) -> Credentials:
+    """Create (or update) a broker user for each participant; their URLs."""
+    users = users_for(namespace, participants, passwords)
+    apply_with_rabbitmqctl(users)
+    return Credentials(base_url, namespace, users)
+
+
+def with_base_url(credentials: Credentials, base_url: str) -> Credentials:
+    """The same users, reached through another address (e.g. a test's TCP proxy)."""
+    return Credentials(base_url, credentials.namespace, list(credentials.users.values()))
