@@ -25,8 +25,8 @@ from contracts.operations import (
 )
 from contracts.reasons import COMMITTED, ReasonCode
 from contracts.vocabulary import Insurance
-from regions.context import RegionContext, day_start_ms, outcome_of
-from regions.store import BillState, BindingRequest
+from regions.context import RegionContext, day_start_ms, outcome_of, resend_delay_ms
+from regions.store import Bill, BillState, BindingRequest
 
 BINDING, WALLET, PREMIUM = "binding", "wallet", "premium"
 
@@ -178,6 +178,7 @@ class CopayerRequests:
             payer=request.payer,
             counterparty_region=request.beneficiary_region,
             year=request.year,
+            resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
         self.ctx.events.append(TransferStarted(request.transfer_id, request.flow))
         if refusal is not None:
@@ -262,8 +263,12 @@ class CopayerRequests:
             return [Outgoing(bill.reply_to, outcome_of(bill))]
         # Under way: ask again (our first request may have been lost in a crash between
         # commit and publish); the clearinghouse re-sends its current step.
-        again = RequestTransfer(
-            transfer_id,
+        return [Outgoing(CLEARINGHOUSE, self.transfer_request(bill))]
+
+    def transfer_request(self, bill: Bill) -> RequestTransfer:
+        """The request of a wallet transfer or premium payment under way, as first sent."""
+        return RequestTransfer(
+            bill.transfer_id,
             bill.flow,
             bill.payer,
             self.ctx.code,
@@ -272,7 +277,6 @@ class CopayerRequests:
             bill.amount_fen,
             bill.year,
         )
-        return [Outgoing(CLEARINGHOUSE, again)]
 
     def completed(self, op: Completed, now_ms: int) -> list[Outgoing]:
         return self.ctx.settle(
