@@ -24,7 +24,7 @@ from contracts.operations import (
     WithdrawBinding,
 )
 from contracts.reasons import COMMITTED, ReasonCode
-from contracts.vocabulary import Insurance
+from contracts.vocabulary import Insurance, Relationship
 from regions.context import RegionContext, day_start_ms, outcome_of, resend_delay_ms
 from regions.store import Bill, BillState, BindingRequest
 
@@ -58,21 +58,24 @@ class CopayerRequests:
         if known is not None:
             return known
         self.store.add_binding_request(
-            op.request_id, "bind", op.copayer, op.request_id, op.reply_to, fingerprint
+            op.request_id,
+            "bind",
+            op.copayer,
+            op.request_id,
+            op.reply_to,
+            fingerprint,
+            beneficiary=op.beneficiary,
+            beneficiary_region=op.beneficiary_region,
+            relationship=op.relationship.value,
+            resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
         self.ctx.events.append(TransferStarted(op.request_id, BINDING))
         refusal = self._identity_refusal(op.copayer, op.secret)
         if refusal is not None:
             return self._settle_binding(op.request_id, op.request_id, *refusal, now_ms)
-        proposal = ProposeBinding(
-            op.request_id,
-            op.copayer,
-            self.ctx.code,
-            op.beneficiary,
-            op.beneficiary_region,
-            op.relationship,
-        )
-        return [Outgoing(CLEARINGHOUSE, proposal)]
+        request = self.store.binding_request(op.request_id)
+        assert request is not None
+        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
 
     def revoke_binding(self, op: RevokeBinding, now_ms: int) -> list[Outgoing]:
         fingerprint = "|".join(["revoke", op.copayer, op.binding_id])
@@ -80,14 +83,36 @@ class CopayerRequests:
         if known is not None:
             return known
         self.store.add_binding_request(
-            op.request_id, "revoke", op.copayer, op.binding_id, op.reply_to, fingerprint
+            op.request_id,
+            "revoke",
+            op.copayer,
+            op.binding_id,
+            op.reply_to,
+            fingerprint,
+            resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
         self.ctx.events.append(TransferStarted(op.request_id, BINDING))
         refusal = self._identity_refusal(op.copayer, op.secret)
         if refusal is not None and refusal[0] is not ReasonCode.NO_PERSONAL_ACCOUNT:
             return self._settle_binding(op.request_id, op.binding_id, *refusal, now_ms)
-        withdrawal = WithdrawBinding(op.request_id, op.binding_id, op.copayer, self.ctx.code)
-        return [Outgoing(CLEARINGHOUSE, withdrawal)]
+        request = self.store.binding_request(op.request_id)
+        assert request is not None
+        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
+
+    def binding_request_op(self, request: BindingRequest) -> ProposeBinding | WithdrawBinding:
+        """What a binding request under way asks of the clearinghouse, as first sent."""
+        if request.kind == "revoke":
+            return WithdrawBinding(
+                request.request_id, request.binding_id, request.copayer, self.ctx.code
+            )
+        return ProposeBinding(
+            request.request_id,
+            request.copayer,
+            self.ctx.code,
+            request.beneficiary,
+            request.beneficiary_region,
+            Relationship(request.relationship),
+        )
 
     def _known_binding_request(
         self, request_id: str, fingerprint: str, reply_to: str
@@ -101,7 +126,9 @@ class CopayerRequests:
             return [Outgoing(reply_to, outcome)]
         if request.state is BillState.SETTLED:
             return [Outgoing(request.reply_to, _binding_outcome(request))]
-        return []  # under way: the clearinghouse answers once
+        # Under way: ask again, as for transfers (the first may have been lost); the
+        # clearinghouse answers a known one with its decision or its current step.
+        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
 
     def binding_decided(self, op: BindingDecided, now_ms: int) -> list[Outgoing]:
         return self._settle_binding(op.request_id, op.binding_id, op.reason, op.detail, now_ms)

@@ -1,11 +1,12 @@
 """Requests a region forwarded for a client, sent again until their outcome is known.
 
-A bill's ``RequestAid``, or a co-payer's ``RequestTransfer`` (wallet transfer, premium),
-can be lost on the way: dead-lettered in a crash loop, or published by nobody after a
-crash between commit and publish. The clearinghouse is idempotent by transfer id and
-answers a repeat with the current step of the transfer it knows, so asking again is
-harmless, and it revives a request it never saw. The timer is a column of the request's
-row (``bills.resend_at_ms``): a region that restarts keeps it; settling stops it.
+A bill's ``RequestAid``, a co-payer's ``RequestTransfer`` (wallet transfer, premium) or
+binding request (``ProposeBinding``, ``WithdrawBinding``) can be lost on the way:
+dead-lettered in a crash loop, or published by nobody after a crash between commit and
+publish. The clearinghouse is idempotent by transfer (or binding) id and answers a repeat
+with the current step, or the decision, of what it knows: asking again is harmless, and
+it revives a request it never saw. The timer is a column of the request's row
+(``resend_at_ms``): a region that restarts keeps it; settling stops it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from regions.context import RegionContext, resend_delay_ms
 from regions.payee import COPAY, PayeeSide
 from regions.requests import CopayerRequests
 
-REQUEST_AID, REQUEST_TRANSFER = "request_aid", "request_transfer"
+REQUEST_AID, REQUEST_TRANSFER, BINDING_REQUEST = "request_aid", "request_transfer", "binding"
 """The steps a region re-sends, as ``Retried`` names them."""
 
 
@@ -41,4 +42,9 @@ class Resender:
             self.store.resent(bill.transfer_id, now_ms + resend_delay_ms(resends + 1))
             self.ctx.events.append(Retried(bill.transfer_id, step, CLEARINGHOUSE))
             out.append(Outgoing(CLEARINGHOUSE, request))
+        for binding, resends in self.store.binding_requests_due(now_ms):
+            rid = binding.request_id
+            self.store.binding_request_resent(rid, now_ms + resend_delay_ms(resends + 1))
+            self.ctx.events.append(Retried(rid, BINDING_REQUEST, CLEARINGHOUSE))
+            out.append(Outgoing(CLEARINGHOUSE, self.requests.binding_request_op(binding)))
         return out

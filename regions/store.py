@@ -76,7 +76,12 @@ CREATE TABLE IF NOT EXISTS binding_requests (
     state TEXT NOT NULL,
     reason TEXT,
     detail TEXT NOT NULL DEFAULT '',
-    fingerprint TEXT NOT NULL
+    fingerprint TEXT NOT NULL,
+    beneficiary TEXT NOT NULL DEFAULT '',
+    beneficiary_region TEXT NOT NULL DEFAULT '',
+    relationship TEXT NOT NULL DEFAULT '',
+    resend_at_ms INTEGER,
+    resends INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS premiums (
     psn_no TEXT NOT NULL,
@@ -119,11 +124,14 @@ CREATE TABLE IF NOT EXISTS credits (
 SCHEMA_VERSION = 1
 """The layout ``SCHEMA`` writes (SQLite's ``user_version``). 1: a released hold says how
 (``expired``, ``released_by_abort``, ``aborted_before_reserve``; 0 said ``voided``), and
-a request under way carries its re-send timer (``resend_at_ms``, ``resends``)."""
+a request under way (bill or binding request) carries its re-send timer (``resend_at_ms``,
+``resends``), and a binding request what it proposed."""
 
 AFTER_MIGRATION = """
 CREATE INDEX IF NOT EXISTS bills_resend_due
     ON bills (resend_at_ms) WHERE resend_at_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS binding_requests_resend_due
+    ON binding_requests (resend_at_ms) WHERE resend_at_ms IS NOT NULL;
 """
 
 
@@ -204,6 +212,10 @@ class BindingRequest:
     reason: ReasonCode | None
     detail: str
     fingerprint: str
+    beneficiary: str = ""
+    """What a ``bind`` request proposed (empty for ``revoke``)."""
+    beneficiary_region: str = ""
+    relationship: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +315,22 @@ class RegionStore:
                 self._sql.execute("ALTER TABLE bills ADD COLUMN resends INTEGER NOT NULL DEFAULT 0")
                 # Requests under way when the old version stopped: ask again at once.
                 self._sql.execute("UPDATE bills SET resend_at_ms = 0 WHERE state = 'requested'")
+            columns = {row[1] for row in self._sql.execute("PRAGMA table_info(binding_requests)")}
+            if "resend_at_ms" not in columns:
+                for column in (
+                    "beneficiary TEXT NOT NULL DEFAULT ''",
+                    "beneficiary_region TEXT NOT NULL DEFAULT ''",
+                    "relationship TEXT NOT NULL DEFAULT ''",
+                    "resend_at_ms INTEGER",
+                    "resends INTEGER NOT NULL DEFAULT 0",
+                ):
+                    self._sql.execute(f"ALTER TABLE binding_requests ADD COLUMN {column}")
+                # Only a revocation can be asked for again: what an old proposal proposed
+                # was not kept apart from its fingerprint.
+                self._sql.execute(
+                    "UPDATE binding_requests SET resend_at_ms = 0"
+                    " WHERE state = 'requested' AND kind = 'revoke'"
+                )
             self._sql.execute(
                 "UPDATE holds SET state = CASE WHEN payer IS NULL THEN ?"
                 " WHEN reason = ? THEN ? ELSE ? END WHERE state = 'voided'",
@@ -660,19 +688,13 @@ class RegionStore:
             (next_at_ms, transfer_id),
         )
 
-    def resend_timer(self, transfer_id: str) -> tuple[int | None, int] | None:
-        """(when, re-sends so far) of a request's re-send timer; None: no such request."""
-        row = self._sql.execute(
-            "SELECT resend_at_ms, resends FROM bills WHERE transfer_id = ?", (transfer_id,)
-        ).fetchone()
-        return None if row is None else (row[0], row[1])
-
     # --- binding requests (made here by co-payers) ---
 
     def binding_request(self, request_id: str) -> BindingRequest | None:
         row = self._sql.execute(
             "SELECT request_id, kind, copayer, binding_id, reply_to, state, reason, detail,"
-            " fingerprint FROM binding_requests WHERE request_id = ?",
+            " fingerprint, beneficiary, beneficiary_region, relationship"
+            " FROM binding_requests WHERE request_id = ?",
             (request_id,),
         ).fetchone()
         if row is None:
@@ -687,6 +709,9 @@ class RegionStore:
             _reason(row[6]),
             row[7],
             row[8],
+            row[9],
+            row[10],
+            row[11],
         )
 
     def add_binding_request(
@@ -697,11 +722,29 @@ class RegionStore:
         binding_id: str,
         reply_to: str,
         fingerprint: str,
+        *,
+        beneficiary: str = "",
+        beneficiary_region: str = "",
+        relationship: str = "",
+        resend_at_ms: int | None = None,
     ) -> None:
+        """``resend_at_ms`` as for ``add_bill``: cleared when the request is settled."""
         self._sql.execute(
             "INSERT INTO binding_requests (request_id, kind, copayer, binding_id, reply_to,"
-            " state, fingerprint) VALUES (?, ?, ?, ?, ?, 'requested', ?)",
-            (request_id, kind, copayer, binding_id, reply_to, fingerprint),
+            " state, fingerprint, beneficiary, beneficiary_region, relationship, resend_at_ms)"
+            " VALUES (?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?)",
+            (
+                request_id,
+                kind,
+                copayer,
+                binding_id,
+                reply_to,
+                fingerprint,
+                beneficiary,
+                beneficiary_region,
+                relationship,
+                resend_at_ms,
+            ),
         )
 
     def settle_binding_request(
@@ -709,8 +752,30 @@ class RegionStore:
     ) -> None:
         self._sql.execute(
             "UPDATE binding_requests SET state = 'settled', binding_id = ?, reason = ?,"
-            " detail = ? WHERE request_id = ?",
+            " detail = ?, resend_at_ms = NULL WHERE request_id = ?",
             (binding_id, None if reason is None else reason.value, detail, request_id),
+        )
+
+    def binding_requests_due(
+        self, now_ms: int, limit: int = 1000
+    ) -> list[tuple[BindingRequest, int]]:
+        """Binding requests under way whose re-send time has come, with their re-sends."""
+        rows = self._sql.execute(
+            "SELECT request_id, resends FROM binding_requests WHERE resend_at_ms <= ?"
+            " AND state = 'requested' ORDER BY resend_at_ms, request_id LIMIT ?",
+            (now_ms, limit),
+        ).fetchall()
+        return [
+            (request, resends)
+            for rid, resends in rows
+            if (request := self.binding_request(rid)) is not None
+        ]
+
+    def binding_request_resent(self, request_id: str, next_at_ms: int) -> None:
+        self._sql.execute(
+            "UPDATE binding_requests SET resend_at_ms = ?, resends = resends + 1"
+            " WHERE request_id = ?",
+            (next_at_ms, request_id),
         )
 
     # --- premiums ---

@@ -10,12 +10,18 @@ import pytest
 from contracts.effects import Retried
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import (
+    BindingOutcome,
     Operation,
+    ProposeBinding,
+    Relationship,
     RequestAid,
+    RequestBinding,
     RequestPremiumPayment,
     RequestTransfer,
     RequestWalletTransfer,
+    RevokeBinding,
     SubmitBill,
+    WithdrawBinding,
 )
 from contracts.reasons import COMMITTED, ReasonCode
 from contracts.vocabulary import Insurance
@@ -140,6 +146,32 @@ def test_a_lost_wallet_or_premium_request_is_sent_again_and_completes(flow: str)
         assert premium is not None and premium.state == "paid"
 
 
+def test_lost_binding_requests_are_sent_again_and_decided() -> None:
+    w = family()
+    w.net.send(
+        region_address(WUHAN),
+        RequestBinding("r1", "A1", "pw-A1", "B2", CHENGDU, Relationship.CHILD, CLIENT),
+    )
+    [proposal] = w.deliver_losing(ProposeBinding)
+    w.net.advance(RESEND_FIRST_MS)
+    assert in_flight(w) == [proposal]
+    w.net.deliver_all()
+    w.net.send(region_address(WUHAN), RevokeBinding("r2", "A1", "pw-A1", "r1", CLIENT))
+    [withdrawal] = w.deliver_losing(WithdrawBinding)
+    w.net.advance(RESEND_FIRST_MS)
+    assert in_flight(w) == [withdrawal]
+    w.net.deliver_all()
+    answers = [
+        (r.request_id, r.binding_id, r.reason)
+        for r in w.net.replies
+        if isinstance(r, BindingOutcome)
+    ]
+    assert answers == [("r1", "r1", None), ("r2", "r1", None)] and len(w.net.replies) == 2
+    assert w.net.clearinghouse.store.active_bindings_of("B2", CHENGDU) == []
+    w.net.advance(10 * RESEND_MAX_MS)
+    assert in_flight(w) == []  # both decided: their timers stopped
+
+
 def test_a_file_of_the_previous_layout_is_brought_up_to_date(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     store = RegionStore.open(path)
@@ -152,6 +184,7 @@ def test_a_file_of_the_previous_layout_is_brought_up_to_date(tmp_path: Path) -> 
         ):
             store.add_hold(tid, payer, CHENGDU, 10, 10, HoldState.PENDING, reason, 0, 0)
         store.add_bill("asked", "B1", 10, CLIENT, 0, resend_at_ms=5_000)
+        store.add_binding_request("revoking", "revoke", "A1", "b1", CLIENT, "f", resend_at_ms=1)
     store.close()
     # Rewrite it as the previous version left it: "voided" holds, no re-send columns.
     old = sqlite3.connect(path)
@@ -160,6 +193,12 @@ def test_a_file_of_the_previous_layout_is_brought_up_to_date(tmp_path: Path) -> 
         "DROP INDEX bills_resend_due;"
         "ALTER TABLE bills DROP COLUMN resend_at_ms;"
         "ALTER TABLE bills DROP COLUMN resends;"
+        "DROP INDEX binding_requests_resend_due;"
+        "ALTER TABLE binding_requests DROP COLUMN beneficiary;"
+        "ALTER TABLE binding_requests DROP COLUMN beneficiary_region;"
+        "ALTER TABLE binding_requests DROP COLUMN relationship;"
+        "ALTER TABLE binding_requests DROP COLUMN resend_at_ms;"
+        "ALTER TABLE binding_requests DROP COLUMN resends;"
         "PRAGMA user_version = 0;"
     )
     old.close()
@@ -175,6 +214,7 @@ def test_a_file_of_the_previous_layout_is_brought_up_to_date(tmp_path: Path) -> 
     assert [(bill.transfer_id, resends) for bill, resends in store.requests_due(0)] == [
         ("asked", 0)
     ]
+    assert [r.request_id for r, _ in store.binding_requests_due(0)] == ["revoking"]
     store.close()
     again = RegionStore.open(path)  # opened again: migrated once, nothing changes
     assert [bill.transfer_id for bill, _ in again.requests_due(0)] == ["asked"]
