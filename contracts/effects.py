@@ -91,7 +91,9 @@ class Retried:
 
     transfer_id: str
     step: str
-    """What was sent again: ``commit``, ``credit``, ``abort`` or ``completed``."""
+    """What was sent again: ``commit``, ``credit``, ``abort`` or ``completed`` (by the
+    clearinghouse); ``request_aid``, ``request_transfer`` or ``binding`` (by a region,
+    whose ``region`` is then the clearinghouse)."""
     region: str
 
 

@@ -12,6 +12,16 @@ DAY_MS = 86_400_000
 CHINA_OFFSET_MS = 8 * 3_600_000
 """Days for wallet limits are calendar days in China Standard Time (UTC+8)."""
 
+RESEND_FIRST_MS = 5_000
+"""A request forwarded to the clearinghouse with no outcome after this long is sent
+again (the first may have been lost); the wait doubles per re-send, up to ``RESEND_MAX_MS``."""
+RESEND_MAX_MS = 60_000
+
+
+def resend_delay_ms(resends: int) -> int:
+    """How long to wait for an outcome after the first send (0) or the n-th re-send."""
+    return min(RESEND_FIRST_MS << min(resends, 8), RESEND_MAX_MS)
+
 
 def day_start_ms(now_ms: int) -> int:
     """The start of the China calendar day that contains ``now_ms``."""

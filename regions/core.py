@@ -7,7 +7,8 @@ wraps a whole batch in one transaction and sends the results only after it commi
 Every handler is idempotent by transfer (or request) id: a redelivered operation changes
 nothing and re-sends the same answer, so a crash between commit and publish loses nothing.
 The handlers live with the role they serve: ``payer`` (holds), ``payee`` (bills, credits,
-premiums), ``requests`` (a co-payer's own requests), ``reconciler`` (settlement reports).
+premiums), ``requests`` (a co-payer's own requests), ``reconciler`` (settlement reports);
+``resender`` asks again for what was forwarded to the clearinghouse and not yet answered.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ from contracts.operations import (
 from contracts.policy import policy_of
 from contracts.vocabulary import Insurance
 from regions.context import RegionContext
+from regions.hold_states import HoldStateError
 from regions.payee import PayeeSide
 from regions.payer import PayerSide
 from regions.reconciliation import Reconciler
 from regions.requests import CopayerRequests
+from regions.resending import Resender
 from regions.store import OPENING_FUND, RegionStore, person_account
 
 Handler = Callable[[Any, int], list[Outgoing]]
@@ -66,6 +69,7 @@ class RegionCore:
         self.payee = PayeeSide(self.ctx)
         self.requests = CopayerRequests(self.ctx)
         self.reconciler = Reconciler(self.ctx, self.payer, self.payee)
+        self.resender = Resender(self.ctx, self.payee, self.requests)
         self._handlers: dict[type[Operation], Handler] = {
             Reserve: self.payer.reserve,
             Commit: self.payer.commit,
@@ -100,16 +104,22 @@ class RegionCore:
         if handler is None:
             self.ctx.events.append(Anomaly("", f"region {self.code} got unexpected {op.TAG}"))
             return []
-        return handler(op, now_ms)
+        try:
+            return handler(op, now_ms)
+        except HoldStateError as error:
+            # The table refused the event before it changed the hold: no answer, but loud.
+            self.ctx.events.append(Anomaly(error.transfer_id, f"{op.TAG}: {error}"))
+            return []
 
     def drain_events(self) -> Sequence[AnyEvent]:
         events, self.ctx.events = self.ctx.events, []
         return events
 
     def tick(self, now_ms: int) -> list[Outgoing]:
-        """Release holds whose time is up. The clearinghouse learns it at commit."""
+        """Release holds whose time is up (the clearinghouse learns it at commit), and ask
+        again for requests forwarded for a client that have no outcome yet."""
         self.payer.expire_holds(now_ms)
-        return []
+        return self.resender.resend_due(now_ms)
 
     # --- set-up ---
 

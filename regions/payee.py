@@ -27,7 +27,7 @@ from contracts.operations import (
 )
 from contracts.reasons import ReasonCode
 from contracts.vocabulary import Insurance, PaymentOrder
-from regions.context import RegionContext, outcome_of
+from regions.context import RegionContext, outcome_of, resend_delay_ms
 from regions.store import (
     BILLS_PAID,
     PREMIUMS_PAID,
@@ -55,7 +55,15 @@ class PayeeSide:
         bill = self.store.bill(op.transfer_id)
         if bill is not None:
             return self._seen_before(bill, op)
-        self.store.add_bill(op.transfer_id, op.beneficiary, op.amount_fen, op.reply_to, now_ms)
+        # The re-send timer runs from now; settling the bill (below, or later) stops it.
+        self.store.add_bill(
+            op.transfer_id,
+            op.beneficiary,
+            op.amount_fen,
+            op.reply_to,
+            now_ms,
+            resend_at_ms=now_ms + resend_delay_ms(0),
+        )
         self.ctx.events.append(TransferStarted(op.transfer_id, COPAY))
         refusal = self._refusal(op)
         if refusal is not None:
@@ -99,6 +107,10 @@ class PayeeSide:
         aid = RequestAid(op.transfer_id, op.beneficiary, self.ctx.code, rest)
         return [Outgoing(CLEARINGHOUSE, aid)]
 
+    def aid_request(self, bill: Bill) -> RequestAid:
+        """The request for aid of a bill under way, as first sent."""
+        return RequestAid(bill.transfer_id, bill.beneficiary, self.ctx.code, bill.aid_requested_fen)
+
     def _seen_before(self, bill: Bill, op: SubmitBill) -> list[Outgoing]:
         same = (bill.flow, bill.beneficiary, bill.amount_fen, bill.reply_to) == (
             COPAY,
@@ -115,8 +127,7 @@ class PayeeSide:
         if bill.state is BillState.SETTLED:
             return [Outgoing(bill.reply_to, outcome_of(bill))]
         # Still under way: ask again (the clearinghouse re-sends its current step).
-        aid = RequestAid(bill.transfer_id, bill.beneficiary, self.ctx.code, bill.aid_requested_fen)
-        return [Outgoing(CLEARINGHOUSE, aid)]
+        return [Outgoing(CLEARINGHOUSE, self.aid_request(bill))]
 
     def _refusal(self, op: SubmitBill) -> tuple[ReasonCode, str] | None:
         if op.amount_fen <= 0:

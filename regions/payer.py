@@ -1,7 +1,9 @@
-"""The payer side of a region: balances, holds (pending), posting and voiding them.
+"""The payer side of a region: balances, holds (pending), posting and releasing them.
 
 The commit point of every transfer is here: a pending hold is either posted (on
-``Commit``) or voided (on ``Abort``, or when it expires), in this region's database.
+``Commit``) or released (on ``Abort``, or when it expires), in this region's database.
+Which events a hold takes in which state, and what each answers, is the table in
+``regions.hold_states``; an event it does not allow raises ``HoldStateError``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contracts.operations import (
     BalanceQuoted,
     Commit,
     CommitResult,
+    Operation,
     QueryBalance,
     Repair,
     Reserve,
@@ -22,7 +25,8 @@ from contracts.operations import (
 from contracts.reasons import ReasonCode
 from contracts.vocabulary import Insurance
 from regions.context import RegionContext
-from regions.store import Hold, HoldState, interregion_account, person_account
+from regions.hold_states import Answer, HoldEvent, HoldState, Transition, transition
+from regions.store import Hold, interregion_account, person_account
 
 
 class PayerSide:
@@ -44,45 +48,74 @@ class PayerSide:
         quote = BalanceQuoted(op.transfer_id, op.psn_no, self.ctx.code, available, reason)
         return [Outgoing(CLEARINGHOUSE, quote)]
 
+    # --- the hold's life (regions.hold_states) ---
+
+    def _current(self, transfer_id: str, now_ms: int) -> Hold | None:
+        """The transfer's hold as of ``now_ms``: a pending one whose time is up expires
+        first, so what arrives after the deadline meets ``EXPIRED``, timer run or not."""
+        hold = self.store.hold(transfer_id)
+        if hold is not None and hold.state is HoldState.PENDING and now_ms >= hold.expires_at_ms:
+            self._release(hold, transition(transfer_id, hold.state, HoldEvent.EXPIRE), now_ms)
+            hold = self.store.hold(transfer_id)
+        return hold
+
+    def _answer(
+        self, hold: Hold, step: Transition, refusal: ReasonCode | None = None
+    ) -> list[Outgoing]:
+        """The message ``step`` answers with; ``refusal``: a refusal decided just now."""
+        tid, code = hold.transfer_id, self.ctx.code
+        reason = step.reason or refusal or hold.reason or ReasonCode.TIMEOUT
+        match step.answer:
+            case Answer.HELD:
+                answer: Operation = ReserveResult(tid, code, hold.held_fen)
+            case Answer.NOT_HELD:
+                answer = ReserveResult(tid, code, 0, reason)
+            case Answer.POSTED:
+                answer = CommitResult(tid, code, hold.held_fen)
+            case Answer.NOT_POSTED:
+                answer = CommitResult(tid, code, 0, reason)
+            case Answer.ABORTED:
+                answer = Aborted(tid, code)
+            case Answer.NOTHING:
+                return []
+        return [Outgoing(CLEARINGHOUSE, answer)]
+
     def reserve(self, op: Reserve, now_ms: int) -> list[Outgoing]:
-        hold = self.store.hold(op.transfer_id)
+        hold = self._current(op.transfer_id, now_ms)
         if hold is not None:
-            return [Outgoing(CLEARINGHOUSE, self._reserve_answer(hold, op))]
-        account = person_account(op.payer)
-        available = self.books.available(account)
-        reason = self._reserve_refusal(op, available)
-        if reason is not None:
-            self.store.add_hold(
-                op.transfer_id,
+            same = hold.payer is None or (hold.payer, hold.payee_region, hold.requested_fen) == (
                 op.payer,
                 op.payee_region,
                 op.amount_fen,
-                0,
-                HoldState.REFUSED,
-                reason,
-                now_ms,
-                now_ms,
-                op.flow,
             )
-            result = ReserveResult(op.transfer_id, self.ctx.code, 0, reason)
-            return [Outgoing(CLEARINGHOUSE, result)]
-        held = min(available, op.amount_fen)
-        creditor = interregion_account(op.payee_region)
-        self.books.open_account(creditor, no_overdraft=False)
-        self.books.reserve(op.transfer_id, account, creditor, held, now_ms)
+            event = HoldEvent.RESERVE_REPEATED if same else HoldEvent.RESERVE_MISMATCH
+            return self._answer(hold, transition(op.transfer_id, hold.state, event))
+        account = person_account(op.payer)
+        available = self.books.available(account)
+        refusal = self._reserve_refusal(op, available)
+        event = HoldEvent.RESERVE if refusal is None else HoldEvent.RESERVE_REFUSED
+        step = transition(op.transfer_id, HoldState.ABSENT, event)
+        pending = step.next_state is HoldState.PENDING
+        held = min(available, op.amount_fen) if pending else 0
+        if pending:
+            creditor = interregion_account(op.payee_region)
+            self.books.open_account(creditor, no_overdraft=False)
+            self.books.reserve(op.transfer_id, account, creditor, held, now_ms)
         self.store.add_hold(
             op.transfer_id,
             op.payer,
             op.payee_region,
             op.amount_fen,
             held,
-            HoldState.PENDING,
-            None,
-            now_ms + op.hold_timeout_ms,
+            step.next_state,
+            refusal,
+            now_ms + op.hold_timeout_ms if pending else now_ms,
             now_ms,
             op.flow,
         )
-        return [Outgoing(CLEARINGHOUSE, ReserveResult(op.transfer_id, self.ctx.code, held))]
+        hold = self.store.hold(op.transfer_id)
+        assert hold is not None
+        return self._answer(hold, step, refusal)
 
     def _reserve_refusal(self, op: Reserve, available: int) -> ReasonCode | None:
         if op.amount_fen <= 0:
@@ -98,62 +131,33 @@ class PayerSide:
             return ReasonCode.INSUFFICIENT_BALANCE
         return None
 
-    def _reserve_answer(self, hold: Hold, op: Reserve) -> ReserveResult:
-        """The answer to a reserve seen before: the same one, or why not."""
-        code = self.ctx.code
-        if hold.payer is None:  # an abort arrived first: never hold for it now
-            return ReserveResult(op.transfer_id, code, 0, hold.reason or ReasonCode.TIMEOUT)
-        if (hold.payer, hold.payee_region, hold.requested_fen) != (
-            op.payer,
-            op.payee_region,
-            op.amount_fen,
-        ):
-            return ReserveResult(op.transfer_id, code, 0, ReasonCode.DUPLICATE_MISMATCH)
-        if hold.state in (HoldState.PENDING, HoldState.POSTED):
-            return ReserveResult(op.transfer_id, code, hold.held_fen)
-        return ReserveResult(op.transfer_id, code, 0, hold.reason or ReasonCode.TIMEOUT)
-
     def commit(self, op: Commit, now_ms: int) -> list[Outgoing]:
-        code = self.ctx.code
-        hold = self.store.hold(op.transfer_id)
-        if hold is None or hold.payer is None:
-            result = CommitResult(op.transfer_id, code, 0, ReasonCode.UNKNOWN_TRANSFER)
-            return [Outgoing(CLEARINGHOUSE, result)]
-        if hold.state is HoldState.PENDING and now_ms >= hold.expires_at_ms:
-            self._void(hold, ReasonCode.HOLD_EXPIRED, now_ms)
-            hold = self.store.hold(op.transfer_id)
-            assert hold is not None
-        if hold.state is HoldState.PENDING:
+        hold = self._current(op.transfer_id, now_ms)
+        if hold is None:
+            step = transition(op.transfer_id, HoldState.ABSENT, HoldEvent.COMMIT)
+            return self._answer(self._no_hold(op.transfer_id), step)
+        step = transition(op.transfer_id, hold.state, HoldEvent.COMMIT)
+        if step.next_state is not hold.state:  # PENDING -> POSTED
             self._post(hold, now_ms)
-            return [Outgoing(CLEARINGHOUSE, CommitResult(op.transfer_id, code, hold.held_fen))]
-        if hold.state is HoldState.POSTED:
-            return [Outgoing(CLEARINGHOUSE, CommitResult(op.transfer_id, code, hold.held_fen))]
-        reason = hold.reason or ReasonCode.HOLD_EXPIRED
-        return [Outgoing(CLEARINGHOUSE, CommitResult(op.transfer_id, code, 0, reason))]
+        return self._answer(hold, step)
 
     def abort(self, op: Abort, now_ms: int) -> list[Outgoing]:
-        hold = self.store.hold(op.transfer_id)
+        hold = self._current(op.transfer_id, now_ms)
         if hold is None:
-            # The abort overtook its reserve: leave a tombstone so the reserve never holds.
+            step = transition(op.transfer_id, HoldState.ABSENT, HoldEvent.ABORT)
+            # The tombstone: the reserve this abort overtook must never hold.
             self.store.add_hold(
-                op.transfer_id,
-                None,
-                None,
-                0,
-                0,
-                HoldState.VOIDED,
-                ReasonCode.TIMEOUT,
-                now_ms,
-                now_ms,
+                op.transfer_id, None, None, 0, 0, step.next_state, step.reason, now_ms, now_ms
             )
-        elif hold.state is HoldState.PENDING:
-            self._void(hold, ReasonCode.TIMEOUT, now_ms)
-        elif hold.state is HoldState.POSTED:
-            # The clearinghouse never aborts after deciding to commit; say so, change nothing.
-            self.ctx.events.append(Anomaly(op.transfer_id, "abort after the hold was posted"))
-            result = CommitResult(op.transfer_id, self.ctx.code, hold.held_fen)
-            return [Outgoing(CLEARINGHOUSE, result)]
-        return [Outgoing(CLEARINGHOUSE, Aborted(op.transfer_id, self.ctx.code))]
+            return self._answer(self._no_hold(op.transfer_id), step)
+        step = transition(op.transfer_id, hold.state, HoldEvent.ABORT)
+        if step.next_state is not hold.state:  # PENDING -> RELEASED_BY_ABORT
+            self._release(hold, step, now_ms)
+        return self._answer(hold, step)
+
+    @staticmethod
+    def _no_hold(transfer_id: str) -> Hold:
+        return Hold(transfer_id, None, None, 0, 0, HoldState.ABSENT, None, 0)
 
     def _post(self, hold: Hold, now_ms: int) -> None:
         assert hold.payer is not None and hold.payee_region is not None
@@ -166,7 +170,8 @@ class PayerSide:
         )
         self.store.resolve_hold(hold.transfer_id, HoldState.POSTED, None, now_ms)
 
-    def _void(self, hold: Hold, reason: ReasonCode, now_ms: int) -> None:
+    def _release(self, hold: Hold, step: Transition, now_ms: int) -> None:
+        """Void a pending hold: its amount is available again."""
         assert hold.payer is not None and hold.payee_region is not None
         self.books.void(
             hold.transfer_id,
@@ -175,12 +180,12 @@ class PayerSide:
             hold.held_fen,
             now_ms,
         )
-        self.store.resolve_hold(hold.transfer_id, HoldState.VOIDED, reason, now_ms)
+        self.store.resolve_hold(hold.transfer_id, step.next_state, step.reason, now_ms)
 
     def expire_holds(self, now_ms: int) -> None:
         """Release holds whose time is up. The clearinghouse learns it at commit."""
         for hold in self.store.expired_holds(now_ms):
-            self._void(hold, ReasonCode.HOLD_EXPIRED, now_ms)
+            self._release(hold, transition(hold.transfer_id, hold.state, HoldEvent.EXPIRE), now_ms)
 
     def repair(self, op: Repair, now_ms: int) -> bool:
         """Post a committed transfer this region lost (e.g. restored from an old backup).
@@ -188,7 +193,9 @@ class PayerSide:
         Returns False when it cannot (the account no longer covers it): the disagreement
         then stays open and is reported again.
         """
-        hold = self.store.hold(op.transfer_id)
+        hold = self._current(op.transfer_id, now_ms)
+        state = HoldState.ABSENT if hold is None else hold.state
+        transition(op.transfer_id, state, HoldEvent.REPAIR)  # -> POSTED, or not allowed
         if hold is not None and hold.state is HoldState.POSTED:
             return True
         if hold is not None and hold.state is HoldState.PENDING and hold.held_fen == op.amount_fen:
@@ -203,7 +210,10 @@ class PayerSide:
         creditor = interregion_account(op.counterparty_region)
         self.books.open_account(creditor, no_overdraft=False)
         if hold is not None and hold.state is HoldState.PENDING:
-            self._void(hold, ReasonCode.UNKNOWN_TRANSFER, now_ms)
+            # A hold of another amount: released, and the recorded amount posted instead.
+            assert hold.payee_region is not None
+            payee_account = interregion_account(hold.payee_region)
+            self.books.void(hold.transfer_id, account, payee_account, hold.held_fen, now_ms)
         self.books.transfer(op.transfer_id, account, creditor, op.amount_fen, now_ms)
         if hold is None:
             self.store.add_hold(

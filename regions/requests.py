@@ -24,9 +24,9 @@ from contracts.operations import (
     WithdrawBinding,
 )
 from contracts.reasons import COMMITTED, ReasonCode
-from contracts.vocabulary import Insurance
-from regions.context import RegionContext, day_start_ms, outcome_of
-from regions.store import BillState, BindingRequest
+from contracts.vocabulary import Insurance, Relationship
+from regions.context import RegionContext, day_start_ms, outcome_of, resend_delay_ms
+from regions.store import Bill, BillState, BindingRequest
 
 BINDING, WALLET, PREMIUM = "binding", "wallet", "premium"
 
@@ -58,21 +58,24 @@ class CopayerRequests:
         if known is not None:
             return known
         self.store.add_binding_request(
-            op.request_id, "bind", op.copayer, op.request_id, op.reply_to, fingerprint
+            op.request_id,
+            "bind",
+            op.copayer,
+            op.request_id,
+            op.reply_to,
+            fingerprint,
+            beneficiary=op.beneficiary,
+            beneficiary_region=op.beneficiary_region,
+            relationship=op.relationship.value,
+            resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
         self.ctx.events.append(TransferStarted(op.request_id, BINDING))
         refusal = self._identity_refusal(op.copayer, op.secret)
         if refusal is not None:
             return self._settle_binding(op.request_id, op.request_id, *refusal, now_ms)
-        proposal = ProposeBinding(
-            op.request_id,
-            op.copayer,
-            self.ctx.code,
-            op.beneficiary,
-            op.beneficiary_region,
-            op.relationship,
-        )
-        return [Outgoing(CLEARINGHOUSE, proposal)]
+        request = self.store.binding_request(op.request_id)
+        assert request is not None
+        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
 
     def revoke_binding(self, op: RevokeBinding, now_ms: int) -> list[Outgoing]:
         fingerprint = "|".join(["revoke", op.copayer, op.binding_id])
@@ -80,14 +83,36 @@ class CopayerRequests:
         if known is not None:
             return known
         self.store.add_binding_request(
-            op.request_id, "revoke", op.copayer, op.binding_id, op.reply_to, fingerprint
+            op.request_id,
+            "revoke",
+            op.copayer,
+            op.binding_id,
+            op.reply_to,
+            fingerprint,
+            resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
         self.ctx.events.append(TransferStarted(op.request_id, BINDING))
         refusal = self._identity_refusal(op.copayer, op.secret)
         if refusal is not None and refusal[0] is not ReasonCode.NO_PERSONAL_ACCOUNT:
             return self._settle_binding(op.request_id, op.binding_id, *refusal, now_ms)
-        withdrawal = WithdrawBinding(op.request_id, op.binding_id, op.copayer, self.ctx.code)
-        return [Outgoing(CLEARINGHOUSE, withdrawal)]
+        request = self.store.binding_request(op.request_id)
+        assert request is not None
+        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
+
+    def binding_request_op(self, request: BindingRequest) -> ProposeBinding | WithdrawBinding:
+        """What a binding request under way asks of the clearinghouse, as first sent."""
+        if request.kind == "revoke":
+            return WithdrawBinding(
+                request.request_id, request.binding_id, request.copayer, self.ctx.code
+            )
+        return ProposeBinding(
+            request.request_id,
+            request.copayer,
+            self.ctx.code,
+            request.beneficiary,
+            request.beneficiary_region,
+            Relationship(request.relationship),
+        )
 
     def _known_binding_request(
         self, request_id: str, fingerprint: str, reply_to: str
@@ -101,7 +126,9 @@ class CopayerRequests:
             return [Outgoing(reply_to, outcome)]
         if request.state is BillState.SETTLED:
             return [Outgoing(request.reply_to, _binding_outcome(request))]
-        return []  # under way: the clearinghouse answers once
+        # Under way: ask again, as for transfers (the first may have been lost); the
+        # clearinghouse answers a known one with its decision or its current step.
+        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
 
     def binding_decided(self, op: BindingDecided, now_ms: int) -> list[Outgoing]:
         return self._settle_binding(op.request_id, op.binding_id, op.reason, op.detail, now_ms)
@@ -178,6 +205,7 @@ class CopayerRequests:
             payer=request.payer,
             counterparty_region=request.beneficiary_region,
             year=request.year,
+            resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
         self.ctx.events.append(TransferStarted(request.transfer_id, request.flow))
         if refusal is not None:
@@ -262,8 +290,12 @@ class CopayerRequests:
             return [Outgoing(bill.reply_to, outcome_of(bill))]
         # Under way: ask again (our first request may have been lost in a crash between
         # commit and publish); the clearinghouse re-sends its current step.
-        again = RequestTransfer(
-            transfer_id,
+        return [Outgoing(CLEARINGHOUSE, self.transfer_request(bill))]
+
+    def transfer_request(self, bill: Bill) -> RequestTransfer:
+        """The request of a wallet transfer or premium payment under way, as first sent."""
+        return RequestTransfer(
+            bill.transfer_id,
             bill.flow,
             bill.payer,
             self.ctx.code,
@@ -272,7 +304,6 @@ class CopayerRequests:
             bill.amount_fen,
             bill.year,
         )
-        return [Outgoing(CLEARINGHOUSE, again)]
 
     def completed(self, op: Completed, now_ms: int) -> list[Outgoing]:
         return self.ctx.settle(

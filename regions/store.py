@@ -11,6 +11,7 @@ from contracts.policy import Policy
 from contracts.reasons import ReasonCode
 from contracts.vocabulary import Insurance, PaymentOrder, Scope
 from regions.books import Books
+from regions.hold_states import HoldState as HoldState
 from storage.cache import MISS, RowCache
 from storage.sqlite import Database, Synchronous, open_database
 
@@ -61,7 +62,9 @@ CREATE TABLE IF NOT EXISTS bills (
     counterparty_region TEXT NOT NULL DEFAULT '',
     year INTEGER NOT NULL DEFAULT 0,
     submitted_at_ms INTEGER NOT NULL,
-    settled_at_ms INTEGER
+    settled_at_ms INTEGER,
+    resend_at_ms INTEGER,
+    resends INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS bills_by_payer_day ON bills (payer, flow, submitted_at_ms);
 CREATE TABLE IF NOT EXISTS binding_requests (
@@ -73,7 +76,12 @@ CREATE TABLE IF NOT EXISTS binding_requests (
     state TEXT NOT NULL,
     reason TEXT,
     detail TEXT NOT NULL DEFAULT '',
-    fingerprint TEXT NOT NULL
+    fingerprint TEXT NOT NULL,
+    beneficiary TEXT NOT NULL DEFAULT '',
+    beneficiary_region TEXT NOT NULL DEFAULT '',
+    relationship TEXT NOT NULL DEFAULT '',
+    resend_at_ms INTEGER,
+    resends INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS premiums (
     psn_no TEXT NOT NULL,
@@ -113,15 +121,18 @@ CREATE TABLE IF NOT EXISTS credits (
 );
 """
 
+SCHEMA_VERSION = 1
+"""The layout ``SCHEMA`` writes (SQLite's ``user_version``). 1: a released hold says how
+(``expired``, ``released_by_abort``, ``aborted_before_reserve``; 0 said ``voided``), and
+a request under way (bill or binding request) carries its re-send timer (``resend_at_ms``,
+``resends``), and a binding request what it proposed."""
 
-class HoldState(StrEnum):
-    """The life of a reserve at the payer region (TigerBeetle's pending/posted/voided)."""
-
-    PENDING = "pending"
-    POSTED = "posted"
-    VOIDED = "voided"
-    REFUSED = "refused"
-    """The reserve was refused; nothing was ever held."""
+AFTER_MIGRATION = """
+CREATE INDEX IF NOT EXISTS bills_resend_due
+    ON bills (resend_at_ms) WHERE resend_at_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS binding_requests_resend_due
+    ON binding_requests (resend_at_ms) WHERE resend_at_ms IS NOT NULL;
+"""
 
 
 class BillState(StrEnum):
@@ -201,6 +212,10 @@ class BindingRequest:
     reason: ReasonCode | None
     detail: str
     fingerprint: str
+    beneficiary: str = ""
+    """What a ``bind`` request proposed (empty for ``revoke``)."""
+    beneficiary_region: str = ""
+    relationship: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +277,8 @@ class RegionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.executescript(SCHEMA)
+        self._migrate()
+        db.executescript(AFTER_MIGRATION)
         self.books = Books(db)
         # Write-through caches (storage.cache) of the rows every step reads again.
         self._bills: RowCache[str, Bill] = db.row_cache("bills")
@@ -285,6 +302,46 @@ class RegionStore:
     @property
     def _sql(self) -> sqlite3.Connection:
         return self.db.connection
+
+    def _migrate(self) -> None:
+        """Bring a file an older version wrote up to ``SCHEMA_VERSION`` (once)."""
+        (version,) = self._sql.execute("PRAGMA user_version").fetchone()
+        if version >= SCHEMA_VERSION:
+            return
+        with self.db.transaction():
+            columns = {row[1] for row in self._sql.execute("PRAGMA table_info(bills)")}
+            if "resend_at_ms" not in columns:
+                self._sql.execute("ALTER TABLE bills ADD COLUMN resend_at_ms INTEGER")
+                self._sql.execute("ALTER TABLE bills ADD COLUMN resends INTEGER NOT NULL DEFAULT 0")
+                # Requests under way when the old version stopped: ask again at once.
+                self._sql.execute("UPDATE bills SET resend_at_ms = 0 WHERE state = 'requested'")
+            columns = {row[1] for row in self._sql.execute("PRAGMA table_info(binding_requests)")}
+            if "resend_at_ms" not in columns:
+                for column in (
+                    "beneficiary TEXT NOT NULL DEFAULT ''",
+                    "beneficiary_region TEXT NOT NULL DEFAULT ''",
+                    "relationship TEXT NOT NULL DEFAULT ''",
+                    "resend_at_ms INTEGER",
+                    "resends INTEGER NOT NULL DEFAULT 0",
+                ):
+                    self._sql.execute(f"ALTER TABLE binding_requests ADD COLUMN {column}")
+                # Only a revocation can be asked for again: what an old proposal proposed
+                # was not kept apart from its fingerprint.
+                self._sql.execute(
+                    "UPDATE binding_requests SET resend_at_ms = 0"
+                    " WHERE state = 'requested' AND kind = 'revoke'"
+                )
+            self._sql.execute(
+                "UPDATE holds SET state = CASE WHEN payer IS NULL THEN ?"
+                " WHEN reason = ? THEN ? ELSE ? END WHERE state = 'voided'",
+                (
+                    HoldState.ABORTED_BEFORE_RESERVE.value,
+                    ReasonCode.HOLD_EXPIRED.value,
+                    HoldState.EXPIRED.value,
+                    HoldState.RELEASED_BY_ABORT.value,
+                ),
+            )
+            self._sql.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # --- persons ---
 
@@ -517,11 +574,14 @@ class RegionStore:
         payer: str = "",
         counterparty_region: str = "",
         year: int = 0,
+        resend_at_ms: int | None = None,
     ) -> None:
+        """``resend_at_ms``: when to ask the clearinghouse again if no outcome came (None:
+        the request is settled here, never forwarded); settling clears it."""
         self._sql.execute(
             "INSERT INTO bills (transfer_id, beneficiary, amount_fen, reply_to, state,"
-            " submitted_at_ms, flow, payer, counterparty_region, year)"
-            " VALUES (?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?)",
+            " submitted_at_ms, flow, payer, counterparty_region, year, resend_at_ms)"
+            " VALUES (?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?, ?)",
             (
                 transfer_id,
                 beneficiary,
@@ -532,6 +592,7 @@ class RegionStore:
                 payer,
                 counterparty_region,
                 year,
+                resend_at_ms,
             ),
         )
         self._bills.put(
@@ -594,8 +655,8 @@ class RegionStore:
     ) -> None:
         self._sql.execute(
             "UPDATE bills SET state = 'settled', paid_fen = ?, payer_region = ?, reason = ?,"
-            " detail = ?, settled_at_ms = ?, own_paid_fen = COALESCE(?, own_paid_fen)"
-            " WHERE transfer_id = ?",
+            " detail = ?, settled_at_ms = ?, own_paid_fen = COALESCE(?, own_paid_fen),"
+            " resend_at_ms = NULL WHERE transfer_id = ?",
             (
                 paid_fen,
                 payer_region,
@@ -611,12 +672,29 @@ class RegionStore:
             lambda bill: bill.settled(paid_fen, payer_region, reason, detail, own_paid_fen),
         )
 
+    def requests_due(self, now_ms: int, limit: int = 1000) -> list[tuple[Bill, int]]:
+        """Requests still under way whose re-send time has come, with their re-sends so far."""
+        rows = self._sql.execute(
+            "SELECT transfer_id, resends FROM bills WHERE resend_at_ms <= ?"
+            " AND state = 'requested' ORDER BY resend_at_ms, transfer_id LIMIT ?",
+            (now_ms, limit),
+        ).fetchall()
+        return [(bill, resends) for tid, resends in rows if (bill := self.bill(tid)) is not None]
+
+    def resent(self, transfer_id: str, next_at_ms: int) -> None:
+        """A request was sent again; the next time is ``next_at_ms``."""
+        self._sql.execute(
+            "UPDATE bills SET resend_at_ms = ?, resends = resends + 1 WHERE transfer_id = ?",
+            (next_at_ms, transfer_id),
+        )
+
     # --- binding requests (made here by co-payers) ---
 
     def binding_request(self, request_id: str) -> BindingRequest | None:
         row = self._sql.execute(
             "SELECT request_id, kind, copayer, binding_id, reply_to, state, reason, detail,"
-            " fingerprint FROM binding_requests WHERE request_id = ?",
+            " fingerprint, beneficiary, beneficiary_region, relationship"
+            " FROM binding_requests WHERE request_id = ?",
             (request_id,),
         ).fetchone()
         if row is None:
@@ -631,6 +709,9 @@ class RegionStore:
             _reason(row[6]),
             row[7],
             row[8],
+            row[9],
+            row[10],
+            row[11],
         )
 
     def add_binding_request(
@@ -641,11 +722,29 @@ class RegionStore:
         binding_id: str,
         reply_to: str,
         fingerprint: str,
+        *,
+        beneficiary: str = "",
+        beneficiary_region: str = "",
+        relationship: str = "",
+        resend_at_ms: int | None = None,
     ) -> None:
+        """``resend_at_ms`` as for ``add_bill``: cleared when the request is settled."""
         self._sql.execute(
             "INSERT INTO binding_requests (request_id, kind, copayer, binding_id, reply_to,"
-            " state, fingerprint) VALUES (?, ?, ?, ?, ?, 'requested', ?)",
-            (request_id, kind, copayer, binding_id, reply_to, fingerprint),
+            " state, fingerprint, beneficiary, beneficiary_region, relationship, resend_at_ms)"
+            " VALUES (?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?, ?)",
+            (
+                request_id,
+                kind,
+                copayer,
+                binding_id,
+                reply_to,
+                fingerprint,
+                beneficiary,
+                beneficiary_region,
+                relationship,
+                resend_at_ms,
+            ),
         )
 
     def settle_binding_request(
@@ -653,8 +752,30 @@ class RegionStore:
     ) -> None:
         self._sql.execute(
             "UPDATE binding_requests SET state = 'settled', binding_id = ?, reason = ?,"
-            " detail = ? WHERE request_id = ?",
+            " detail = ?, resend_at_ms = NULL WHERE request_id = ?",
             (binding_id, None if reason is None else reason.value, detail, request_id),
+        )
+
+    def binding_requests_due(
+        self, now_ms: int, limit: int = 1000
+    ) -> list[tuple[BindingRequest, int]]:
+        """Binding requests under way whose re-send time has come, with their re-sends."""
+        rows = self._sql.execute(
+            "SELECT request_id, resends FROM binding_requests WHERE resend_at_ms <= ?"
+            " AND state = 'requested' ORDER BY resend_at_ms, request_id LIMIT ?",
+            (now_ms, limit),
+        ).fetchall()
+        return [
+            (request, resends)
+            for rid, resends in rows
+            if (request := self.binding_request(rid)) is not None
+        ]
+
+    def binding_request_resent(self, request_id: str, next_at_ms: int) -> None:
+        self._sql.execute(
+            "UPDATE binding_requests SET resend_at_ms = ?, resends = resends + 1"
+            " WHERE request_id = ?",
+            (next_at_ms, request_id),
         )
 
     # --- premiums ---

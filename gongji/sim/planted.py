@@ -18,7 +18,7 @@ from broker.engine import Ack, Inbound, Settlement, Step, StepEngine
 from clearinghouse.coordinator import TransferCoordinator
 from clearinghouse.store import TransferState
 from contracts.effects import Outgoing
-from contracts.operations import Commit, Credit, Operation
+from contracts.operations import Commit, Credit, Operation, RequestAid, RequestTransfer
 from contracts.reasons import ReasonCode
 from regions.core import RegionCore
 from regions.store import BILLS_PAID, HoldState, RegionStore, interregion_account, person_account
@@ -68,13 +68,26 @@ class AbortOnRestartCoordinator(TransferCoordinator):
 
 
 class ForgetfulCoordinator(TransferCoordinator):
-    """After a restart, re-sends nothing and drops the timers of unfinished transfers."""
+    """After a restart, re-sends nothing and drops the timers of unfinished transfers,
+    and ignores the regions' requests for them when they ask again."""
 
     def resume(self, now_ms: int) -> list[Outgoing]:
         for t in self.store.unfinished():
             t.next_action_ms = None
             self.store.save(t)
         return []
+
+    def _forgotten(self, transfer_id: str) -> bool:
+        t = self.store.transfer(transfer_id)
+        if t is None or t.next_action_ms is not None:
+            return False
+        return t.state not in (TransferState.COMMITTED, TransferState.ABORTED) or t.abort_pending
+
+    def request_aid(self, op: RequestAid, now_ms: int) -> list[Outgoing]:
+        return [] if self._forgotten(op.transfer_id) else super().request_aid(op, now_ms)
+
+    def request_transfer(self, op: RequestTransfer, now_ms: int) -> list[Outgoing]:
+        return [] if self._forgotten(op.transfer_id) else super().request_transfer(op, now_ms)
 
 
 class AckOnReceiptEngine(StepEngine[Any]):
@@ -137,7 +150,7 @@ PLANTS: dict[str, Plant] = {
         ),
         Plant(
             "forget-on-restart",
-            "the clearinghouse drops its timers after a restart",
+            "the clearinghouse drops its timers after a restart and ignores repeats",
             coordinator=ForgetfulCoordinator,
         ),
         Plant(

@@ -142,7 +142,7 @@ def test_silent_payer_times_out_and_hold_is_released() -> None:
     net.deliver_all()
     wuhan = net.regions[WUHAN]
     assert wuhan.books.available(person_account("A1")) == 50_000
-    assert wuhan.store.holds_by_state() == {HoldState.VOIDED.value: 1}
+    assert wuhan.store.holds_by_state() == {HoldState.RELEASED_BY_ABORT.value: 1}
     assert wuhan.books.check() == []
     # The late hold is released without telling the payee region its outcome twice.
     assert len(net.outcomes["t1"]) == 1

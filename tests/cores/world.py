@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from clearinghouse.coordinator import CoordinatorSettings
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import (
@@ -17,6 +20,8 @@ from contracts.operations import (
 )
 from contracts.vocabulary import Insurance, PaymentOrder, Scope
 from gongji.loopback import Loopback
+from regions.core import RegionCore
+from regions.store import RegionStore
 
 WUHAN, CHENGDU, SHANGHAI, BEIJING = "420100", "510100", "310000", "110000"
 CLIENT = "client.test"
@@ -73,6 +78,30 @@ class World:
     def send(self, code: str, op: Operation) -> None:
         self.net.send(region_address(code), op)
         self.net.deliver_all()
+
+    def deliver_losing(self, lost: type[Operation]) -> list[Operation]:
+        """Deliver all in flight, but lose every message of type ``lost``; return those."""
+        dropped: list[Operation] = []
+        while self.net.queue:
+            item = self.net.queue.popleft()
+            if isinstance(item.op, lost):
+                dropped.append(item.op)
+            else:
+                self.net._deliver(item)
+        return dropped
+
+    def restart(self, code: str, path: Path) -> RegionCore:
+        """The region's process dies and starts again from its database file, with a new
+        core over it (the file is the in-memory database as committed so far)."""
+        old = self.net.regions[code]
+        file = sqlite3.connect(path)
+        try:
+            old.store.db.connection.backup(file)
+        finally:
+            file.close()
+        old.store.close()
+        core = self.net.regions[code] = RegionCore(code, RegionStore.open(path))
+        return core
 
     def bill(self, code: str, tid: str, beneficiary: str, amount: int) -> BillOutcome:
         self.send(code, SubmitBill(tid, beneficiary, amount, CLIENT))

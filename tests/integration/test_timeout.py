@@ -50,7 +50,7 @@ async def test_silent_payer_times_out_and_its_late_hold_is_voided(world: World) 
         return record is not None and not record.abort_pending
 
     await eventually(released, "the clearinghouse heard Wuhan's Aborted")
-    assert holds(world.cluster, WUHAN) == {"silent": (HoldState.VOIDED, 5_000)}
+    assert holds(world.cluster, WUHAN) == {"silent": (HoldState.RELEASED_BY_ABORT, 5_000)}
     assert journal_phases(world.cluster, WUHAN, "silent") == ["pending", "void"]
     assert available(world.cluster, WUHAN, "A1") == 50_000
     a1 = account_totals(world.cluster, WUHAN, "A1")

@@ -54,7 +54,8 @@ def test_coordinator_aborting_after_commit_on_restart_is_caught() -> None:
 
 @pytest.mark.timeout(300)
 def test_coordinator_forgetting_its_timers_on_restart_is_caught() -> None:
-    # Without client retries nothing else revives a transfer the coordinator forgot.
+    # Without client retries, and with its regions' re-sent requests ignored, nothing
+    # else revives a transfer the coordinator forgot.
     stuck = []
     for seed in (1, 2, 3):
         report = run("forget-on-restart", "crash=0.05", seed, client_retry_ms=0, **ONLY_COPAY)

@@ -1,0 +1,50 @@
+"""Requests a region forwarded for a client, sent again until their outcome is known.
+
+A bill's ``RequestAid``, a co-payer's ``RequestTransfer`` (wallet transfer, premium) or
+binding request (``ProposeBinding``, ``WithdrawBinding``) can be lost on the way:
+dead-lettered in a crash loop, or published by nobody after a crash between commit and
+publish. The clearinghouse is idempotent by transfer (or binding) id and answers a repeat
+with the current step, or the decision, of what it knows: asking again is harmless, and
+it revives a request it never saw. The timer is a column of the request's row
+(``resend_at_ms``): a region that restarts keeps it; settling stops it.
+"""
+
+from __future__ import annotations
+
+from contracts.effects import Outgoing, Retried
+from contracts.identifiers import CLEARINGHOUSE
+from contracts.operations import Operation
+from regions.context import RegionContext, resend_delay_ms
+from regions.payee import COPAY, PayeeSide
+from regions.requests import CopayerRequests
+
+REQUEST_AID, REQUEST_TRANSFER, BINDING_REQUEST = "request_aid", "request_transfer", "binding"
+"""The steps a region re-sends, as ``Retried`` names them."""
+
+
+class Resender:
+    """Re-sends, from the region's timer, what has waited too long for an outcome."""
+
+    def __init__(self, ctx: RegionContext, payee: PayeeSide, requests: CopayerRequests) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.payee = payee
+        self.requests = requests
+
+    def resend_due(self, now_ms: int) -> list[Outgoing]:
+        out: list[Outgoing] = []
+        for bill, resends in self.store.requests_due(now_ms):
+            request: Operation
+            if bill.flow == COPAY:
+                request, step = self.payee.aid_request(bill), REQUEST_AID
+            else:
+                request, step = self.requests.transfer_request(bill), REQUEST_TRANSFER
+            self.store.resent(bill.transfer_id, now_ms + resend_delay_ms(resends + 1))
+            self.ctx.events.append(Retried(bill.transfer_id, step, CLEARINGHOUSE))
+            out.append(Outgoing(CLEARINGHOUSE, request))
+        for binding, resends in self.store.binding_requests_due(now_ms):
+            rid = binding.request_id
+            self.store.binding_request_resent(rid, now_ms + resend_delay_ms(resends + 1))
+            self.ctx.events.append(Retried(rid, BINDING_REQUEST, CLEARINGHOUSE))
+            out.append(Outgoing(CLEARINGHOUSE, self.requests.binding_request_op(binding)))
+        return out
