@@ -22,6 +22,7 @@ and ``apply_with_rabbitmqctl`` imports into a running broker.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -88,18 +89,34 @@ class BrokerUser:
 
     def topic_permissions(self) -> dict[str, str]:
         """Routing keys it may publish to (write) and bind its queues with (read)."""
-        p = self.participant
-        own = re.escape(p.address)
-        if p.role is Role.CLEARINGHOUSE:
-            write, read = f"{_REGION_KEY}|{_CLIENT_KEY}", f"{own}|{_REGION_KEY}"
-        elif p.role is Role.REGION:
-            write, read = f"clearinghouse|{_CLIENT_KEY}", own
-        elif p.role is Role.CLIENT:
-            write, read = _REGION_KEY, own
-        else:
-            write = f"clearinghouse|{_REGION_KEY}"
-            read = f"clearinghouse|{_REGION_KEY}|{_CLIENT_KEY}"
-        return {"write": f"^({write})$", "read": f"^({read})$"}
+        return topic_permissions(self.participant)
+
+
+def topic_permissions(participant: Participant) -> dict[str, str]:
+    """The routing keys a participant may publish to (write) and bind with (read)."""
+    own = re.escape(participant.address)
+    role = participant.role
+    if role is Role.CLEARINGHOUSE:
+        write, read = f"{_REGION_KEY}|{_CLIENT_KEY}", f"{own}|{_REGION_KEY}"
+    elif role is Role.REGION:
+        write, read = f"clearinghouse|{_CLIENT_KEY}", own
+    elif role is Role.CLIENT:
+        write, read = _REGION_KEY, own
+    else:
+        write = f"clearinghouse|{_REGION_KEY}"
+        read = f"clearinghouse|{_REGION_KEY}|{_CLIENT_KEY}"
+    return {"write": f"^({write})$", "read": f"^({read})$"}
+
+
+def may_publish(participant: Participant, address: str) -> bool:
+    """Whether the broker lets ``participant`` publish to ``address`` (its topic write
+    permission; the simulator's broker asks the same)."""
+    return _write_pattern(participant).match(address) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _write_pattern(participant: Participant) -> re.Pattern[str]:
+    return re.compile(topic_permissions(participant)["write"])
 
 
 def new_password() -> str:

@@ -45,12 +45,27 @@ from broker.engine import (
 )
 from broker.shell import ShellTuning
 from broker.topology import Topology
+from broker.users import may_publish
 from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
 from clearinghouse.core import ClearinghouseCore
 from clearinghouse.store import ClearinghouseStore
 from contracts.effects import Anomaly, AnyEvent, Disagreed, Outgoing, WindowClosed
 from contracts.identifiers import CLEARINGHOUSE, client_address, region_address
-from contracts.operations import BillOutcome, CloseWindow, Operation, SetRegionEnabled
+from contracts.operations import (
+    Abort,
+    BillOutcome,
+    CloseWindow,
+    Commit,
+    CommitResult,
+    Credit,
+    Operation,
+    RequestAid,
+    Reserve,
+    ReserveResult,
+    SetRegionEnabled,
+)
+from contracts.participants import HUB, Participant, admin, client, region
+from contracts.permissions import REFUSALS, refusal
 from gongji.population import Population, RegionSpec, generate_population
 from gongji.sim import views
 from gongji.sim.checker import Checker
@@ -65,6 +80,10 @@ from storage.sqlite import Database, open_database
 
 CLIENT = client_address("sim")
 OPERATOR = client_address("operator")
+SUBMITTER = admin("sim")
+"""The submitting client's broker user (an operator too: the demo enrolls through it)."""
+FORGER = client("mallory")
+"""A plain client that forges messages (the ``hostile`` fault)."""
 
 # Crash points within one step: hooks of the step engine's life.
 MID_TRANSACTION = "mid-transaction"
@@ -79,7 +98,7 @@ DELIVERY_LIMIT = Topology().delivery_limit
 # Event kinds (small ints: the heap compares them only on ties of time and sequence).
 _STEP, _TICK, _RELEASE, _RESTART, _CLIENT, _CHECK, _CUT, _HEAL_NODE = range(8)
 _PARTITION, _DISABLE, _ENABLE, _HEAL, _DEADLINE, _WINDOW = range(8, 14)
-_CONFIRM, _CRASH_LOOP, _KILL = range(14, 17)
+_CONFIRM, _CRASH_LOOP, _KILL, _FORGE = range(14, 18)
 
 
 def _crash() -> None:
@@ -176,12 +195,34 @@ _COMMITTED = 1  # its step committed; ``Message.step`` says which
 class Message:
     """One message in a queue: the operations of one envelope."""
 
-    __slots__ = ("ops", "phase", "ready_ms", "redelivered", "returns", "step", "tag", "text")
+    __slots__ = (
+        "hostile",
+        "ops",
+        "phase",
+        "ready_ms",
+        "redelivered",
+        "returns",
+        "sender",
+        "step",
+        "tag",
+        "text",
+    )
 
-    def __init__(self, ops: tuple[Operation, ...], ready_ms: int, text: str) -> None:
+    def __init__(
+        self,
+        ops: tuple[Operation, ...],
+        ready_ms: int,
+        text: str,
+        sender: Participant | None = None,
+        hostile: bool = False,
+    ) -> None:
         self.ops = ops
         self.ready_ms = ready_ms
         self.text = text
+        self.sender = sender
+        """Who published it, as the broker knows (its user_id)."""
+        self.hostile = hostile
+        """Forged by the ``hostile`` fault: must be refused, never applied."""
         self.redelivered = False
         self.returns = 0
         """Times the message went back to its queue (the quorum delivery count)."""
@@ -191,7 +232,7 @@ class Message:
         self.step = 0
 
     def again(self, ready_ms: int) -> Message:
-        copy = Message(self.ops, ready_ms, self.text)
+        copy = Message(self.ops, ready_ms, self.text, self.sender, self.hostile)
         copy.redelivered = True
         copy.returns = self.returns + 1
         return copy
@@ -212,6 +253,7 @@ class Node:
         "kills_left",
         "last_ready",
         "next_tag",
+        "participant",
         "partitioned",
         "queue",
         "scheduled",
@@ -220,8 +262,17 @@ class Node:
         "up",
     )
 
-    def __init__(self, address: str, code: str, db: Database | None, tick_ms: int) -> None:
+    def __init__(
+        self,
+        address: str,
+        code: str,
+        db: Database | None,
+        tick_ms: int,
+        participant: Participant | None = None,
+    ) -> None:
         self.address = address
+        self.participant = participant
+        """Its broker user: who the messages it publishes come from."""
         self.code = code
         self.db = db
         self.core: Any = None
@@ -257,6 +308,10 @@ class Stats:
     unroutable: int = 0
     core_errors: int = 0
     dead_lettered: int = 0
+    forgeries: int = 0
+    """Forged messages published by the ``hostile`` fault."""
+    forgeries_refused: int = 0
+    """Of those, refused by the broker (routing) or by the receiver (permissions)."""
     # Wall time, for the report only: in the cores' transactions (handle, tick, resume
     # and SQLite), in the invariant checks, and in setting up the population.
     core_seconds: float = 0.0
@@ -340,7 +395,9 @@ class Simulation:
         # Nodes: the clearinghouse, the regions, the submitting client.
         self.nodes: dict[str, Node] = {}
         ch_db = open_database(":memory:")
-        self.clearinghouse = self._add(Node(CLEARINGHOUSE, "", ch_db, config.clearinghouse_tick_ms))
+        self.clearinghouse = self._add(
+            Node(CLEARINGHOUSE, "", ch_db, config.clearinghouse_tick_ms, HUB)
+        )
         self.region_nodes: dict[str, Node] = {}
         for spec in regions:
             node = Node(
@@ -348,10 +405,12 @@ class Simulation:
                 spec.code,
                 open_database(":memory:"),
                 config.region_tick_ms,
+                region(spec.code),
             )
             self.region_nodes[spec.code] = self._add(node)
-        self.client = self._add(Node(CLIENT, "", None, 0))
-        self.operator = self._add(Node(OPERATOR, "", None, 0))
+        self.client = self._add(Node(CLIENT, "", None, 0, SUBMITTER))
+        self.operator = self._add(Node(OPERATOR, "", None, 0, admin("operator")))
+        self.forger = self._add(Node(FORGER.address, "", None, 0, FORGER))
         for node in self._service_nodes():
             self._build(node)
         # The submitter's view: first outcome per request, any later different one.
@@ -377,6 +436,7 @@ class Simulation:
         self._enabled = {spec.code for spec in regions if spec.enabled}
         self._disabled_by_fault: set[str] = set()
         self._partition_running = False
+        self._forged = 0
 
     # --- set-up ---
 
@@ -403,7 +463,9 @@ class Simulation:
             store = RegionStore(db)
             node.core = self.region_factory(node.code, store)
             node.books = store.books
-        node.engine = self.engine_factory(node.core, db, pipeline_depth=self.config.pipeline_depth)
+        node.engine = self.engine_factory(
+            node.core, db, pipeline_depth=self.config.pipeline_depth, authorize=refusal
+        )
         node.confirmed = {}
 
     def _setup(self) -> None:
@@ -458,6 +520,8 @@ class Simulation:
                 self._at(self._after(self.rates.disable), _DISABLE)
             if self.rates.crash_loop > 0:
                 self._at(self._after(self.rates.crash_loop), _CRASH_LOOP)
+            if self.rates.hostile > 0:
+                self._at(self._after(self.rates.hostile), _FORGE)
         self._at(end_of_faults, _HEAL)
         self._loop()
         self._final()
@@ -565,6 +629,8 @@ class Simulation:
             self._crash_loop()
         elif kind == _KILL and arg == target.epoch:
             self._loop_kill(target)
+        elif kind == _FORGE:
+            self._forge()
 
     def _after(self, per_second: float) -> int:
         """Time to the next episode of a fault that comes ``per_second`` times a second."""
@@ -601,11 +667,31 @@ class Simulation:
                 lost = [op for ops in sends.values() for op in ops]
                 self.trace.note(self.now, lost, f"{source.address} LOST")
             return False
+        sender = (source or self.client).participant
         for address, ops in sends.items():
-            self._send(address, tuple(ops))
+            self._send(address, tuple(ops), sender)
         return True
 
-    def _send(self, address: str, ops: tuple[Operation, ...]) -> None:
+    def _send(
+        self,
+        address: str,
+        ops: tuple[Operation, ...],
+        sender: Participant | None,
+        hostile: bool = False,
+    ) -> None:
+        if sender is not None and not may_publish(sender, address):
+            # The broker's topic permissions refuse the routing key.
+            self.trace.fault(self.now, "routing_refused", f"{sender} -> {address}")
+            if hostile:
+                self.stats.forgeries_refused += 1
+            else:
+                self.checker.fail(
+                    "genuine messages routed",
+                    f"the broker refused {sender}'s message to {address}",
+                    str(getattr(ops[0], "transfer_id", "")),
+                    self.now,
+                )
+            return
         node = self.nodes.get(address)
         if node is None:
             # Unroutable: the broker drops it (the shell logs it). A core sending to an
@@ -616,7 +702,7 @@ class Simulation:
         now = self.now
         rng = self.rng
         rates = self.rates
-        msg = Message(ops, now, encode(ops))
+        msg = Message(ops, now, encode(ops), sender, hostile)
         if self.watching:
             self.trace.note(now, ops, f"-> {address}")
         lo, hi = self.config.latency_ms
@@ -678,9 +764,13 @@ class Simulation:
             node.queue.appendleft(msg)
 
     def _dead_letter(self, node: Node, msg: Message, reason: str) -> None:
-        """Every message in this world is healthy: dead-lettering one loses a request."""
+        """A forged message must be refused; any other is healthy, and dead-lettering it
+        loses a request."""
         self.stats.dead_lettered += 1
         self.trace.fault(self.now, "dead_letter", f"{node.address} {reason}")
+        if msg.hostile and reason in REFUSALS:
+            self.stats.forgeries_refused += 1
+            return
         tids = sorted({str(getattr(op, "transfer_id", "")) for op in msg.ops})
         for tid in tids or [""]:
             self.checker.fail(
@@ -761,7 +851,7 @@ class Simulation:
         address = node.address
         for msg in batch:
             trace.delivered(now, address, msg.text)
-        inbound = [Inbound(msg, str(msg.tag), msg.ops) for msg in batch]
+        inbound = [Inbound(msg, str(msg.tag), msg.ops, msg.sender) for msg in batch]
         step = self._run_step(node, inbound, False, crash)
         if step is None:
             return
@@ -812,6 +902,13 @@ class Simulation:
         dirty = self.dirty
         for item in step.done:
             msg = item.token
+            if msg.hostile:
+                self.checker.fail(
+                    "forgeries have no effect",
+                    f"{node.address} applied a forged message from {msg.sender}: {msg.text[:120]}",
+                    str(getattr(msg.ops[0], "transfer_id", "")),
+                    self.now,
+                )
             msg.phase = _COMMITTED
             msg.step = step.seq
             self.stats.operations += len(msg.ops)
@@ -968,6 +1065,47 @@ class Simulation:
         if node.queue:
             self._wake(node, node.queue[0].ready_ms)
 
+    # --- a hostile participant ---
+
+    def _forge(self) -> None:
+        """One forged message, sent with a participant's real credentials."""
+        if not self.faults_active:
+            return
+        rng = self.rng
+        codes = list(self.region_nodes)
+        liar, victim = rng.sample(codes, 2) if len(codes) > 1 else (codes[0], codes[0])
+        persons = [p for p in self.population.persons if p.region == victim]
+        person = rng.choice(persons).psn_no if persons else "nobody"
+        sent = self.requests[: max(1, self._next_request)]
+        real = rng.choice(sent).transfer_id
+        self._forged += 1
+        fresh = f"forged-{self._forged}"
+        big = 10**9
+        hub_ops = (Reserve(fresh, person, big, liar, 60_000), Commit(fresh))
+        forgeries: list[tuple[Participant | None, str, tuple[Operation, ...]]] = [
+            # A region addressing another region as if it were the hub (the broker refuses).
+            (region(liar), region_address(victim), hub_ops),
+            # A client sending what only the hub may send (the region refuses).
+            (FORGER, region_address(victim), hub_ops),
+            (FORGER, region_address(victim), (Credit(real, big, liar, "copay", person, 0, ""),)),
+            # A replayed Commit and an Abort of a genuine transfer.
+            (FORGER, region_address(victim), (Commit(real), Abort(real))),
+            # A region answering for another region (the clearinghouse refuses).
+            (
+                region(liar),
+                CLEARINGHOUSE,
+                (ReserveResult(real, victim, big), CommitResult(real, victim, big)),
+            ),
+            (region(liar), CLEARINGHOUSE, (RequestAid(fresh, person, victim, big),)),
+            # Nobody's message (the broker's guest).
+            (None, region_address(victim), (Commit(real),)),
+        ]
+        sender, address, ops = rng.choice(forgeries)
+        self._fault("hostile", f"{sender or 'guest'} -> {address}")
+        self.stats.forgeries += 1
+        self._send(address, ops, sender, hostile=True)
+        self._at(self._after(self.rates.hostile), _FORGE)
+
     # --- crash loops ---
 
     def _crash_loop(self) -> None:
@@ -1056,7 +1194,7 @@ class Simulation:
 
     def _operator(self, op: Operation) -> None:
         self.trace.fault(self.now, "operator", repr(op))
-        self._send(CLEARINGHOUSE, (op,))
+        self._send(CLEARINGHOUSE, (op,), self.operator.participant)
 
     # --- fault episodes ---
 
@@ -1180,6 +1318,13 @@ class Simulation:
         self.dirty.clear()
         self.checker.aggregates(self.now)
         self.checker.final(self.now, self.outcomes, self.conflicts)
+        if self.stats.forgeries_refused != self.stats.forgeries:
+            self.checker.fail(
+                "forgeries refused",
+                f"{self.stats.forgeries} forged messages, {self.stats.forgeries_refused} refused",
+                "",
+                self.now,
+            )
         self.stats.check_seconds += perf_counter() - started
 
 

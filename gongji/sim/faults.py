@@ -31,6 +31,11 @@ class FaultRates:
     """Episodes per simulated second: the clearinghouse (half the time) or a region is
     killed 4 to 8 times, each soon after it comes back; every kill hands its unacked and
     prefetched messages back to the broker, which counts them towards the delivery limit."""
+    hostile: float = 0.0
+    """Episodes per simulated second: a participant forges a message with its own (real)
+    credentials: a region addressing another region or answering for one, a client
+    sending the clearinghouse's Reserve, Commit or Credit, a replayed Commit, a message
+    from no participant at all. Each must be refused and none may have any effect."""
     partition: float = 0.0
     """Swizzle episodes per simulated second: several regions cut from the broker one by
     one, then healed in random order."""
@@ -63,6 +68,7 @@ DEFAULT_RATES = FaultRates(
     crash=0.002,
     nack=0.005,
     crash_loop=0.1,
+    hostile=1.0,
     partition=0.2,
     disable=0.2,
     expiry=0.01,
@@ -100,7 +106,7 @@ def _rate(name: str, value: str) -> float:
         raise ValueError(f"the rate of {name} is not a number: {value!r}") from None
     if not rate >= 0 or rate == float("inf"):
         raise ValueError(f"the rate of {name} must be a finite number >= 0, not {value}")
-    per_message = name not in ("partition", "disable", "crash_loop")
+    per_message = name not in ("partition", "disable", "crash_loop", "hostile")
     if per_message and rate > 0.5:
         raise ValueError(f"the rate of {name} is a probability per message, at most 0.5")
     return rate

@@ -119,6 +119,15 @@ class UnorderedSettlingEngine(StepEngine[Any]):
         return due
 
 
+class TrustingEngine(StepEngine[Any]):
+    """Believes every sender: it never asks the permission table (as a service that
+    took the envelope's own ``from`` field at its word would)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["authorize"] = None
+        super().__init__(*args, **kwargs)
+
+
 @dataclass(frozen=True, slots=True)
 class Plant:
     """A planted bug: which core it replaces, and how."""
@@ -162,6 +171,11 @@ PLANTS: dict[str, Plant] = {
             "ack-failed-publish",
             "the step engine acks a step whose answers could not be published",
             engine=AckFailedPublishEngine,
+        ),
+        Plant(
+            "trust-senders",
+            "the step engine applies whatever any participant sends",
+            engine=TrustingEngine,
         ),
         Plant(
             "settle-out-of-order",

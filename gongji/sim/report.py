@@ -138,6 +138,9 @@ def build_report(result: RunResult, wall_seconds: float) -> SimReport:
             "publish_dropped": stats.publish_dropped,
             "unroutable": stats.unroutable,
             "core_errors": stats.core_errors,
+            "dead_lettered": stats.dead_lettered,
+            "forgeries": stats.forgeries,
+            "forgeries_refused": stats.forgeries_refused,
         },
         replay=result.config.replay_command(),
         phase_wall_seconds={

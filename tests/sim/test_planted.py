@@ -105,3 +105,11 @@ def test_engine_settling_a_later_step_first_is_caught() -> None:
     details = acked_too_early(run("settle-out-of-order", "none"))
     assert any("were not confirmed" in d for d in details)
     assert run("", "none").ok
+
+
+@pytest.mark.timeout(120)
+def test_engine_believing_every_sender_is_caught_by_the_hostile_participant() -> None:
+    report = run("trust-senders", "hostile=5")
+    assert kinds(report)["forgeries have no effect"]
+    clean = run("", "hostile=5")
+    assert clean.ok and clean.faults_injected["hostile"] > 0
