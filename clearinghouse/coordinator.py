@@ -56,8 +56,7 @@ from contracts.operations import (
     ReserveResult,
 )
 from contracts.reasons import COMMITTED, ReasonCode
-
-COPAY, WALLET, PREMIUM = "copay", "wallet", "premium"
+from contracts.vocabulary import Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +104,7 @@ class TransferCoordinator:
             return self._repeated(known, same, op.beneficiary_region)
         t = Transfer(
             transfer_id=op.transfer_id,
-            flow=COPAY,
+            flow=Flow.COPAY,
             beneficiary=op.beneficiary,
             payee_region=op.beneficiary_region,
             amount_fen=op.amount_fen,
@@ -188,7 +187,7 @@ class TransferCoordinator:
                 op.beneficiary_region,
                 op.year,
             )
-            if op.flow == WALLET:
+            if op.flow is Flow.WALLET:
                 same = same and known.amount_fen == op.amount_fen
             return self._repeated(known, same, op.payer_region)
         t = Transfer(
@@ -209,7 +208,7 @@ class TransferCoordinator:
         why_not = self._check_known_payer(t)
         if why_not is not None:
             return self._refuse(t, *why_not, now_ms)
-        if t.flow == PREMIUM:
+        if t.flow is Flow.PREMIUM:
             # The beneficiary's region says what is due, and earmarks (person, year).
             t.state = TransferState.QUOTING
             t.next_action_ms = now_ms + self.settings.quote_timeout_ms
@@ -236,7 +235,7 @@ class TransferCoordinator:
         )
         if not bound:
             return ReasonCode.NO_BINDING, f"{t.payer} has not bound {t.beneficiary}"
-        if t.flow == WALLET:
+        if t.flow is Flow.WALLET:
             for region in regions.values():
                 if not region.policy.wallet_enabled:
                     return (
@@ -307,7 +306,7 @@ class TransferCoordinator:
             self.settings.hold_timeout_ms,
             t.flow,
             # Wallet transfers and premiums are paid in full or not at all.
-            all_or_nothing=t.flow != COPAY,
+            all_or_nothing=t.flow is not Flow.COPAY,
         )
 
     # --- answers from the regions ---
@@ -385,7 +384,7 @@ class TransferCoordinator:
             self._finished(t, now_ms)
             if self.on_committed is not None:
                 self.on_committed(t, now_ms)
-            if t.flow != COPAY:
+            if t.flow is not Flow.COPAY:
                 return [Outgoing(region_address(t.payer_region), self._completed_op(t))]
             return []
         return self._final_again(t)
@@ -412,7 +411,7 @@ class TransferCoordinator:
         """
         if t.state is TransferState.ABORTED:
             return self._refusals(t)
-        if t.state is TransferState.COMMITTED and t.flow != COPAY:
+        if t.state is TransferState.COMMITTED and t.flow is not Flow.COPAY:
             return [Outgoing(region_address(t.payer_region), self._completed_op(t))]
         return []  # under way (timers retry it), or a bill settled by its own credit
 
@@ -433,7 +432,7 @@ class TransferCoordinator:
         """Time out silent regions and retry unanswered decided steps."""
         out: list[Outgoing] = []
         for t in self.store.due(now_ms):
-            if t.state is TransferState.QUOTING and t.flow == PREMIUM:
+            if t.state is TransferState.QUOTING and t.flow is Flow.PREMIUM:
                 detail = f"payee region {t.payee_region} did not quote the premium in time"
                 out += self._refuse(t, ReasonCode.TIMEOUT, detail, now_ms)
             elif t.state is TransferState.QUOTING:
@@ -469,7 +468,7 @@ class TransferCoordinator:
         """The message(s) of the transfer's current step again (every receiver is idempotent)."""
         payer, payee = region_address(t.payer_region), region_address(t.payee_region)
         match t.state:
-            case TransferState.QUOTING if t.flow == PREMIUM:
+            case TransferState.QUOTING if t.flow is Flow.PREMIUM:
                 return [Outgoing(payee, CheckPremium(t.transfer_id, t.beneficiary, t.year))]
             case TransferState.QUOTING:
                 answered = {(q.psn_no, q.region) for q in self.store.quotes(t.transfer_id)}
@@ -484,7 +483,7 @@ class TransferCoordinator:
                 if t.payer_posted:
                     return [Outgoing(payee, self._credit_op(t))]
                 return [Outgoing(payer, Commit(t.transfer_id))]
-            case TransferState.COMMITTED if t.flow == COPAY:
+            case TransferState.COMMITTED if t.flow is Flow.COPAY:
                 return [Outgoing(payee, self._credit_op(t))]
             case TransferState.COMMITTED:
                 return [Outgoing(payer, self._completed_op(t))]
@@ -509,7 +508,7 @@ class TransferCoordinator:
         assert t.reason is not None
         refusal = Refuse(t.transfer_id, t.reason, t.detail)
         out = [Outgoing(region_address(t.requester_region), refusal)]
-        if t.flow == PREMIUM and t.payee_region != t.requester_region:
+        if t.flow is Flow.PREMIUM and t.payee_region != t.requester_region:
             out.append(Outgoing(region_address(t.payee_region), refusal))
         if t.abort_pending:
             out.append(Outgoing(region_address(t.payer_region), Abort(t.transfer_id)))
@@ -537,7 +536,7 @@ class TransferCoordinator:
                 return "credit", t.payee_region
             case TransferState.COMMITTING:
                 return "commit", t.payer_region
-            case TransferState.COMMITTED if t.flow == COPAY:
+            case TransferState.COMMITTED if t.flow is Flow.COPAY:
                 return "credit", t.payee_region
             case TransferState.COMMITTED:
                 return "completed", t.payer_region

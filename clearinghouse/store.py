@@ -9,13 +9,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from contracts.policy import Policy
+from contracts.policy import (
+    DEFAULT_RESIDENT_PREMIUM_FEN,
+    NATIONAL_WALLET_MAX_PER_TRANSFER_FEN,
+    NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY,
+    Policy,
+)
 from contracts.reasons import ReasonCode
-from contracts.vocabulary import PaymentOrder, Relationship, Scope
+from contracts.vocabulary import Flow, PaymentOrder, Relationship, Scope
 from storage.cache import MISS, RowCache
 from storage.sqlite import Database, Synchronous, open_database
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS regions (
     code TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -24,9 +29,9 @@ CREATE TABLE IF NOT EXISTS regions (
     scope TEXT NOT NULL DEFAULT '2024',
     payment_order TEXT NOT NULL DEFAULT 'own_first',
     wallet_enabled INTEGER NOT NULL DEFAULT 1,
-    wallet_max_per_transfer_fen INTEGER NOT NULL DEFAULT 200000,
-    wallet_max_transfers_per_day INTEGER NOT NULL DEFAULT 3,
-    resident_premium_fen INTEGER NOT NULL DEFAULT 40000
+    wallet_max_per_transfer_fen INTEGER NOT NULL DEFAULT {NATIONAL_WALLET_MAX_PER_TRANSFER_FEN},
+    wallet_max_transfers_per_day INTEGER NOT NULL DEFAULT {NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY},
+    resident_premium_fen INTEGER NOT NULL DEFAULT {DEFAULT_RESIDENT_PREMIUM_FEN}
 );
 CREATE TABLE IF NOT EXISTS bindings (
     binding_id TEXT PRIMARY KEY,
@@ -189,7 +194,7 @@ class Window:
 class ClearingEntry:
     transfer_id: str
     window: int
-    flow: str
+    flow: Flow
     payer_region: str
     payee_region: str
     amount_fen: int
@@ -221,7 +226,7 @@ class Transfer:
     """The coordinator's durable record of one transfer (mutable; saved with ``save``)."""
 
     transfer_id: str
-    flow: str
+    flow: Flow
     beneficiary: str
     payee_region: str
     amount_fen: int
@@ -245,7 +250,7 @@ class Transfer:
     @property
     def requester_region(self) -> str:
         """Who asked, and so hears the outcome: the payee for a bill, else the payer."""
-        return self.payee_region if self.flow == "copay" else self.payer_region
+        return self.payee_region if self.flow is Flow.COPAY else self.payer_region
 
     def copy(self) -> Transfer:
         """An independent record: what the store hands out, so that changes a handler makes
@@ -316,7 +321,7 @@ def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
     ) = row
     return Transfer(
         transfer_id=str(tid),
-        flow=str(flow),
+        flow=Flow(flow),
         beneficiary=str(beneficiary),
         payee_region=str(payee_region),
         amount_fen=int(amount),
@@ -396,6 +401,11 @@ _UPDATE_TRANSFER = f"UPDATE transfers SET {_SET_CHANGEABLE} WHERE transfer_id = 
 _UPDATE_TRANSFER_AND_CANDIDATES = (
     f"UPDATE transfers SET {_SET_CHANGEABLE}, candidates = ? WHERE transfer_id = ?"
 )
+
+
+def _clearing_entry(row: tuple[Any, ...]) -> ClearingEntry:
+    tid, window, flow, payer_region, payee_region, amount = row
+    return ClearingEntry(tid, window, Flow(flow), payer_region, payee_region, amount)
 
 
 def _candidates_json(candidates: list[Candidate]) -> str:
@@ -723,7 +733,7 @@ class ClearinghouseStore:
             " FROM clearing_entries WHERE transfer_id = ?",
             (transfer_id,),
         ).fetchone()
-        return None if row is None else ClearingEntry(*row)
+        return None if row is None else _clearing_entry(row)
 
     def clearing_entries(self, window: int) -> list[ClearingEntry]:
         rows = self._sql.execute(
@@ -731,7 +741,7 @@ class ClearinghouseStore:
             " FROM clearing_entries WHERE window = ? ORDER BY transfer_id",
             (window,),
         ).fetchall()
-        return [ClearingEntry(*r) for r in rows]
+        return [_clearing_entry(r) for r in rows]
 
     def put_reconciliation(
         self, window: int, region: str, disagreements: int, paid: int, received: int, at_ms: int

@@ -19,11 +19,12 @@ from typing import Any
 
 from contracts.operations import BillOutcome
 from contracts.reasons import COMMITTED
+from contracts.vocabulary import Flow
 from gongji.audit import audit_books
 from gongji.sim import views
 from gongji.sim.views import ABORTED, COMMITTING, FINAL_STATES, PENDING, POSTED, SETTLED
 from gongji.sim.views import COMMITTED as CH_COMMITTED
-from gongji.sim.workload import COPAY, PREMIUM, Request
+from gongji.sim.workload import Request
 from regions.books import Books
 from regions.store import OPENING_FUND
 
@@ -296,12 +297,12 @@ class Checker:
         self._opening(audit.opening_fen, now_ms)
         told: dict[str, int] = defaultdict(int)
         for tid, o in first_outcomes.items():
-            flow = self.requests[tid].flow if tid in self.requests else COPAY
-            if flow == COPAY:
+            flow = self.requests[tid].flow if tid in self.requests else Flow.COPAY
+            if flow == Flow.COPAY:
                 told["bills paid"] += o.paid_fen + o.own_paid_fen + o.wallet_paid_fen
                 told["wallets"] -= o.wallet_paid_fen
             elif o.reason is None:  # a wallet transfer or a premium payment went through
-                told["premiums paid" if flow == PREMIUM else "wallets"] += o.paid_fen
+                told["premiums paid" if flow == Flow.PREMIUM else "wallets"] += o.paid_fen
         books = {
             "bills paid": audit.bills_paid_fen,
             "premiums paid": audit.premiums_paid_fen,

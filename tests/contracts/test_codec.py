@@ -86,6 +86,12 @@ def body(**changes: Any) -> bytes:
         (body(ops=[["submit_bill", "t", "p", 1.5, "c"]]), MalformedMessage, "amount_fen"),
         (body(ops=[["submit_bill", 7, "p", 1, "c"]]), MalformedMessage, "transfer_id"),
         (body(ops=[["enroll_person", "p", "martian"]]), MalformedMessage, "insurance"),
+        (body(ops=[["credit", "t", 100, "420100", "loan"]]), MalformedMessage, "flow"),
+        (
+            body(ops=[["request_transfer", "t", "gift", "A", "420100", "B", "510100", 1]]),
+            MalformedMessage,
+            "'gift'",
+        ),
         (body(id=""), MalformedMessage, "id"),
         (body(at="now"), MalformedMessage, "at"),
     ],
