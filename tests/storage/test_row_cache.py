@@ -115,9 +115,9 @@ def test_a_second_save_updates_every_changed_column() -> None:
         store.save(_transfer(TransferState.QUOTING))
     t = store.transfer("t1")
     assert t is not None
-    t.state, t.payer, t.payer_region, t.held_fen = TransferState.COMMITTING, "A2", "310000", 900
+    t.state, t.payer, t.payer_region, t.held_fen = TransferState.ABORTING, "A2", "310000", 900
     t.candidates = [Candidate("A2", "310000"), Candidate("A1", "420100")]
-    t.abort_pending, t.next_action_ms, t.amount_fen = True, 77, 4_000
+    t.next_action_ms, t.amount_fen = 77, 4_000
     with store.db.transaction():
         store.save(t)
     store.db.forget_cached()
