@@ -600,7 +600,7 @@ class TransferCoordinator:
         t.detail = "; ".join(filter(None, [detail, t.detail]))
         aborting = transition(t.state, event).next is TransferState.ABORTING
         t.next_action_ms = self._retry_at(t.payer_region, now_ms) if aborting else None
-        self._enter(t, event, now_ms, f"{reason.value}: {detail}")
+        self._enter(t, event, now_ms, detail if reason.value in detail else f"{reason}: {detail}")
         self._finished(t, now_ms)
         return self._decision(t)
 
