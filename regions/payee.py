@@ -9,6 +9,8 @@ co-payers: the clearinghouse picks one.
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from contracts.effects import Anomaly, Outgoing, TransferStarted
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
@@ -218,8 +220,10 @@ class PayeeSide:
         elif flow is Flow.PREMIUM:
             target = PREMIUMS_PAID
             self.store.put_premium(beneficiary, year, transfer_id, "paid", amount_fen, now_ms)
-        else:
+        elif flow is Flow.COPAY:
             target = BILLS_PAID
+        else:
+            assert_never(flow)
         self.books.transfer(transfer_id, debit, target, amount_fen, now_ms)
         self.store.add_credit(transfer_id, payer_region, amount_fen, now_ms, flow)
         return True
