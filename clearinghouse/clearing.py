@@ -173,8 +173,10 @@ class Clearing:
         """Record what a region found, and drive it to the recorded decision."""
         entry = self.store.clearing_entry(op.transfer_id)
         transfer = self.store.transfer(op.transfer_id)
+        # Aborting is decided (a posting there disagrees), though not final.
         matches_a_decision = transfer is not None and (
-            transfer.state is TransferState.COMMITTED or not transfer.state.final
+            transfer.state is TransferState.COMMITTED
+            or not (transfer.state.final or transfer.state.decided_abort)
         )
         if op.kind == MISSING_THERE and matches_a_decision:
             # Cleared in another window, or still under way (cleared when it commits):

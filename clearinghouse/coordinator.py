@@ -3,8 +3,10 @@
 It decides, for each request for mutual aid, whether money moves and from whom, and
 drives both regions to that decision so that money moves in both or in neither:
 
-    received -> [quoting] -> reserving -> reserved -> committing -> committed
-                         \\-> aborted (with a reason)
+    received -> [quoting] -> reserving -> committing -> crediting -> committed
+                         \\-> [aborting] -> aborted (with a reason)
+
+(every state and transition: ``clearinghouse.transfer_states``).
 
 The commit point is the payer region's own post-or-expire decision, serialized in its
 database: the payee is credited only after the payer reports the hold posted, and a
@@ -26,8 +28,16 @@ from clearinghouse.store import (
     ClearinghouseStore,
     Quote,
     Transfer,
-    TransferState,
 )
+from clearinghouse.transfer_states import (
+    TRANSITIONS,
+    Reaction,
+    TransferState,
+    TransferStateError,
+    Transition,
+    transition,
+)
+from clearinghouse.transfer_states import TransferEvent as Event
 from contracts.effects import (
     Anomaly,
     AnyEvent,
@@ -56,8 +66,7 @@ from contracts.operations import (
     ReserveResult,
 )
 from contracts.reasons import COMMITTED, ReasonCode
-
-COPAY, WALLET, PREMIUM = "copay", "wallet", "premium"
+from contracts.vocabulary import Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +85,25 @@ class CoordinatorSettings:
     max_retry_ms: int = 30_000
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What a transfer in its state awaits, and the messages that ask for it."""
+
+    name: str
+    """``quote``, ``premium``, ``reserve``, ``commit``, ``credit``, ``abort``, or for a
+    final transfer ``credit``, ``completed`` or ``refusal`` (its decision's messages)."""
+    awaits: tuple[str, ...]
+    """The regions whose answer is awaited (none for a final transfer's messages)."""
+    messages: list[Outgoing]
+
+
 class TransferCoordinator:
-    """The national clearinghouse's decisions, as a plain class over its store."""
+    """The national clearinghouse's decisions, as a plain class over its store.
+
+    Each handler judges its input as a ``TransferEvent`` and asks the table of
+    ``clearinghouse.transfer_states`` what the transfer's state allows: a pair the table
+    does not have becomes an ``Anomaly`` and changes nothing.
+    """
 
     def __init__(
         self,
@@ -102,10 +128,10 @@ class TransferCoordinator:
                 op.beneficiary_region,
                 op.amount_fen,
             )
-            return self._repeated(known, same, op.beneficiary_region)
+            return self._repeated(known, same, op.beneficiary_region, now_ms)
         t = Transfer(
             transfer_id=op.transfer_id,
-            flow=COPAY,
+            flow=Flow.COPAY,
             beneficiary=op.beneficiary,
             payee_region=op.beneficiary_region,
             amount_fen=op.amount_fen,
@@ -114,28 +140,24 @@ class TransferCoordinator:
             updated_at_ms=now_ms,
             candidates=[],
         )
-        self.events.append(TransferStarted(t.transfer_id, t.flow))
+        self._start(t, now_ms, f"{op.amount_fen} fen for {op.beneficiary}")
         refusal_reason = self._check_payee(t)
         if refusal_reason is not None:
-            return self._refuse(t, *refusal_reason, now_ms)
+            return self._abort(t, Event.REQUEST_REFUSED, *refusal_reason, now_ms)
         bindings = self.store.active_bindings_of(op.beneficiary, op.beneficiary_region)
         if not bindings:
-            return self._refuse(
-                t, ReasonCode.NO_BINDING, f"{op.beneficiary} has no bound co-payer", now_ms
-            )
+            detail = f"{op.beneficiary} has no bound co-payer"
+            return self._abort(t, Event.REQUEST_REFUSED, ReasonCode.NO_BINDING, detail, now_ms)
         candidates, refusal_reason = self._candidates(bindings)
         if refusal_reason is not None:
-            return self._refuse(t, *refusal_reason, now_ms)
+            return self._abort(t, Event.REQUEST_REFUSED, *refusal_reason, now_ms)
         t.candidates = candidates
         if len(candidates) == 1:
-            return self._reserve(t, candidates[0], now_ms)
-        t.state = TransferState.QUOTING
+            return self._reserve(t, Event.PAYER_KNOWN, candidates[0], now_ms)
         t.next_action_ms = now_ms + self.settings.quote_timeout_ms
-        self._save(t, now_ms)
-        return [
-            Outgoing(region_address(c.region), QueryBalance(t.transfer_id, c.psn_no))
-            for c in candidates
-        ]
+        asked = ", ".join(f"{c.region}/{c.psn_no}" for c in candidates)
+        self._enter(t, Event.QUOTES_ASKED, now_ms, f"balances of {asked}")
+        return self.step(t).messages
 
     def _check_payee(self, t: Transfer) -> tuple[ReasonCode, str] | None:
         region = self.store.region(t.payee_region)
@@ -188,9 +210,9 @@ class TransferCoordinator:
                 op.beneficiary_region,
                 op.year,
             )
-            if op.flow == WALLET:
+            if op.flow is Flow.WALLET:
                 same = same and known.amount_fen == op.amount_fen
-            return self._repeated(known, same, op.payer_region)
+            return self._repeated(known, same, op.payer_region, now_ms)
         t = Transfer(
             transfer_id=op.transfer_id,
             flow=op.flow,
@@ -205,18 +227,17 @@ class TransferCoordinator:
             payer_region=op.payer_region,
             year=op.year,
         )
-        self.events.append(TransferStarted(t.transfer_id, t.flow))
+        what = f"premium {op.year}" if op.flow is Flow.PREMIUM else f"{op.amount_fen} fen"
+        self._start(t, now_ms, f"{op.flow} of {what} for {op.beneficiary} by {op.payer}")
         why_not = self._check_known_payer(t)
         if why_not is not None:
-            return self._refuse(t, *why_not, now_ms)
-        if t.flow == PREMIUM:
+            return self._abort(t, Event.REQUEST_REFUSED, *why_not, now_ms)
+        if t.flow is Flow.PREMIUM:
             # The beneficiary's region says what is due, and earmarks (person, year).
-            t.state = TransferState.QUOTING
             t.next_action_ms = now_ms + self.settings.quote_timeout_ms
-            self._save(t, now_ms)
-            check = CheckPremium(t.transfer_id, t.beneficiary, t.year)
-            return [Outgoing(region_address(t.payee_region), check)]
-        return self._reserve(t, Candidate(t.payer, t.payer_region), now_ms)
+            self._enter(t, Event.QUOTES_ASKED, now_ms, f"premium due at {t.payee_region}")
+            return self.step(t).messages
+        return self._reserve(t, Event.PAYER_KNOWN, Candidate(t.payer, t.payer_region), now_ms)
 
     def _check_known_payer(self, t: Transfer) -> tuple[ReasonCode, str] | None:
         regions = {}
@@ -236,7 +257,7 @@ class TransferCoordinator:
         )
         if not bound:
             return ReasonCode.NO_BINDING, f"{t.payer} has not bound {t.beneficiary}"
-        if t.flow == WALLET:
+        if t.flow is Flow.WALLET:
             for region in regions.values():
                 if not region.policy.wallet_enabled:
                     return (
@@ -250,19 +271,23 @@ class TransferCoordinator:
         if t is None or op.region != t.payee_region:
             return []
         if t.state is not TransferState.QUOTING:
-            return self._final_again(t)
+            return self._react(t, Event.QUOTE_RECEIVED, now_ms)
         if op.reason is not None:
-            return self._refuse(t, op.reason, f"payee region {op.region}: {op.reason}", now_ms)
+            detail = f"payee region {op.region}: {op.reason}"
+            return self._abort(t, Event.QUOTES_FAILED, op.reason, detail, now_ms)
         t.amount_fen = op.amount_fen
-        return self._reserve(t, Candidate(t.payer, t.payer_region), now_ms)
+        payer = Candidate(t.payer, t.payer_region)
+        return self._reserve(t, Event.QUOTES_COMPLETE, payer, now_ms)
 
     # --- choosing among several co-payers ---
 
     def balance_quoted(self, op: BalanceQuoted, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)
-        if t is None or t.state is not TransferState.QUOTING:
+        if t is None:
+            return []
+        if t.state is not TransferState.QUOTING:
             # A late or duplicate quote: the choice is made already.
-            return [] if t is None else self._final_again(t)
+            return self._react(t, Event.QUOTE_RECEIVED, now_ms)
         if Candidate(op.psn_no, op.region) not in t.candidates:
             self.events.append(Anomaly(op.transfer_id, f"quote from non-candidate {op.region}"))
             return []
@@ -281,22 +306,23 @@ class TransferCoordinator:
         ]
         left_out = f"left out, no answer in time: {', '.join(silent)}" if silent else ""
         usable = [q for q in quotes if q.reason is None and q.available_fen > 0]
+        failed = Event.QUOTES_FAILED
         if not quotes:
-            return self._refuse(t, ReasonCode.TIMEOUT, "no co-payer region answered", now_ms)
+            return self._abort(t, failed, ReasonCode.TIMEOUT, "no co-payer region answered", now_ms)
         if not usable:
             detail = "; ".join(filter(None, ["every bound co-payer has a zero balance", left_out]))
-            return self._refuse(t, ReasonCode.ZERO_BALANCE, detail, now_ms)
+            return self._abort(t, failed, ReasonCode.ZERO_BALANCE, detail, now_ms)
         best = min(usable, key=lambda q: (-q.available_fen, q.region, q.psn_no))
         t.detail = left_out
-        return self._reserve(t, Candidate(best.psn_no, best.region), now_ms)
+        payer = Candidate(best.psn_no, best.region)
+        return self._reserve(t, Event.QUOTES_COMPLETE, payer, now_ms)
 
-    def _reserve(self, t: Transfer, payer: Candidate, now_ms: int) -> list[Outgoing]:
-        t.state = TransferState.RESERVING
+    def _reserve(self, t: Transfer, event: Event, payer: Candidate, now_ms: int) -> list[Outgoing]:
         t.payer, t.payer_region = payer.psn_no, payer.region
         t.next_action_ms = now_ms + self.settings.reserve_timeout_ms
         t.attempts = 0
-        self._save(t, now_ms)
-        return [Outgoing(region_address(t.payer_region), self._reserve_op(t))]
+        self._enter(t, event, now_ms, f"payer {payer.psn_no} in {payer.region}")
+        return self.step(t).messages
 
     def _reserve_op(self, t: Transfer) -> Reserve:
         return Reserve(
@@ -307,7 +333,7 @@ class TransferCoordinator:
             self.settings.hold_timeout_ms,
             t.flow,
             # Wallet transfers and premiums are paid in full or not at all.
-            all_or_nothing=t.flow != COPAY,
+            all_or_nothing=t.flow is not Flow.COPAY,
         )
 
     # --- answers from the regions ---
@@ -318,29 +344,29 @@ class TransferCoordinator:
             self.events.append(Anomaly(op.transfer_id, f"reserve result from {op.region}"))
             return []
         held = op.reason is None and op.held_fen > 0
+        event = Event.RESERVE_HELD if held else Event.RESERVE_REFUSED
+        if not self._advances(t, event):
+            return self._react(t, event, now_ms)
         if t.state is TransferState.RESERVING:
             self._answered(t, t.payer_region, now_ms)
             if not held:
                 reason = op.reason or ReasonCode.ZERO_BALANCE
-                return self._refuse(t, reason, f"payer region {op.region}: {reason.value}", now_ms)
-            # reserved -> committing: the decision, saved before Commit is sent.
-            t.state = TransferState.COMMITTING
+                detail = f"payer region {op.region}: {reason.value}"
+                return self._abort(t, event, reason, detail, now_ms)
+            # The decision, saved before Commit is sent.
             t.held_fen = op.held_fen
             t.attempts = 0
             t.next_action_ms = self._retry_at(t.payer_region, now_ms)
-            self._save(t, now_ms)
-            return [Outgoing(region_address(t.payer_region), Commit(t.transfer_id))]
-        if t.state is TransferState.ABORTED and held:
-            # A hold that arrived after we gave up on it (the reserve timed out): release
-            # it. Only the Abort: the refusal was decided by the timer, not by this answer,
-            # and while the abort is pending the timer re-sends both; sending the refusal
-            # here again only gave the requester a duplicate outcome.
-            if not t.abort_pending:
-                t.abort_pending = True
-                t.next_action_ms = self._retry_at(t.payer_region, now_ms)
-                self._save(t, now_ms)
-            return [Outgoing(region_address(t.payer_region), Abort(t.transfer_id))]
-        return self._final_again(t)
+            self._enter(t, event, now_ms, f"held {op.held_fen} fen")
+            return self.step(t).messages
+        # A hold that arrived after we gave up on it (the reserve timed out): release it.
+        # Only the Abort: the refusal was decided by the timer, not by this answer, and
+        # while the abort is pending the timer re-sends both; sending the refusal here
+        # again only gave the requester a duplicate outcome.
+        if t.state is TransferState.ABORTED:
+            t.next_action_ms = self._retry_at(t.payer_region, now_ms)
+            self._enter(t, event, now_ms, f"late hold of {op.held_fen} fen: release it")
+        return [Outgoing(region_address(t.payer_region), Abort(t.transfer_id))]
 
     def commit_result(self, op: CommitResult, now_ms: int) -> list[Outgoing]:
         t = self.store.transfer(op.transfer_id)
@@ -348,23 +374,20 @@ class TransferCoordinator:
             self.events.append(Anomaly(op.transfer_id, f"commit result from {op.region}"))
             return []
         posted = op.reason is None and op.posted_fen > 0
-        if t.state is TransferState.COMMITTING and not t.payer_posted:
-            self._answered(t, t.payer_region, now_ms)
-            if not posted:
-                # Nothing was posted at the payer (its hold expired first): abort, credit nothing.
-                reason = op.reason or ReasonCode.HOLD_EXPIRED
-                detail = f"payer region {op.region}: {reason.value}"
-                return self._refuse(t, reason, detail, now_ms)
-            t.payer_posted = True
-            t.posted_fen = op.posted_fen
-            t.attempts = 0
-            t.next_action_ms = self._retry_at(t.payee_region, now_ms)
-            self._save(t, now_ms)
-            return [Outgoing(region_address(t.payee_region), self._credit_op(t))]
-        if t.state is TransferState.ABORTED and posted:
-            self.events.append(Anomaly(op.transfer_id, "payer posted an aborted transfer"))
-            return []
-        return self._final_again(t)
+        event = Event.COMMIT_POSTED if posted else Event.COMMIT_EXPIRED
+        if not self._advances(t, event):
+            return self._react(t, event, now_ms)
+        self._answered(t, t.payer_region, now_ms)
+        if not posted:
+            # Nothing was posted at the payer (its hold expired first): abort, credit nothing.
+            reason = op.reason or ReasonCode.HOLD_EXPIRED
+            detail = f"payer region {op.region}: {reason.value}"
+            return self._abort(t, event, reason, detail, now_ms)
+        t.posted_fen = op.posted_fen
+        t.attempts = 0
+        t.next_action_ms = self._retry_at(t.payee_region, now_ms)
+        self._enter(t, event, now_ms, f"posted {op.posted_fen} fen at {op.region}")
+        return self.step(t).messages
 
     def _credit_op(self, t: Transfer) -> Credit:
         return Credit(
@@ -376,25 +399,35 @@ class TransferCoordinator:
         if t is None or op.region != t.payee_region:
             self.events.append(Anomaly(op.transfer_id, f"credited from {op.region}"))
             return []
-        if t.state is TransferState.COMMITTING and t.payer_posted:
-            self._answered(t, t.payee_region, now_ms)
-            t.state = TransferState.COMMITTED
-            t.payee_credited = True
-            t.next_action_ms = None
-            self._save(t, now_ms)
-            self._finished(t, now_ms)
-            if self.on_committed is not None:
-                self.on_committed(t, now_ms)
-            if t.flow != COPAY:
-                return [Outgoing(region_address(t.payer_region), self._completed_op(t))]
-            return []
-        return self._final_again(t)
+        if not self._advances(t, Event.CREDITED):
+            return self._react(t, Event.CREDITED, now_ms)
+        self._answered(t, t.payee_region, now_ms)
+        t.next_action_ms = None
+        self._enter(t, Event.CREDITED, now_ms, f"credited {t.posted_fen} fen at {op.region}")
+        self._finished(t, now_ms)
+        if self.on_committed is not None:
+            self.on_committed(t, now_ms)
+        return self._decision(t)
 
-    def _repeated(self, known: Transfer, same: bool, requester_region: str) -> list[Outgoing]:
+    def aborted(self, op: Aborted, now_ms: int) -> list[Outgoing]:
+        t = self.store.transfer(op.transfer_id)
+        if t is None or op.region != t.payer_region:
+            self.events.append(Anomaly(op.transfer_id, f"abort confirmed from {op.region}"))
+            return []
+        if not self._advances(t, Event.ABORT_CONFIRMED):
+            return self._react(t, Event.ABORT_CONFIRMED, now_ms)
+        t.next_action_ms = None
+        self._enter(t, Event.ABORT_CONFIRMED, now_ms, f"nothing held at {op.region}")
+        return []
+
+    def _repeated(
+        self, known: Transfer, same: bool, requester_region: str, now_ms: int
+    ) -> list[Outgoing]:
         """A request whose transfer id exists: its current step again ("exists"), or a
-        refusal to the requester when its fields differ ("exists with different fields")."""
+        refusal to the requester when its fields differ ("exists with different fields",
+        which concerns another request and leaves this transfer as it is)."""
         if same:
-            return self._resend(known)
+            return self._react(known, Event.REQUEST_REPEATED, now_ms)
         refusal = Refuse(
             known.transfer_id,
             ReasonCode.DUPLICATE_MISMATCH,
@@ -402,52 +435,35 @@ class TransferCoordinator:
         )
         return [Outgoing(region_address(requester_region), refusal)]
 
-    def _final_again(self, t: Transfer) -> list[Outgoing]:
-        """A repeated answer for a transfer already decided: send the decision again.
-
-        The first answer's decision may have been committed without its messages being
-        published (a crash or a broker failure in between); the broker redelivers that
-        answer, and this re-sends them. Every receiver is idempotent, and none of them
-        answers a final message with one that would come back here, so nothing loops.
-        """
-        if t.state is TransferState.ABORTED:
-            return self._refusals(t)
-        if t.state is TransferState.COMMITTED and t.flow != COPAY:
-            return [Outgoing(region_address(t.payer_region), self._completed_op(t))]
-        return []  # under way (timers retry it), or a bill settled by its own credit
-
-    def _completed_op(self, t: Transfer) -> Completed:
-        return Completed(t.transfer_id, t.posted_fen, t.payee_region)
-
-    def aborted(self, op: Aborted, now_ms: int) -> list[Outgoing]:
-        t = self.store.transfer(op.transfer_id)
-        if t is not None and t.abort_pending:
-            t.abort_pending = False
-            t.next_action_ms = None
-            self._save(t, now_ms)
-        return []
-
     # --- time and restarts ---
 
     def tick(self, now_ms: int) -> list[Outgoing]:
         """Time out silent regions and retry unanswered decided steps."""
         out: list[Outgoing] = []
         for t in self.store.due(now_ms):
-            if t.state is TransferState.QUOTING and t.flow == PREMIUM:
+            if t.state is TransferState.QUOTING and t.flow is Flow.PREMIUM:
                 detail = f"payee region {t.payee_region} did not quote the premium in time"
-                out += self._refuse(t, ReasonCode.TIMEOUT, detail, now_ms)
+                out += self._abort(t, Event.QUOTES_FAILED, ReasonCode.TIMEOUT, detail, now_ms)
             elif t.state is TransferState.QUOTING:
                 out += self._choose(t, self.store.quotes(t.transfer_id), now_ms)
             elif t.state is TransferState.RESERVING:
                 out += self._time_out(t, now_ms)
             else:
-                t.attempts += 1
-                step, region = self._awaited(t)
-                t.next_action_ms = self._retry_at(region, now_ms, t.attempts)
-                self._save(t, now_ms)
-                self.events.append(Retried(t.transfer_id, step, region))
-                out += self._resend(t)
+                out += self._retry(t, now_ms)
         return out
+
+    def _retry(self, t: Transfer, now_ms: int) -> list[Outgoing]:
+        if self._allowed(t, Event.RETRY_DUE) is None:
+            t.next_action_ms = None  # nothing to retry: never due again
+            self._save(t, now_ms)
+            return []
+        t.attempts += 1
+        step = self.step(t)
+        [region] = step.awaits
+        t.next_action_ms = self._retry_at(region, now_ms, t.attempts)
+        self._save(t, now_ms)
+        self.events.append(Retried(t.transfer_id, step.name, region))
+        return step.messages
 
     def _time_out(self, t: Transfer, now_ms: int) -> list[Outgoing]:
         """The payer region did not answer the reserve: abort, and release any hold."""
@@ -455,65 +471,138 @@ class TransferCoordinator:
             f"payer region {t.payer_region} did not answer within "
             f"{self.settings.reserve_timeout_ms} ms"
         )
-        t.abort_pending = True
-        return self._refuse(t, ReasonCode.TIMEOUT, detail, now_ms)
+        return self._abort(t, Event.RESERVE_TIMEOUT, ReasonCode.TIMEOUT, detail, now_ms)
 
     def resume(self, now_ms: int) -> list[Outgoing]:
-        """After a restart: re-send the current step of every unfinished transfer."""
+        """After a restart: re-send the current step of every unfinished transfer, with
+        fresh deadlines: the time the clearinghouse was down is not the regions' delay."""
         out: list[Outgoing] = []
         for t in self.store.unfinished():
-            out += self._resend(t)
+            if self._allowed(t, Event.RESUMED) is None:
+                continue
+            step = self.step(t)
+            if t.state is TransferState.QUOTING:
+                t.next_action_ms = now_ms + self.settings.quote_timeout_ms
+            elif t.state is TransferState.RESERVING:
+                t.next_action_ms = now_ms + self.settings.reserve_timeout_ms
+            else:
+                [region] = step.awaits
+                t.next_action_ms = self._retry_at(region, now_ms, t.attempts)
+            self._save(t, now_ms)
+            out += step.messages
         return out
 
-    def _resend(self, t: Transfer) -> list[Outgoing]:
-        """The message(s) of the transfer's current step again (every receiver is idempotent)."""
+    def step(self, t: Transfer) -> Step:
+        """What ``t`` awaits in its state, and the messages that ask for it (every
+        receiver is idempotent, so they may be sent again at any time)."""
         payer, payee = region_address(t.payer_region), region_address(t.payee_region)
         match t.state:
-            case TransferState.QUOTING if t.flow == PREMIUM:
-                return [Outgoing(payee, CheckPremium(t.transfer_id, t.beneficiary, t.year))]
+            case TransferState.QUOTING if t.flow is Flow.PREMIUM:
+                check = CheckPremium(t.transfer_id, t.beneficiary, t.year)
+                return Step("premium", (t.payee_region,), [Outgoing(payee, check)])
             case TransferState.QUOTING:
                 answered = {(q.psn_no, q.region) for q in self.store.quotes(t.transfer_id)}
-                return [
-                    Outgoing(region_address(c.region), QueryBalance(t.transfer_id, c.psn_no))
-                    for c in t.candidates
-                    if (c.psn_no, c.region) not in answered
-                ]
+                silent = [c for c in t.candidates if (c.psn_no, c.region) not in answered]
+                return Step(
+                    "quote",
+                    tuple(c.region for c in silent),
+                    [
+                        Outgoing(region_address(c.region), QueryBalance(t.transfer_id, c.psn_no))
+                        for c in silent
+                    ],
+                )
             case TransferState.RESERVING:
-                return [Outgoing(payer, self._reserve_op(t))]
+                return Step("reserve", (t.payer_region,), [Outgoing(payer, self._reserve_op(t))])
             case TransferState.COMMITTING:
-                if t.payer_posted:
-                    return [Outgoing(payee, self._credit_op(t))]
-                return [Outgoing(payer, Commit(t.transfer_id))]
-            case TransferState.COMMITTED if t.flow == COPAY:
-                return [Outgoing(payee, self._credit_op(t))]
+                return Step("commit", (t.payer_region,), [Outgoing(payer, Commit(t.transfer_id))])
+            case TransferState.CREDITING:
+                return Step("credit", (t.payee_region,), [Outgoing(payee, self._credit_op(t))])
+            case TransferState.COMMITTED if t.flow is Flow.COPAY:
+                # Asked again for a settled bill: its credit again (which settles it there).
+                return Step("credit", (), [Outgoing(payee, self._credit_op(t))])
             case TransferState.COMMITTED:
-                return [Outgoing(payer, self._completed_op(t))]
+                return Step("completed", (), self._decision(t))
+            case TransferState.ABORTING:
+                return Step("abort", (t.payer_region,), self._decision(t))
             case TransferState.ABORTED:
-                return self._refusals(t)
-        return []
+                return Step("refusal", (), self._decision(t))
+        return Step("", (), [])  # received: passed through within its request
 
-    # --- bookkeeping ---
-
-    def _refuse(self, t: Transfer, reason: ReasonCode, detail: str, now_ms: int) -> list[Outgoing]:
-        """Decide: aborted. Saved before the refusal is sent to the payee region."""
-        t.state = TransferState.ABORTED
-        t.reason = reason
-        t.detail = "; ".join(filter(None, [detail, t.detail]))
-        t.next_action_ms = self._retry_at(t.payer_region, now_ms) if t.abort_pending else None
-        self._save(t, now_ms)
-        self._finished(t, now_ms)
-        return self._refusals(t)
-
-    def _refusals(self, t: Transfer) -> list[Outgoing]:
-        """The refusal to whoever asked, the abort of a hold, the release of an earmark."""
-        assert t.reason is not None
+    def _decision(self, t: Transfer) -> list[Outgoing]:
+        """A decided transfer's final messages: the refusal to whoever asked (and the
+        payee of a premium), the abort of a hold, or the payer's Completed. A bill's
+        commit has none: the payee's credit settles it, and sending the credit again on
+        its answer would loop."""
+        if t.state is TransferState.COMMITTED:
+            if t.flow is Flow.COPAY:
+                return []
+            completed = Completed(t.transfer_id, t.posted_fen, t.payee_region)
+            return [Outgoing(region_address(t.payer_region), completed)]
+        assert t.reason is not None and t.state.decided_abort
         refusal = Refuse(t.transfer_id, t.reason, t.detail)
         out = [Outgoing(region_address(t.requester_region), refusal)]
-        if t.flow == PREMIUM and t.payee_region != t.requester_region:
+        if t.flow is Flow.PREMIUM and t.payee_region != t.requester_region:
             out.append(Outgoing(region_address(t.payee_region), refusal))
-        if t.abort_pending:
+        if t.state is TransferState.ABORTING:
             out.append(Outgoing(region_address(t.payer_region), Abort(t.transfer_id)))
         return out
+
+    # --- the state machine ---
+
+    def _allowed(self, t: Transfer, event: Event) -> Transition | None:
+        """The table's transition, or None (reported as an anomaly) for a pair it lacks."""
+        try:
+            return transition(t.state, event)
+        except TransferStateError as error:
+            self.events.append(Anomaly(t.transfer_id, str(error)))
+            return None
+
+    def _advances(self, t: Transfer, event: Event) -> bool:
+        """Whether ``event`` moves ``t`` on; if not, ``_react`` says what to do instead."""
+        found = TRANSITIONS[t.state].get(event)
+        return found is not None and found.reaction is Reaction.ADVANCE
+
+    def _react(self, t: Transfer, event: Event, now_ms: int) -> list[Outgoing]:
+        """An event that leaves ``t`` as it is: what the table says to send, if anything."""
+        found = self._allowed(t, event)
+        if found is None:
+            return []
+        match found.reaction:
+            case Reaction.SEND_AGAIN:
+                return self.step(t).messages
+            case Reaction.DECISION_AGAIN:
+                return self._decision(t)
+            case Reaction.IGNORE:
+                return []
+        raise AssertionError(f"{event} advances {t.state}: its handler moves it")
+
+    def _start(self, t: Transfer, now_ms: int, detail: str) -> None:
+        self.events.append(TransferStarted(t.transfer_id, t.flow))
+        self.store.add_history(
+            t.transfer_id, now_ms, None, t.state, Event.REQUEST_RECEIVED, f"{t.flow}: {detail}"
+        )
+
+    def _enter(self, t: Transfer, event: Event, now_ms: int, detail: str = "") -> None:
+        """Move ``t`` by ``event`` and save it with its history row (one transaction: the
+        caller's)."""
+        before = t.state
+        t.state = transition(before, event).next
+        self._save(t, now_ms)
+        if t.state is not before:
+            self.store.add_history(t.transfer_id, now_ms, before, t.state, event, detail)
+
+    def _abort(
+        self, t: Transfer, event: Event, reason: ReasonCode, detail: str, now_ms: int
+    ) -> list[Outgoing]:
+        """Decide: abort (``aborting`` while a hold may need releasing). Saved before the
+        refusal is sent."""
+        t.reason = reason
+        t.detail = "; ".join(filter(None, [detail, t.detail]))
+        aborting = transition(t.state, event).next is TransferState.ABORTING
+        t.next_action_ms = self._retry_at(t.payer_region, now_ms) if aborting else None
+        self._enter(t, event, now_ms, detail if reason.value in detail else f"{reason}: {detail}")
+        self._finished(t, now_ms)
+        return self._decision(t)
 
     # --- retry pacing ---
 
@@ -529,20 +618,6 @@ class TransferCoordinator:
         timeout = self.response_times.timeout_ms(region, self.settings.retry_ms)
         return now_ms + min(timeout << min(attempts, 10), self.settings.max_retry_ms)
 
-    @staticmethod
-    def _awaited(t: Transfer) -> tuple[str, str]:
-        """The step a decided transfer waits on, and whose answer (what ``_resend`` sends)."""
-        match t.state:
-            case TransferState.COMMITTING if t.payer_posted:
-                return "credit", t.payee_region
-            case TransferState.COMMITTING:
-                return "commit", t.payer_region
-            case TransferState.COMMITTED if t.flow == COPAY:
-                return "credit", t.payee_region
-            case TransferState.COMMITTED:
-                return "completed", t.payer_region
-        return "abort", t.payer_region
-
     def _save(self, t: Transfer, now_ms: int) -> None:
         t.updated_at_ms = now_ms
         self.store.save(t)
@@ -557,7 +632,7 @@ class TransferCoordinator:
                 outcome,
                 t.created_at_ms,
                 now_ms,
-                t.posted_fen if t.state is TransferState.COMMITTED else 0,
+                t.posted_fen if committed else 0,
                 t.detail,
             )
         )

@@ -1,4 +1,5 @@
-"""The clearinghouse's SQLite: the region registry, the binding directory, transfer records."""
+"""The clearinghouse's SQLite: the region registry, the binding directory, transfer records
+and their history."""
 
 from __future__ import annotations
 
@@ -9,13 +10,21 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from contracts.policy import Policy
+# TransferState is re-exported: the store is where most readers meet it.
+from clearinghouse.transfer_states import TransferEvent
+from clearinghouse.transfer_states import TransferState as TransferState
+from contracts.policy import (
+    DEFAULT_RESIDENT_PREMIUM_FEN,
+    NATIONAL_WALLET_MAX_PER_TRANSFER_FEN,
+    NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY,
+    Policy,
+)
 from contracts.reasons import ReasonCode
-from contracts.vocabulary import PaymentOrder, Relationship, Scope
+from contracts.vocabulary import Flow, PaymentOrder, Relationship, Scope
 from storage.cache import MISS, RowCache
 from storage.sqlite import Database, Synchronous, open_database
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS regions (
     code TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -24,9 +33,9 @@ CREATE TABLE IF NOT EXISTS regions (
     scope TEXT NOT NULL DEFAULT '2024',
     payment_order TEXT NOT NULL DEFAULT 'own_first',
     wallet_enabled INTEGER NOT NULL DEFAULT 1,
-    wallet_max_per_transfer_fen INTEGER NOT NULL DEFAULT 200000,
-    wallet_max_transfers_per_day INTEGER NOT NULL DEFAULT 3,
-    resident_premium_fen INTEGER NOT NULL DEFAULT 40000
+    wallet_max_per_transfer_fen INTEGER NOT NULL DEFAULT {NATIONAL_WALLET_MAX_PER_TRANSFER_FEN},
+    wallet_max_transfers_per_day INTEGER NOT NULL DEFAULT {NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY},
+    resident_premium_fen INTEGER NOT NULL DEFAULT {DEFAULT_RESIDENT_PREMIUM_FEN}
 );
 CREATE TABLE IF NOT EXISTS bindings (
     binding_id TEXT PRIMARY KEY,
@@ -94,9 +103,6 @@ CREATE TABLE IF NOT EXISTS transfers (
     payer_region TEXT NOT NULL DEFAULT '',
     held_fen INTEGER NOT NULL DEFAULT 0,
     posted_fen INTEGER NOT NULL DEFAULT 0,
-    payer_posted INTEGER NOT NULL DEFAULT 0,
-    payee_credited INTEGER NOT NULL DEFAULT 0,
-    abort_pending INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
     detail TEXT NOT NULL DEFAULT '',
     created_at_ms INTEGER NOT NULL,
@@ -107,6 +113,17 @@ CREATE TABLE IF NOT EXISTS transfers (
 );
 CREATE INDEX IF NOT EXISTS transfers_due
     ON transfers (next_action_ms) WHERE next_action_ms IS NOT NULL;
+-- One row per state change of a transfer, written with the change (see transfer_states).
+CREATE TABLE IF NOT EXISTS transfer_history (
+    transfer_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    event TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (transfer_id, seq)
+);
 CREATE TABLE IF NOT EXISTS quotes (
     transfer_id TEXT NOT NULL,
     psn_no TEXT NOT NULL,
@@ -116,29 +133,6 @@ CREATE TABLE IF NOT EXISTS quotes (
     PRIMARY KEY (transfer_id, psn_no, region)
 );
 """
-
-
-class TransferState(StrEnum):
-    """A transfer's life at the coordinator.
-
-    ``received`` and ``reserved`` are passed through inside one transaction (a request is
-    checked and forwarded; a reserve result is turned into the commit decision at once),
-    so stored records show the others.
-    """
-
-    RECEIVED = "received"
-    QUOTING = "quoting"
-    """Asking the regions of several bound co-payers for their balances."""
-    RESERVING = "reserving"
-    RESERVED = "reserved"
-    COMMITTING = "committing"
-    """Decided: commit. Posting at the payer, then crediting the payee, retried until done."""
-    COMMITTED = "committed"
-    ABORTED = "aborted"
-
-    @property
-    def final(self) -> bool:
-        return self in (TransferState.COMMITTED, TransferState.ABORTED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +183,7 @@ class Window:
 class ClearingEntry:
     transfer_id: str
     window: int
-    flow: str
+    flow: Flow
     payer_region: str
     payee_region: str
     amount_fen: int
@@ -221,7 +215,7 @@ class Transfer:
     """The coordinator's durable record of one transfer (mutable; saved with ``save``)."""
 
     transfer_id: str
-    flow: str
+    flow: Flow
     beneficiary: str
     payee_region: str
     amount_fen: int
@@ -233,9 +227,6 @@ class Transfer:
     payer_region: str = ""
     held_fen: int = 0
     posted_fen: int = 0
-    payer_posted: bool = False
-    payee_credited: bool = False
-    abort_pending: bool = False
     reason: ReasonCode | None = None
     detail: str = ""
     next_action_ms: int | None = None
@@ -245,7 +236,17 @@ class Transfer:
     @property
     def requester_region(self) -> str:
         """Who asked, and so hears the outcome: the payee for a bill, else the payer."""
-        return self.payee_region if self.flow == "copay" else self.payer_region
+        return self.payee_region if self.flow is Flow.COPAY else self.payer_region
+
+    @property
+    def payer_posted(self) -> bool:
+        """The payer region reported its hold posted (the money left the payer)."""
+        return self.state in (TransferState.CREDITING, TransferState.COMMITTED)
+
+    @property
+    def abort_pending(self) -> bool:
+        """Aborted, and the payer region has not yet confirmed that nothing is held."""
+        return self.state is TransferState.ABORTING
 
     def copy(self) -> Transfer:
         """An independent record: what the store hands out, so that changes a handler makes
@@ -264,15 +265,25 @@ class Transfer:
             self.payer_region,
             self.held_fen,
             self.posted_fen,
-            self.payer_posted,
-            self.payee_credited,
-            self.abort_pending,
             self.reason,
             self.detail,
             self.next_action_ms,
             self.attempts,
             self.year,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One row of a transfer's history: a state change, when, and on what event."""
+
+    seq: int
+    at_ms: int
+    from_state: TransferState | None
+    """None on the first row (the request received)."""
+    to_state: TransferState
+    event: TransferEvent
+    detail: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,8 +296,8 @@ class Quote:
 
 _TRANSFER_COLUMNS = (
     "transfer_id, flow, beneficiary, payee_region, amount_fen, state, created_at_ms,"
-    " updated_at_ms, candidates, payer, payer_region, held_fen, posted_fen, payer_posted,"
-    " payee_credited, abort_pending, reason, detail, next_action_ms, attempts, year"
+    " updated_at_ms, candidates, payer, payer_region, held_fen, posted_fen,"
+    " reason, detail, next_action_ms, attempts, year"
 )
 
 
@@ -305,9 +316,6 @@ def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
         payer_region,
         held,
         posted,
-        payer_posted,
-        payee_credited,
-        abort_pending,
         reason,
         detail,
         next_action,
@@ -316,7 +324,7 @@ def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
     ) = row
     return Transfer(
         transfer_id=str(tid),
-        flow=str(flow),
+        flow=Flow(flow),
         beneficiary=str(beneficiary),
         payee_region=str(payee_region),
         amount_fen=int(amount),
@@ -328,9 +336,6 @@ def _transfer_from_row(row: tuple[Any, ...]) -> Transfer:
         payer_region=str(payer_region),
         held_fen=int(held),
         posted_fen=int(posted),
-        payer_posted=bool(payer_posted),
-        payee_credited=bool(payee_credited),
-        abort_pending=bool(abort_pending),
         reason=None if reason is None else ReasonCode(reason),
         detail=str(detail),
         next_action_ms=next_action,
@@ -351,9 +356,6 @@ _CHANGEABLE_COLUMNS = (
     "payer_region",
     "held_fen",
     "posted_fen",
-    "payer_posted",
-    "payee_credited",
-    "abort_pending",
     "reason",
     "detail",
     "next_action_ms",
@@ -376,9 +378,6 @@ def _changeable_values(t: Transfer) -> tuple[object, ...]:
         t.payer_region,
         t.held_fen,
         t.posted_fen,
-        int(t.payer_posted),
-        int(t.payee_credited),
-        int(t.abort_pending),
         None if t.reason is None else t.reason.value,
         t.detail,
         t.next_action_ms,
@@ -398,6 +397,31 @@ _UPDATE_TRANSFER_AND_CANDIDATES = (
 )
 
 
+def _clearing_entry(row: tuple[Any, ...]) -> ClearingEntry:
+    tid, window, flow, payer_region, payee_region, amount = row
+    return ClearingEntry(tid, window, Flow(flow), payer_region, payee_region, amount)
+
+
+def history_of(sql: sqlite3.Connection, transfer_id: str) -> list[StateChange]:
+    """A transfer's state changes in order (also for a read-only connection)."""
+    rows = sql.execute(
+        "SELECT seq, at_ms, from_state, to_state, event, detail FROM transfer_history"
+        " WHERE transfer_id = ? ORDER BY seq",
+        (transfer_id,),
+    ).fetchall()
+    return [
+        StateChange(
+            int(seq),
+            int(at),
+            None if before is None else TransferState(before),
+            TransferState(after),
+            TransferEvent(event),
+            str(detail),
+        )
+        for seq, at, before, after, event, detail in rows
+    ]
+
+
 def _candidates_json(candidates: list[Candidate]) -> str:
     return json.dumps([[c.psn_no, c.region] for c in candidates])
 
@@ -408,6 +432,7 @@ class ClearinghouseStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.executescript(SCHEMA)
+        self._migrate()
         # Write-through caches (see storage.cache): the rows each step reads again.
         self._transfers: RowCache[str, Transfer] = db.row_cache("transfers")
         self._regions: RowCache[str, Region] = db.row_cache("regions")
@@ -415,6 +440,29 @@ class ClearinghouseStore:
             "bindings_of"
         )
         self._open_window: RowCache[str, Window] = db.row_cache("open_window")
+
+    _FLAG_COLUMNS = ("payer_posted", "payee_credited", "abort_pending")
+    """Columns of files written before the state machine: two steps were flags then."""
+
+    def _migrate(self) -> None:
+        """Turn an older file's flags into the states they stood for, then drop them."""
+        columns = {row[1] for row in self._sql.execute("PRAGMA table_info(transfers)")}
+        old = [c for c in self._FLAG_COLUMNS if c in columns]
+        if not old:
+            return
+        with self.db.transaction():
+            if "payer_posted" in old:
+                self._sql.execute(
+                    "UPDATE transfers SET state = 'crediting'"
+                    " WHERE state = 'committing' AND payer_posted = 1"
+                )
+            if "abort_pending" in old:
+                self._sql.execute(
+                    "UPDATE transfers SET state = 'aborting'"
+                    " WHERE state = 'aborted' AND abort_pending = 1"
+                )
+            for column in old:
+                self._sql.execute(f"ALTER TABLE transfers DROP COLUMN {column}")
 
     @classmethod
     def open(
@@ -620,10 +668,39 @@ class ClearinghouseStore:
 
     def unfinished(self) -> list[Transfer]:
         rows = self._sql.execute(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers"
-            " WHERE state NOT IN ('committed', 'aborted') OR abort_pending = 1"
+            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE state NOT IN ('committed', 'aborted')"
         ).fetchall()
         return [_transfer_from_row(r) for r in rows]
+
+    # --- history ---
+
+    def add_history(
+        self,
+        transfer_id: str,
+        at_ms: int,
+        from_state: TransferState | None,
+        to_state: TransferState,
+        event: TransferEvent,
+        detail: str = "",
+    ) -> None:
+        """Append a state change (the caller's transaction writes it with the change)."""
+        self._sql.execute(
+            "INSERT INTO transfer_history (transfer_id, seq, at_ms, from_state, to_state, event,"
+            " detail) VALUES (?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM transfer_history"
+            " WHERE transfer_id = ?), ?, ?, ?, ?, ?)",
+            (
+                transfer_id,
+                transfer_id,
+                at_ms,
+                None if from_state is None else from_state.value,
+                to_state.value,
+                event.value,
+                detail,
+            ),
+        )
+
+    def history(self, transfer_id: str) -> list[StateChange]:
+        return history_of(self._sql, transfer_id)
 
     # --- quotes ---
 
@@ -723,7 +800,7 @@ class ClearinghouseStore:
             " FROM clearing_entries WHERE transfer_id = ?",
             (transfer_id,),
         ).fetchone()
-        return None if row is None else ClearingEntry(*row)
+        return None if row is None else _clearing_entry(row)
 
     def clearing_entries(self, window: int) -> list[ClearingEntry]:
         rows = self._sql.execute(
@@ -731,7 +808,7 @@ class ClearinghouseStore:
             " FROM clearing_entries WHERE window = ? ORDER BY transfer_id",
             (window,),
         ).fetchall()
-        return [ClearingEntry(*r) for r in rows]
+        return [_clearing_entry(r) for r in rows]
 
     def put_reconciliation(
         self, window: int, region: str, disagreements: int, paid: int, received: int, at_ms: int

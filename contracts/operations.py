@@ -31,10 +31,15 @@ from contracts.identifiers import (
     MAX_ADDRESS_LENGTH,
     MAX_IDENTIFIER_LENGTH,
 )
+from contracts.policy import (
+    DEFAULT_RESIDENT_PREMIUM_FEN,
+    NATIONAL_WALLET_MAX_PER_TRANSFER_FEN,
+    NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY,
+)
 from contracts.reasons import COMMITTED, ReasonCode
-from contracts.vocabulary import Insurance, PaymentOrder, Relationship, Scope
+from contracts.vocabulary import Flow, Insurance, PaymentOrder, Relationship, Scope
 
-__all__ = ["Insurance", "PaymentOrder", "Relationship", "Scope"]  # and the records below
+__all__ = ["Flow", "Insurance", "PaymentOrder", "Relationship", "Scope"]  # and the records below
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +85,9 @@ class RegisterRegion(Operation):
     scope: Scope = Scope.SCOPE_2024
     payment_order: PaymentOrder = PaymentOrder.OWN_FIRST
     wallet_enabled: bool = True
-    wallet_max_per_transfer_fen: int = 200_000
-    wallet_max_transfers_per_day: int = 3
-    resident_premium_fen: int = 40_000
+    wallet_max_per_transfer_fen: int = NATIONAL_WALLET_MAX_PER_TRANSFER_FEN
+    wallet_max_transfers_per_day: int = NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY
+    resident_premium_fen: int = DEFAULT_RESIDENT_PREMIUM_FEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +183,7 @@ class Reserve(Operation):
     amount_fen: int
     payee_region: str
     hold_timeout_ms: int
-    flow: str = "copay"
+    flow: Flow = Flow.COPAY
     all_or_nothing: bool = False
     """Wallet transfers and premiums are paid in full or not at all."""
 
@@ -238,7 +243,7 @@ class Credit(Operation):
     transfer_id: str
     amount_fen: int
     payer_region: str
-    flow: str = "copay"
+    flow: Flow = Flow.COPAY
     beneficiary: str = ""
     """Whose wallet or premium is credited (wallet and premium flows)."""
     year: int = 0
@@ -290,7 +295,7 @@ class BillOutcome(Operation):
     """Paid from the beneficiary's own personal account."""
     wallet_paid_fen: int = 0
     """Paid from the beneficiary's medical-insurance wallet."""
-    flow: str = "copay"
+    flow: Flow = Flow.COPAY
 
     @property
     def outcome(self) -> str:
@@ -446,7 +451,7 @@ class RequestTransfer(Operation):
 
     TAG: ClassVar[str] = "request_transfer"
     transfer_id: str
-    flow: str
+    flow: Flow
     payer: str
     payer_region: str
     beneficiary: str
@@ -516,7 +521,7 @@ class SettlementLine(Operation):
     TAG: ClassVar[str] = "settlement_line"
     window: int
     transfer_id: str
-    flow: str
+    flow: Flow
     payer_region: str
     payee_region: str
     amount_fen: int
@@ -578,7 +583,7 @@ class Repair(Operation):
     psn_no: str
     counterparty_region: str
     amount_fen: int
-    flow: str = "copay"
+    flow: Flow = Flow.COPAY
     year: int = 0
 
 

@@ -7,11 +7,23 @@ differently, so two regions of one payment can disagree; these records say how.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from contracts.operations import ConfigureRegion, RegisterRegion
 from contracts.vocabulary import SCOPE_RELATIONSHIPS, PaymentOrder, Relationship, Scope
 
-__all__ = ["SCOPE_RELATIONSHIPS", "PaymentOrder", "Policy", "Scope", "policy_of"]
+if TYPE_CHECKING:  # operations take their defaults from here
+    from contracts.operations import ConfigureRegion, RegisterRegion
+
+__all__ = [
+    "DEFAULT_RESIDENT_PREMIUM_FEN",
+    "NATIONAL_WALLET_MAX_PER_TRANSFER_FEN",
+    "NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY",
+    "SCOPE_RELATIONSHIPS",
+    "PaymentOrder",
+    "Policy",
+    "Scope",
+    "policy_of",
+]
 
 
 NATIONAL_WALLET_MAX_PER_TRANSFER_FEN = 200_000

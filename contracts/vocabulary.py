@@ -1,8 +1,19 @@
-"""The shared vocabulary of enumerations: insurance kinds, relationships, policy settings."""
+"""The shared vocabulary of enumerations: flows, insurance kinds, relationships, policy settings."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+
+class Flow(StrEnum):
+    """What a cross-region transfer pays for (the wire refuses any other value)."""
+
+    COPAY = "copay"
+    """A beneficiary's bill, from a bound co-payer's personal account (家庭共济)."""
+    WALLET = "wallet"
+    """Money moved into a relative's medical-insurance wallet (医保钱包)."""
+    PREMIUM = "premium"
+    """A resident relative's yearly premium (代缴居民医保费)."""
 
 
 class Insurance(StrEnum):

@@ -34,6 +34,7 @@ from contracts.operations import (
     WindowPosition,
     WindowSummary,
 )
+from contracts.vocabulary import Flow
 from gongji.audit import audit_books
 from gongji.population import region_of
 from gongji.scenario import (
@@ -114,9 +115,11 @@ def _flow(answer: Answer) -> str:
 
 def _moved(answer: Answer) -> int:
     """Money this request moved (co-payer, own account and wallet parts)."""
-    if isinstance(answer, BindingOutcome) or (answer.reason is not None and answer.flow != "copay"):
+    if isinstance(answer, BindingOutcome) or (
+        answer.reason is not None and answer.flow is not Flow.COPAY
+    ):
         return 0
-    if answer.flow == "copay":
+    if answer.flow is Flow.COPAY:
         return answer.paid_fen + answer.own_paid_fen + answer.wallet_paid_fen
     return answer.paid_fen
 
@@ -154,7 +157,7 @@ async def play(scenario: Scenario, net: Network, transport: str) -> ScenarioResu
     for a in answers.values():
         by_flow.setdefault(_flow(a), Counter())[a.outcome] += 1
     problems = list(audit.problems)
-    moved_bills = sum(_moved(a) for a in answers.values() if _flow(a) == "copay")
+    moved_bills = sum(_moved(a) for a in answers.values() if _flow(a) == Flow.COPAY)
     if moved_bills != audit.bills_paid_fen:
         problems.append(f"bills say {moved_bills} fen paid, the books {audit.bills_paid_fen}")
     net_sum = sum(p.net_fen for p in final.positions)
@@ -396,12 +399,12 @@ class SimNetwork:
 
 def _sim_flow(op: Operation) -> str:
     if isinstance(op, RequestWalletTransfer):
-        return "wallet"
+        return Flow.WALLET
     if isinstance(op, RequestPremiumPayment):
-        return "premium"
+        return Flow.PREMIUM
     if isinstance(op, RequestBinding):
         return "binding"
-    return "copay"
+    return Flow.COPAY
 
 
 async def play_on_sim(scenario: Scenario, faults: str = "none") -> ScenarioResult:

@@ -32,7 +32,7 @@ from contracts.operations import (
     SetRegionEnabled,
     SubmitBill,
 )
-from contracts.policy import Policy
+from contracts.policy import NATIONAL_WALLET_MAX_PER_TRANSFER_FEN, Policy
 from contracts.vocabulary import SCOPE_RELATIONSHIPS, Insurance, PaymentOrder, Relationship, Scope
 from gongji.population import (
     Draws,
@@ -151,7 +151,9 @@ class BillSpec:
     bound_share: float = 0.8
     """Share of bills for a beneficiary with a co-payer bound (the rest: anyone)."""
     wallet_transfers: int = 0
-    wallet_amount_fen: FenRange = field(default_factory=lambda: FenRange(1_000, 200_000))
+    wallet_amount_fen: FenRange = field(
+        default_factory=lambda: FenRange(1_000, NATIONAL_WALLET_MAX_PER_TRANSFER_FEN)
+    )
     """Drawn, then cut to both regions' per-transfer limits (except the over-limit ones)."""
     premium_payments: int = 0
     premium_year: int = 2025

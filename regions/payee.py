@@ -9,6 +9,8 @@ co-payers: the clearinghouse picks one.
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from contracts.effects import Anomaly, Outgoing, TransferStarted
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
@@ -26,7 +28,7 @@ from contracts.operations import (
     VerifyBeneficiary,
 )
 from contracts.reasons import ReasonCode
-from contracts.vocabulary import Insurance, PaymentOrder
+from contracts.vocabulary import Flow, Insurance, PaymentOrder
 from regions.context import RegionContext, outcome_of, resend_delay_ms
 from regions.store import (
     BILLS_PAID,
@@ -37,8 +39,6 @@ from regions.store import (
     person_account,
     wallet_account,
 )
-
-COPAY, WALLET, PREMIUM = "copay", "wallet", "premium"
 
 
 class PayeeSide:
@@ -64,7 +64,7 @@ class PayeeSide:
             now_ms,
             resend_at_ms=now_ms + resend_delay_ms(0),
         )
-        self.ctx.events.append(TransferStarted(op.transfer_id, COPAY))
+        self.ctx.events.append(TransferStarted(op.transfer_id, Flow.COPAY))
         refusal = self._refusal(op)
         if refusal is not None:
             reason, detail = refusal
@@ -113,7 +113,7 @@ class PayeeSide:
 
     def _seen_before(self, bill: Bill, op: SubmitBill) -> list[Outgoing]:
         same = (bill.flow, bill.beneficiary, bill.amount_fen, bill.reply_to) == (
-            COPAY,
+            Flow.COPAY,
             op.beneficiary,
             op.amount_fen,
             op.reply_to,
@@ -194,7 +194,7 @@ class PayeeSide:
             op.transfer_id, op.flow, op.payer_region, op.amount_fen, op.beneficiary, op.year, now_ms
         )
         out = [Outgoing(CLEARINGHOUSE, Credited(op.transfer_id, self.ctx.code))]
-        if op.flow != COPAY:
+        if op.flow is not Flow.COPAY:
             return out  # the co-payer's region, which asked, reports the outcome
         if self.store.bill(op.transfer_id) is None:
             # Money arrived for a bill this region does not know (e.g. restored from an old
@@ -208,7 +208,7 @@ class PayeeSide:
     def _record_credit(
         self,
         transfer_id: str,
-        flow: str,
+        flow: Flow,
         payer_region: str,
         amount_fen: int,
         beneficiary: str,
@@ -225,14 +225,16 @@ class PayeeSide:
             return False
         debit = interregion_account(payer_region)
         self.books.open_account(debit, no_overdraft=False)
-        if flow == WALLET:
+        if flow is Flow.WALLET:
             target = wallet_account(beneficiary)
             self.books.open_account(target, no_overdraft=True)
-        elif flow == PREMIUM:
+        elif flow is Flow.PREMIUM:
             target = PREMIUMS_PAID
             self.store.put_premium(beneficiary, year, transfer_id, "paid", amount_fen, now_ms)
-        else:
+        elif flow is Flow.COPAY:
             target = BILLS_PAID
+        else:
+            assert_never(flow)
         self.books.transfer(transfer_id, debit, target, amount_fen, now_ms)
         self.store.add_credit(transfer_id, payer_region, amount_fen, now_ms, flow)
         return True
@@ -240,7 +242,7 @@ class PayeeSide:
     def refuse(self, op: Refuse, now_ms: int) -> list[Outgoing]:
         self.store.release_premium(op.transfer_id)  # a premium earmarked for it, if any
         bill = self.store.bill(op.transfer_id)
-        if bill is not None and bill.flow == COPAY:
+        if bill is not None and bill.flow is Flow.COPAY:
             return self._finish_bill(op.transfer_id, 0, "", op.reason, op.detail, now_ms)
         return self.ctx.settle(
             op.transfer_id,
@@ -294,12 +296,12 @@ class PayeeSide:
             amount,
             op.reply_to,
             now_ms,
-            flow=PREMIUM,
+            flow=Flow.PREMIUM,
             payer=op.psn_no,
             counterparty_region=self.ctx.code,
             year=op.year,
         )
-        self.ctx.events.append(TransferStarted(op.transfer_id, PREMIUM))
+        self.ctx.events.append(TransferStarted(op.transfer_id, Flow.PREMIUM))
         reason = self._premium_refusal(op.psn_no, op.year, op.transfer_id)
         wallet = wallet_account(op.psn_no)
         if reason is None and self.books.available(wallet) < amount:
@@ -339,7 +341,7 @@ class PayeeSide:
             now_ms,
         )
         bill = self.store.bill(op.transfer_id)
-        if booked and op.flow == COPAY and bill is not None:
+        if booked and op.flow is Flow.COPAY and bill is not None:
             self._finish_bill(
                 op.transfer_id,
                 op.amount_fen,

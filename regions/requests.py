@@ -24,11 +24,12 @@ from contracts.operations import (
     WithdrawBinding,
 )
 from contracts.reasons import COMMITTED, ReasonCode
-from contracts.vocabulary import Insurance, Relationship
+from contracts.vocabulary import Flow, Insurance, Relationship
 from regions.context import RegionContext, day_start_ms, outcome_of, resend_delay_ms
 from regions.store import Bill, BillState, BindingRequest
 
-BINDING, WALLET, PREMIUM = "binding", "wallet", "premium"
+BINDING = "binding"
+"""The label of binding requests among the transfers' flows (in events and metrics)."""
 
 
 class CopayerRequests:
@@ -159,7 +160,7 @@ class CopayerRequests:
     def request_wallet_transfer(self, op: RequestWalletTransfer, now_ms: int) -> list[Outgoing]:
         request = RequestTransfer(
             op.transfer_id,
-            WALLET,
+            Flow.WALLET,
             op.copayer,
             self.ctx.code,
             op.beneficiary,
@@ -245,7 +246,7 @@ class CopayerRequests:
         # The amount is the beneficiary's region's to say (its policy's premium).
         request = RequestTransfer(
             op.transfer_id,
-            PREMIUM,
+            Flow.PREMIUM,
             op.copayer,
             self.ctx.code,
             op.beneficiary,
@@ -258,7 +259,7 @@ class CopayerRequests:
     def _known_request(
         self,
         transfer_id: str,
-        fields: tuple[str, str, int, str, str, str, int],
+        fields: tuple[Flow, str, int, str, str, str, int],
         reply_to: str,
         amount_fen: int,
     ) -> list[Outgoing] | None:

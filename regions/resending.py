@@ -14,8 +14,9 @@ from __future__ import annotations
 from contracts.effects import Outgoing, Retried
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Operation
+from contracts.vocabulary import Flow
 from regions.context import RegionContext, resend_delay_ms
-from regions.payee import COPAY, PayeeSide
+from regions.payee import PayeeSide
 from regions.requests import CopayerRequests
 
 REQUEST_AID, REQUEST_TRANSFER, BINDING_REQUEST = "request_aid", "request_transfer", "binding"
@@ -35,7 +36,7 @@ class Resender:
         out: list[Outgoing] = []
         for bill, resends in self.store.requests_due(now_ms):
             request: Operation
-            if bill.flow == COPAY:
+            if bill.flow == Flow.COPAY:
                 request, step = self.payee.aid_request(bill), REQUEST_AID
             else:
                 request, step = self.requests.transfer_request(bill), REQUEST_TRANSFER

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from contracts.policy import Policy
 from contracts.reasons import ReasonCode
-from contracts.vocabulary import Insurance, PaymentOrder, Scope
+from contracts.vocabulary import Flow, Insurance, PaymentOrder, Scope
 from regions.books import Books
 from regions.hold_states import HoldState as HoldState
 from storage.cache import MISS, RowCache
@@ -152,7 +152,7 @@ class Hold:
     state: HoldState
     reason: ReasonCode | None
     expires_at_ms: int
-    flow: str = "copay"
+    flow: Flow = Flow.COPAY
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +168,7 @@ class Bill:
     detail: str
     paid_fen: int
     payer_region: str
-    flow: str = "copay"
+    flow: Flow = Flow.COPAY
     own_paid_fen: int = 0
     wallet_paid_fen: int = 0
     aid_requested_fen: int = 0
@@ -244,7 +244,7 @@ class SettlementReportRecord:
 class SettlementLineRecord:
     window: int
     transfer_id: str
-    flow: str
+    flow: Flow
     payer_region: str
     payee_region: str
     amount_fen: int
@@ -439,7 +439,7 @@ class RegionStore:
             HoldState(row[5]),
             _reason(row[6]),
             row[7],
-            row[8],
+            Flow(row[8]),
         )
 
     def add_hold(
@@ -453,7 +453,7 @@ class RegionStore:
         reason: ReasonCode | None,
         expires_at_ms: int,
         at_ms: int,
-        flow: str = "copay",
+        flow: Flow = Flow.COPAY,
     ) -> None:
         self._sql.execute(
             "INSERT INTO holds (transfer_id, payer, payee_region, requested_fen, held_fen, state,"
@@ -552,7 +552,7 @@ class RegionStore:
             row[6],
             row[7],
             row[8],
-            row[9],
+            Flow(row[9]),
             row[10],
             row[11],
             row[12],
@@ -570,7 +570,7 @@ class RegionStore:
         reply_to: str,
         at_ms: int,
         *,
-        flow: str = "copay",
+        flow: Flow = Flow.COPAY,
         payer: str = "",
         counterparty_region: str = "",
         year: int = 0,
@@ -824,7 +824,7 @@ class RegionStore:
             " FROM settlement_lines WHERE window = ? ORDER BY transfer_id",
             (window,),
         ).fetchall()
-        return [SettlementLineRecord(*r) for r in rows]
+        return [SettlementLineRecord(w, t, Flow(f), a, b, n) for w, t, f, a, b, n in rows]
 
     def reported_transfer_ids(self) -> set[str]:
         return {r[0] for r in self._sql.execute("SELECT transfer_id FROM settlement_lines")}
@@ -887,7 +887,12 @@ class RegionStore:
         return amount
 
     def add_credit(
-        self, transfer_id: str, payer_region: str, amount_fen: int, at_ms: int, flow: str = "copay"
+        self,
+        transfer_id: str,
+        payer_region: str,
+        amount_fen: int,
+        at_ms: int,
+        flow: Flow = Flow.COPAY,
     ) -> None:
         self._sql.execute(
             "INSERT INTO credits (transfer_id, payer_region, amount_fen, at_ms, flow)"

@@ -1,11 +1,15 @@
-"""``gongji report window N``: a clearing window's net positions and reconciliation."""
+"""``gongji report window N``: a clearing window's net positions and reconciliation;
+``gongji report transfer ID``: one transfer's timeline, from the services' SQLite files."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
+import sys
 import uuid
+from pathlib import Path
 
 from broker.connection import connect
 from broker.topology import Topology
@@ -13,7 +17,8 @@ from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import QueryWindow
 from gongji.client import BillClient
 from gongji.cluster.local import OPERATOR
-from gongji.commands.options import add_cluster_options, cluster_target
+from gongji.commands.options import DEFAULT_CLUSTER_DIR, add_cluster_options, cluster_target
+from gongji.timeline import TimelineError, format_timeline, read_timeline
 from gongji.windows import format_window_report, read_window_report
 
 
@@ -36,6 +41,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     window.add_argument("--json", action="store_true", help="print one JSON object")
     add_cluster_options(window)
+    transfer = kinds.add_parser(
+        "transfer", help="one transfer's timeline (reads the SQLite files, read-only)"
+    )
+    transfer.add_argument("transfer_id", metavar="ID", help="the transfer id")
+    transfer.add_argument("--json", action="store_true", help="print one JSON object")
+    transfer.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
+        help="where the clearinghouse and region files are (default: %(default)s)",
+    )
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -56,5 +72,20 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transfer(args: argparse.Namespace) -> int:
+    try:
+        timeline = read_timeline(args.data_dir, args.transfer_id)
+    except TimelineError as error:
+        print(f"gongji: {error}", file=sys.stderr)
+        return 1
+    if timeline is None:
+        print(f"gongji: no transfer {args.transfer_id} in {args.data_dir}", file=sys.stderr)
+        return 1
+    print(json.dumps(timeline.as_json()) if args.json else format_timeline(timeline))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "transfer":
+        return _transfer(args)
     return asyncio.run(_run(args))

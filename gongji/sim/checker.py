@@ -19,11 +19,21 @@ from typing import Any
 
 from contracts.operations import BillOutcome
 from contracts.reasons import COMMITTED
+from contracts.vocabulary import Flow
 from gongji.audit import audit_books
 from gongji.sim import views
-from gongji.sim.views import ABORTED, COMMITTING, FINAL_STATES, PENDING, POSTED, SETTLED
+from gongji.sim.views import (
+    ABORT_STATES,
+    ABORTED,
+    COMMITTING,
+    CREDITING,
+    FINAL_STATES,
+    PENDING,
+    POSTED,
+    SETTLED,
+)
 from gongji.sim.views import COMMITTED as CH_COMMITTED
-from gongji.sim.workload import COPAY, PREMIUM, Request
+from gongji.sim.workload import Request
 from regions.books import Books
 from regions.store import OPENING_FUND
 
@@ -296,12 +306,12 @@ class Checker:
         self._opening(audit.opening_fen, now_ms)
         told: dict[str, int] = defaultdict(int)
         for tid, o in first_outcomes.items():
-            flow = self.requests[tid].flow if tid in self.requests else COPAY
-            if flow == COPAY:
+            flow = self.requests[tid].flow if tid in self.requests else Flow.COPAY
+            if flow == Flow.COPAY:
                 told["bills paid"] += o.paid_fen + o.own_paid_fen + o.wallet_paid_fen
                 told["wallets"] -= o.wallet_paid_fen
             elif o.reason is None:  # a wallet transfer or a premium payment went through
-                told["premiums paid" if flow == PREMIUM else "wallets"] += o.paid_fen
+                told["premiums paid" if flow == Flow.PREMIUM else "wallets"] += o.paid_fen
         books = {
             "bills paid": audit.bills_paid_fen,
             "premiums paid": audit.premiums_paid_fen,
@@ -370,7 +380,7 @@ def _agree(
     """Payer, payee and clearinghouse tell one story (true at every instant)."""
     posted = hold is not None and hold.state == POSTED
     if hold is not None and posted and t is not None:
-        if t.state not in (COMMITTING, CH_COMMITTED):
+        if t.state not in (COMMITTING, CREDITING, CH_COMMITTED):
             bad(f"payer {payer} posted {hold.held_fen} but the clearinghouse is {t.state}")
         elif t.held_fen != hold.held_fen:
             bad(f"payer {payer} posted {hold.held_fen}; the clearinghouse reserved {t.held_fen}")
@@ -386,7 +396,7 @@ def _agree(
         bad(f"the clearinghouse records a post at {payer} that the payer does not have")
     if t.state == CH_COMMITTED and (credit is None or credit.amount_fen != t.posted_fen):
         bad(f"committed {t.posted_fen} at the clearinghouse; payee {payee} has {credit}")
-    if t.state == ABORTED and credit is not None:
+    if t.state in ABORT_STATES and credit is not None:
         bad(f"aborted at the clearinghouse; payee {payee} credited {credit.amount_fen}")
 
 
@@ -414,7 +424,7 @@ def _settled(
             bad(
                 f"region {where} refused it ({bill.reason}); a credit of {credit.amount_fen} exists"
             )
-        if t is not None and (t.state != ABORTED or t.reason != bill.reason):
+        if t is not None and (t.state not in ABORT_STATES or t.reason != bill.reason):
             bad(
                 f"region {where} refused it ({bill.reason}); "
                 f"the clearinghouse is {t.state} ({t.reason})"
@@ -459,8 +469,6 @@ def _final_transfer(
         return
     if t.state not in FINAL_STATES:
         late(f"the clearinghouse left it {t.state}")
-    elif t.abort_pending:
-        late("the clearinghouse still waits for the payer's abort")
     payer, payee = t.payer_region, t.payee_region
     if t.state == CH_COMMITTED:
         if hold is None or hold.state != POSTED or hold.held_fen != t.posted_fen:

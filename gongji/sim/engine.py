@@ -58,6 +58,7 @@ from contracts.operations import (
     Commit,
     CommitResult,
     Credit,
+    Flow,
     Operation,
     RequestAid,
     Reserve,
@@ -1081,13 +1082,13 @@ class Simulation:
         self._forged += 1
         fresh = f"forged-{self._forged}"
         big = 10**9
-        hub_ops = (Reserve(fresh, person, big, liar, 60_000), Commit(fresh))
+        hub_ops = (Reserve(fresh, person, big, liar, 60_000, Flow.COPAY), Commit(fresh))
         forgeries: list[tuple[Participant | None, str, tuple[Operation, ...]]] = [
             # A region addressing another region as if it were the hub (the broker refuses).
             (region(liar), region_address(victim), hub_ops),
             # A client sending what only the hub may send (the region refuses).
             (FORGER, region_address(victim), hub_ops),
-            (FORGER, region_address(victim), (Credit(real, big, liar, "copay", person, 0, ""),)),
+            (FORGER, region_address(victim), (Credit(real, big, liar, Flow.COPAY, person, 0, ""),)),
             # A replayed Commit and an Abort of a genuine transfer.
             (FORGER, region_address(victim), (Commit(real), Abort(real))),
             # A region answering for another region (the clearinghouse refuses).

@@ -19,7 +19,6 @@ from clearinghouse.coordinator import TransferCoordinator
 from clearinghouse.store import TransferState
 from contracts.effects import Outgoing
 from contracts.operations import Commit, Credit, Operation, RequestAid, RequestTransfer
-from contracts.reasons import ReasonCode
 from regions.core import RegionCore
 from regions.store import BILLS_PAID, HoldState, RegionStore, interregion_account, person_account
 
@@ -62,8 +61,8 @@ class AbortOnRestartCoordinator(TransferCoordinator):
         out: list[Outgoing] = []
         for t in self.store.unfinished():
             if t.state is TransferState.COMMITTING:
-                t.abort_pending = True
-                out += self._refuse(t, ReasonCode.TIMEOUT, "restarted; decision lost", now_ms)
+                t.state = TransferState.RESERVING  # as if it never decided
+                out += self._time_out(t, now_ms)
         return out + super().resume(now_ms)
 
 

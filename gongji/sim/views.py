@@ -17,9 +17,15 @@ POSTED = HoldState.POSTED.value
 PENDING = HoldState.PENDING.value
 SETTLED = BillState.SETTLED.value
 COMMITTING = TransferState.COMMITTING.value
+CREDITING = TransferState.CREDITING.value
 COMMITTED = TransferState.COMMITTED.value
+ABORTING = TransferState.ABORTING.value
 ABORTED = TransferState.ABORTED.value
 FINAL_STATES = (COMMITTED, ABORTED)
+POSTED_STATES = (CREDITING, COMMITTED)
+"""The clearinghouse heard the payer post its hold."""
+ABORT_STATES = (ABORTING, ABORTED)
+"""The clearinghouse decided to abort (the release of a hold may still be awaited)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,19 +56,21 @@ class TransferRow:
     payer_region: str
     held_fen: int
     posted_fen: int
-    payer_posted: bool
-    payee_credited: bool
-    abort_pending: bool
     reason: str | None
+
+    @property
+    def payer_posted(self) -> bool:
+        return self.state in POSTED_STATES
+
+    @property
+    def abort_pending(self) -> bool:
+        return self.state == ABORTING
 
 
 _HOLD = "SELECT state, held_fen, payer FROM holds"
 _CREDIT = "SELECT amount_fen, payer_region FROM credits"
 _BILL = "SELECT state, reason, paid_fen, payer_region FROM bills"
-_TRANSFER = (
-    "SELECT state, payee_region, payer_region, held_fen, posted_fen, payer_posted,"
-    " payee_credited, abort_pending, reason FROM transfers"
-)
+_TRANSFER = "SELECT state, payee_region, payer_region, held_fen, posted_fen, reason FROM transfers"
 
 
 def hold(sql: sqlite3.Connection, transfer_id: str) -> HoldRow | None:
@@ -86,16 +94,13 @@ def transfer(sql: sqlite3.Connection, transfer_id: str) -> TransferRow | None:
 
 
 def _transfer_row(row: tuple[object, ...]) -> TransferRow:
-    state, payee, payer, held, posted, payer_posted, credited, abort_pending, reason = row
+    state, payee, payer, held, posted, reason = row
     return TransferRow(
         str(state),
         str(payee),
         str(payer),
         int(str(held)),
         int(str(posted)),
-        bool(payer_posted),
-        bool(credited),
-        bool(abort_pending),
         None if reason is None else str(reason),
     )
 
@@ -120,8 +125,8 @@ def all_bills(sql: sqlite3.Connection) -> dict[str, BillRow]:
 
 def all_transfers(sql: sqlite3.Connection) -> dict[str, TransferRow]:
     rows = sql.execute(
-        "SELECT transfer_id, state, payee_region, payer_region, held_fen, posted_fen,"
-        " payer_posted, payee_credited, abort_pending, reason FROM transfers"
+        "SELECT transfer_id, state, payee_region, payer_region, held_fen, posted_fen, reason"
+        " FROM transfers"
     )
     return {str(r[0]): _transfer_row(r[1:]) for r in rows}
 
@@ -165,7 +170,7 @@ def pending_holds(sql: sqlite3.Connection) -> int:
 
 def unfinished_transfers(sql: sqlite3.Connection) -> int:
     row = sql.execute(
-        "SELECT COUNT(*) FROM transfers WHERE state NOT IN (?, ?) OR abort_pending = 1",
+        "SELECT COUNT(*) FROM transfers WHERE state NOT IN (?, ?)",
         FINAL_STATES,
     ).fetchone()
     return int(row[0])

@@ -16,10 +16,9 @@ from contracts.operations import (
     RequestPremiumPayment,
     RequestWalletTransfer,
 )
-from contracts.vocabulary import Insurance
+from contracts.vocabulary import Flow, Insurance
 from gongji.population import Population, generate_bills, region_of
 
-COPAY, WALLET, PREMIUM = "copay", "wallet", "premium"
 PREMIUM_YEAR = 2025
 
 
@@ -29,6 +28,7 @@ class Request:
 
     transfer_id: str
     flow: str
+    """A ``Flow``, or ``binding`` for a binding request (the demo's script sends those)."""
     region: str
     """The region the request is submitted to (and that answers it)."""
     payee_region: str
@@ -54,7 +54,7 @@ def build_workload(
     n_bills = count - n_wallet - n_premium
     secrets = {p.psn_no: p.secret for p in population.persons}
     requests = [
-        Request(b.transfer_id, COPAY, region_of(b.beneficiary), region_of(b.beneficiary), b)
+        Request(b.transfer_id, Flow.COPAY, region_of(b.beneficiary), region_of(b.beneficiary), b)
         for b in generate_bills(population, n_bills, seed, reply_to)
     ]
     served = {r.code for r in population.regions}
@@ -72,7 +72,7 @@ def build_workload(
             amount,
             reply_to,
         )
-        requests.append(Request(tid, WALLET, b.copayer_region, b.beneficiary_region, wallet))
+        requests.append(Request(tid, Flow.WALLET, b.copayer_region, b.beneficiary_region, wallet))
     usable = [b for b in premium_bindings if b.copayer_region in served]
     for i in range(n_premium if usable else 0):
         b = rng.choice(usable)
@@ -86,6 +86,6 @@ def build_workload(
             PREMIUM_YEAR,
             reply_to,
         )
-        requests.append(Request(tid, PREMIUM, b.copayer_region, b.beneficiary_region, premium))
+        requests.append(Request(tid, Flow.PREMIUM, b.copayer_region, b.beneficiary_region, premium))
     rng.shuffle(requests)
     return requests

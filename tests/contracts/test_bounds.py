@@ -50,6 +50,7 @@ from contracts.operations import (
     Commit,
     Credit,
     EnrollPerson,
+    Flow,
     Form,
     Insurance,
     Operation,
@@ -170,7 +171,7 @@ def test_signed_fields_reach_minus_the_maximum_and_others_not_below_zero() -> No
 def test_in_bounds_values_at_their_limits_round_trip() -> None:
     longest_id = "A" * MAX_IDENTIFIER_LENGTH
     ops: list[Operation] = [
-        Credit(longest_id, MAX_AMOUNT_FEN, "510100", "copay", longest_id, 9999, "é" * 512),
+        Credit(longest_id, MAX_AMOUNT_FEN, "510100", Flow.COPAY, longest_id, 9999, "é" * 512),
         RequestBinding(
             "r.1:x_y-z",
             "420100-000081",

@@ -101,6 +101,12 @@ def body(**changes: Any) -> bytes:
         (body(ops=[["submit_bill", "t", "p", 1.5, "client.c"]]), MalformedMessage, "amount_fen"),
         (body(ops=[["submit_bill", 7, "p", 1, "client.c"]]), MalformedMessage, "transfer_id"),
         (body(ops=[["enroll_person", "p", "martian"]]), MalformedMessage, "insurance"),
+        (body(ops=[["credit", "t", 100, "420100", "loan"]]), MalformedMessage, "flow"),
+        (
+            body(ops=[["request_transfer", "t", "gift", "A", "420100", "B", "510100", 1]]),
+            MalformedMessage,
+            "field 'flow': not one of",  # (the refused value is never echoed)
+        ),
         (body(id=""), MalformedMessage, "id"),
         (body(at="now"), MalformedMessage, "at"),
     ],

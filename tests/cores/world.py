@@ -18,6 +18,11 @@ from contracts.operations import (
     RequestBinding,
     SubmitBill,
 )
+from contracts.policy import (
+    DEFAULT_RESIDENT_PREMIUM_FEN,
+    NATIONAL_WALLET_MAX_PER_TRANSFER_FEN,
+    NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY,
+)
 from contracts.vocabulary import Insurance, PaymentOrder, Scope
 from gongji.loopback import Loopback
 from regions.core import RegionCore
@@ -34,10 +39,19 @@ def region(
     scope: Scope = Scope.SCOPE_2024,
     order: PaymentOrder = PaymentOrder.OWN_FIRST,
     wallet: bool = True,
-    premium_fen: int = 40_000,
+    premium_fen: int = DEFAULT_RESIDENT_PREMIUM_FEN,
 ) -> RegisterRegion:
     return RegisterRegion(
-        code, f"region {code}", "p", enabled, scope, order, wallet, 200_000, 3, premium_fen
+        code,
+        f"region {code}",
+        "p",
+        enabled,
+        scope,
+        order,
+        wallet,
+        NATIONAL_WALLET_MAX_PER_TRANSFER_FEN,
+        NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY,
+        premium_fen,
     )
 
 

@@ -25,6 +25,7 @@ from contracts.operations import (
     Commit,
     CommitResult,
     Credit,
+    Flow,
     Operation,
     Reserve,
     ReserveResult,
@@ -95,7 +96,7 @@ async def refused(
 
 
 def forged_reserve_and_commit(transfer_id: str) -> list[Operation]:
-    reserve = Reserve(transfer_id, "A1", WHOLE_BALANCE, CHENGDU, 60_000, "copay")
+    reserve = Reserve(transfer_id, "A1", WHOLE_BALANCE, CHENGDU, 60_000, Flow.COPAY)
     return [reserve, Commit(transfer_id)]
 
 
@@ -119,7 +120,7 @@ async def test_a_region_cannot_address_another_region_the_broker_refuses_it(
             credentials,
             region(SHANGHAI),
             region_address(CHENGDU),
-            [Credit("forged-2", 10_000, SHANGHAI, "copay", "B1", 0, "")],
+            [Credit("forged-2", 10_000, SHANGHAI, Flow.COPAY, "B1", 0, "")],
         )
     assert balance(world, WUHAN, "A1") == (WHOLE_BALANCE, WHOLE_BALANCE)
 
@@ -145,7 +146,7 @@ async def test_a_client_forging_a_credit_or_replaying_a_commit_moves_nothing(
     outcome = await world.pay(CHENGDU, "B1", 20_000, transfer_id="genuine-1")
     assert outcome.reason is None and outcome.paid_fen == 20_000
     wuhan = balance(world, WUHAN, "A1")
-    credit = Credit("forged-4", 10_000, WUHAN, "copay", "B5", 0, "")
+    credit = Credit("forged-4", 10_000, WUHAN, Flow.COPAY, "B5", 0, "")
     before = rejected(f"region-{CHENGDU}", "forbidden")
     await publish_as(world, credentials, client(FORGER), region_address(CHENGDU), [credit])
     await refused(world, f"region-{CHENGDU}", "forbidden", before, [credit])

@@ -39,7 +39,8 @@ async def test_silent_payer_times_out_and_its_late_hold_is_voided(world: World) 
     bill = bill_record(world.cluster, CHENGDU, "silent")
     assert bill is not None and (bill.reason, bill.paid_fen) == (ReasonCode.TIMEOUT, 0)
     t = transfer_record(world.cluster, "silent")
-    assert t is not None and (t.state, t.reason) == (TransferState.ABORTED, ReasonCode.TIMEOUT)
+    # Decided (the requester knows), and still asking Wuhan to release what it may hold.
+    assert t is not None and (t.state, t.reason) == (TransferState.ABORTING, ReasonCode.TIMEOUT)
     assert holds(world.cluster, WUHAN) == {}
 
     # Wuhan comes back: the Reserve waiting in its queue holds, the Abort behind it voids.
@@ -47,7 +48,7 @@ async def test_silent_payer_times_out_and_its_late_hold_is_voided(world: World) 
 
     def released() -> bool:
         record = transfer_record(world.cluster, "silent")
-        return record is not None and not record.abort_pending
+        return record is not None and record.state is TransferState.ABORTED
 
     await eventually(released, "the clearinghouse heard Wuhan's Aborted")
     assert holds(world.cluster, WUHAN) == {"silent": (HoldState.RELEASED_BY_ABORT, 5_000)}

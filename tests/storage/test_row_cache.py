@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from clearinghouse.store import Candidate, ClearinghouseStore, Transfer, TransferState
+from contracts.vocabulary import Flow
 from regions.store import BILLS_PAID, OPENING_FUND, HoldState, RegionStore, person_account
 from storage.cache import MISS, RowCache
 
@@ -25,7 +26,9 @@ def test_a_disabled_cache_remembers_nothing() -> None:
 
 
 def _transfer(state: TransferState) -> Transfer:
-    return Transfer("t1", "copay", "B1", "510100", 5_000, state, 1, 1, [Candidate("A1", "420100")])
+    return Transfer(
+        "t1", Flow.COPAY, "B1", "510100", 5_000, state, 1, 1, [Candidate("A1", "420100")]
+    )
 
 
 def test_a_rolled_back_save_is_not_read_back() -> None:
@@ -89,14 +92,16 @@ def test_cached_totals_follow_every_movement_and_a_rollback() -> None:
 def test_bills_and_holds_from_memory_equal_their_rows() -> None:
     store = RegionStore.open(":memory:")
     with store.db.transaction():
-        store.add_bill("t1", "B1", 9_000, "client.x", 5, flow="copay")
+        store.add_bill("t1", "B1", 9_000, "client.x", 5, flow=Flow.COPAY)
         store.record_local_payment(
             "t1", own_paid_fen=1_000, wallet_paid_fen=500, aid_requested_fen=7_500
         )
         store.settle_bill(
             "t1", paid_fen=7_500, payer_region="420100", reason=None, detail="", at_ms=9
         )
-        store.add_hold("t2", "A1", "510100", 3_000, 2_000, HoldState.PENDING, None, 99, 5, "wallet")
+        store.add_hold(
+            "t2", "A1", "510100", 3_000, 2_000, HoldState.PENDING, None, 99, 5, Flow.WALLET
+        )
         store.resolve_hold("t2", HoldState.POSTED, None, 7)
     cached = (store.bill("t1"), store.hold("t2"))
     store.db.forget_cached()
@@ -110,9 +115,9 @@ def test_a_second_save_updates_every_changed_column() -> None:
         store.save(_transfer(TransferState.QUOTING))
     t = store.transfer("t1")
     assert t is not None
-    t.state, t.payer, t.payer_region, t.held_fen = TransferState.COMMITTING, "A2", "310000", 900
+    t.state, t.payer, t.payer_region, t.held_fen = TransferState.ABORTING, "A2", "310000", 900
     t.candidates = [Candidate("A2", "310000"), Candidate("A1", "420100")]
-    t.abort_pending, t.next_action_ms, t.amount_fen = True, 77, 4_000
+    t.next_action_ms, t.amount_fen = 77, 4_000
     with store.db.transaction():
         store.save(t)
     store.db.forget_cached()
