@@ -41,6 +41,7 @@ from typing import Any
 from bench.baseline import BaselineResult, measure_baseline
 from gongji.cluster.catalog import first_regions, with_enabled
 from gongji.cluster.local import (
+    LOAD_CLIENT,
     ClusterConfig,
     ClusterState,
     cluster_down,
@@ -228,7 +229,7 @@ async def _saturate(
         drain_s=60,
     )
     ops0, msgs0 = await asyncio.to_thread(_message_totals, state)
-    report = await run_load(amqp_url, _target(state), config, audit_wait_s=30)
+    report = await run_load(state.url_for(LOAD_CLIENT), _target(state), config, audit_wait_s=30)
     ops1, msgs1 = await asyncio.to_thread(_message_totals, state)
     _absorb(figures, report)
     rate = report.result.steady_per_second(skip_s=plan.saturation_s / 2)
@@ -262,7 +263,7 @@ async def _open_loop(
 ) -> dict[str, Any]:
     """Latency (ms) of an open-loop load at ``rate`` for ``plan.latency_s``."""
     config = LoadConfig(rate=rate, duration_s=plan.latency_s, cross_province=1.0, drain_s=60)
-    report = await run_load(amqp_url, _target(state), config, audit_wait_s=30)
+    report = await run_load(state.url_for(LOAD_CLIENT), _target(state), config, audit_wait_s=30)
     _absorb(figures, report)
     summary: dict[str, Any] = report.result.latency["copay"].summary_ms()
     say(

@@ -142,11 +142,13 @@ def password_hash(password: str, salt: bytes | None = None) -> str:
     return base64.b64encode(salt + digest).decode()
 
 
-def definitions(users: Sequence[BrokerUser], *, hashed: bool = True) -> dict[str, Any]:
+def definitions(
+    users: Sequence[BrokerUser], *, hashed: bool = True, vhost: str = VHOST
+) -> dict[str, Any]:
     """RabbitMQ definitions (users, permissions, topic permissions) for ``users``."""
     entries: list[dict[str, Any]] = []
     for user in users:
-        entry: dict[str, Any] = {"name": user.name, "tags": ""}
+        entry: dict[str, Any] = {"name": user.name, "tags": [], "limits": {}}
         if hashed:
             entry["password_hash"] = password_hash(user.password)
             entry["hashing_algorithm"] = "rabbit_password_hashing_sha256"
@@ -155,9 +157,9 @@ def definitions(users: Sequence[BrokerUser], *, hashed: bool = True) -> dict[str
         entries.append(entry)
     return {
         "users": entries,
-        "permissions": [{"user": u.name, "vhost": VHOST, **u.permissions()} for u in users],
+        "permissions": [{"user": u.name, "vhost": vhost, **u.permissions()} for u in users],
         "topic_permissions": [
-            {"user": u.name, "vhost": VHOST, "exchange": u.namespace, **u.topic_permissions()}
+            {"user": u.name, "vhost": vhost, "exchange": u.namespace, **u.topic_permissions()}
             for u in users
         ],
     }

@@ -226,15 +226,22 @@ def _newest(db: sqlite3.Connection, *queries: str) -> int:
     return max(int(db.execute(q).fetchone()[0] or 0) for q in queries)
 
 
+_DECISION_OF = {"crediting": "committing", "aborting": "aborted"}
+
+
 def read_clearinghouse(path: Path) -> ClearinghouseSnapshot:
     """The clearinghouse's transfers and clearing entries, at one instant."""
     snap = ClearinghouseSnapshot()
     with _read_only(path) as db:
         for row in db.execute(
-            "SELECT transfer_id, flow, state, payer_region, payee_region, held_fen, posted_fen,"
-            " payer_posted, payee_credited FROM transfers"
+            "SELECT transfer_id, flow, state, payer_region, payee_region, held_fen, posted_fen"
+            " FROM transfers"
         ):
-            tid, flow, state, payer, payee, held, posted, payer_posted, payee_credited = row
+            tid, flow, stored, payer, payee, held, posted = row
+            # The stored states (clearinghouse/transfer_states.py): `crediting` is a
+            # commit whose payer posted, `aborting` an abort whose hold's release is
+            # still awaited; here they count as committing and aborted.
+            state = _DECISION_OF.get(stored, stored)
             t = TransferRow(
                 tid,
                 flow,
@@ -243,8 +250,8 @@ def read_clearinghouse(path: Path) -> ClearinghouseSnapshot:
                 payee,
                 held,
                 posted,
-                bool(payer_posted),
-                bool(payee_credited),
+                stored in ("crediting", "committed"),
+                stored == "committed",
             )
             snap.transfers[t.transfer_id] = t
         for row in db.execute(

@@ -85,6 +85,9 @@ class ServiceRecord:
     metrics_port: int
     log: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    """The environment it was started with beyond the caller's (tunables), without its
+    broker URL (rebuilt from the state's users at a restart)."""
 
 
 @dataclass(slots=True)
@@ -382,10 +385,10 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
             amqp_url=config.amqp_url,
             users=credentials.passwords(),
         )
-        env = dict(os.environ)
-        env.update(config.env)
+        extra = dict(config.env)
         if config.sqlite_synchronous:
-            env[SYNCHRONOUS_ENV] = config.sqlite_synchronous
+            extra[SYNCHRONOUS_ENV] = config.sqlite_synchronous
+        env = dict(os.environ) | extra
         try:
             for name, address in zip(names, addresses, strict=True):
                 kind = "clearinghouse" if name == CLEARINGHOUSE else "region"
@@ -398,7 +401,9 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
                 stat = _proc_stat(process.pid)
                 ticks = stat[1] if stat else 0
                 state.services.append(
-                    ServiceRecord(name, address, process.pid, ticks, ports[name], str(log), argv)
+                    ServiceRecord(
+                        name, address, process.pid, ticks, ports[name], str(log), argv, extra
+                    )
                 )
                 # Written after every start, so `down` finds whatever did start.
                 _write_state(state)
@@ -563,6 +568,66 @@ def write_scrape_config(state: ClusterState, interval_s: float) -> Path:
     path = Path(state.scrape_config)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# --- one service at a time: kill, stop, continue, restart ---------------------------------
+
+
+def find_service(state: ClusterState, name: str) -> ServiceRecord:
+    """``clearinghouse``, ``region-420100`` or just ``420100``."""
+    wanted = f"region-{name}" if name.isdigit() else name
+    for record in state.services:
+        if record.name == wanted:
+            return record
+    known = ", ".join(s.name for s in state.services)
+    raise ClusterError(f"no service {name!r} in this cluster (it has: {known})")
+
+
+def participant_of_service(record: ServiceRecord) -> Participant:
+    return HUB if record.name == CLEARINGHOUSE else region(record.name.removeprefix("region-"))
+
+
+def signal_service(data_dir: Path, name: str, signum: int) -> ServiceRecord:
+    """Send ``signum`` (SIGKILL, SIGSTOP, SIGCONT, ...) to one running service."""
+    state = _state_or_raise(data_dir)
+    record = find_service(state, name)
+    if not is_running(record):
+        raise ClusterError(f"{record.name} is not running (pid {record.pid} is gone)")
+    os.kill(record.pid, signum)
+    if signum == signal.SIGKILL:
+        deadline = time.monotonic() + 5.0
+        while is_running(record) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return record
+
+
+def restart_service(data_dir: Path, name: str) -> ServiceRecord:
+    """Start one service again, as ``cluster up`` started it (SIGKILL first if it still
+    runs); the state file then names the new process, so status and down know it."""
+    state = _state_or_raise(data_dir)
+    record = find_service(state, name)
+    if is_running(record):
+        os.kill(record.pid, signal.SIGCONT)  # a stopped process cannot die otherwise
+        signal_service(data_dir, name, signal.SIGKILL)
+    env = dict(os.environ) | record.env
+    env["AMQP_URL"] = state.url_for(participant_of_service(record))
+    process = _spawn(record.argv, Path(record.log), env)
+    stat = _proc_stat(process.pid)
+    record.pid, record.start_ticks = process.pid, stat[1] if stat else 0
+    _write_state(state)
+    return record
+
+
+def metrics_answer(record: ServiceRecord) -> bool:
+    """Whether the service's metrics endpoint answers (it has started)."""
+    return _metrics_answer(record.metrics_port)
+
+
+def _state_or_raise(data_dir: Path) -> ClusterState:
+    state = read_state(data_dir.resolve())
+    if state is None:
+        raise NotUp(f"no local cluster is up in {data_dir} (no {STATE_FILE} there)")
+    return state
 
 
 # --- down --------------------------------------------------------------------------------

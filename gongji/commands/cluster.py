@@ -1,9 +1,11 @@
-"""``gongji cluster up|down|status``: the compose topology as local processes, no Docker."""
+"""``gongji cluster up|down|status|kill|stop|cont|restart``: the compose topology as
+local processes, no Docker."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from gongji.cluster.local import (
     cluster_down,
     cluster_up,
     is_running,
+    restart_service,
+    signal_service,
 )
 from gongji.commands.options import (
     add_broker_options,
@@ -96,6 +100,22 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status = actions.add_parser("status", help="list the cluster's processes")
     add_local_cluster_options(status)
 
+    for action, what in SERVICE_ACTIONS.items():
+        one = actions.add_parser(action, help=what)
+        one.add_argument(
+            "service", metavar="SERVICE", help="clearinghouse, region-420100 or 420100"
+        )
+        add_local_cluster_options(one)
+
+
+SERVICE_ACTIONS = {
+    "kill": "kill -9 one service (as a crash would; `restart` brings it back)",
+    "stop": "SIGSTOP one service (a pause: it holds its messages; `cont` resumes it)",
+    "cont": "SIGCONT a stopped service",
+    "restart": "start one service again (killing it first if it runs)",
+}
+_SIGNALS = {"kill": signal.SIGKILL, "stop": signal.SIGSTOP, "cont": signal.SIGCONT}
+
 
 def run(args: argparse.Namespace) -> int:
     try:
@@ -103,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             return _up(args)
         if args.action == "down":
             return _down(args)
+        if args.action in SERVICE_ACTIONS:
+            return _one_service(args)
         return _status(args)
     except ClusterError as error:
         print(f"gongji cluster {args.action}: {error}", file=sys.stderr)
@@ -154,6 +176,18 @@ def _down(args: argparse.Namespace) -> int:
         print(f"killed  {name} (still running {args.grace:g} s after SIGTERM)")
     for name in report.gone:
         print(f"gone    {name} (was not running)")
+    return 0
+
+
+def _one_service(args: argparse.Namespace) -> int:
+    if local_cluster_state(args) is None:
+        raise ClusterError(f"no local cluster in {args.data_dir.resolve()}")
+    if args.action == "restart":
+        record = restart_service(args.data_dir, args.service)
+        print(f"restarted {record.name} (pid {record.pid})")
+    else:
+        record = signal_service(args.data_dir, args.service, _SIGNALS[args.action])
+        print(f"{args.action} {record.name} (pid {record.pid})")
     return 0
 
 

@@ -157,8 +157,9 @@ class ClusterTarget:
         local cluster's broker user for it, else the given URL as it is."""
         if participant_of(URL(self.amqp_url).user, self.namespace) is not None:
             return self.amqp_url
-        if self.state is not None and self.state.users:
-            return self.state.url_for(participant)
+        state = self.state
+        if state is not None and state.users and state.namespace == self.namespace:
+            return state.url_for(participant)
         return self.amqp_url
 
 

@@ -155,6 +155,7 @@ class LoadGenerator:
             self.result.outcomes[flow.name] = Counter()
         self._window: list[tuple[float, int]] = []
         self._sent_all = False
+        self._closing = False
         self._answered = asyncio.Event()
 
     @property
@@ -207,6 +208,7 @@ class LoadGenerator:
             await self._send_all(publisher)
             await self._drain()
         finally:
+            self._closing = True  # no more re-publishing: what is unanswered now timed out
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -285,14 +287,27 @@ class LoadGenerator:
         task.add_done_callback(self._tasks.discard)
 
     async def _publish(self, publisher: Publisher, address: str, ops: Sequence[Operation]) -> None:
-        try:
-            await publisher.publish({address: ops})
-        except Unroutable:
-            self._fail(ops, "unroutable")
-        except PublishError:
-            # Maybe delivered, maybe not: an outcome may still come; if none does, the
-            # request ends as a timeout. Counted here as what happened on the way out.
-            self.result.errors["publish_failed"] += len(ops)
+        """Publish, and publish again what the broker did not confirm (a broker restart,
+        a lost connection): maybe delivered, maybe not, so the same requests with the same
+        transfer ids, which every handler takes once. Given up only when the run ends."""
+        delay_s = 0.2
+        while True:
+            try:
+                await publisher.publish({address: ops})
+                return
+            except Unroutable:
+                self._fail(ops, "unroutable")
+                return
+            except PublishError:
+                ops = [op for op in ops if getattr(op, "transfer_id", "") in self._pending]
+                if not ops:
+                    return  # answered meanwhile: the first publish did arrive
+                if self._closing:
+                    self.result.errors["publish_failed"] += len(ops)
+                    return
+                self.result.errors["republished"] += len(ops)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 5.0)
 
     def _fail(self, ops: Sequence[Operation], error: str) -> None:
         for op in ops:

@@ -108,7 +108,7 @@ def flip_to_aborted(data_dir: Path, t: Committed) -> None:
 
 def rewind_to_posted(data_dir: Path, t: Committed) -> None:
     """A co-payment as it is between the payer's post and the payee's credit: the
-    clearinghouse committing, awaiting the credit; the payee has neither credit nor outcome
+    clearinghouse crediting, awaiting the payee's answer; the payee has neither credit nor outcome
     (they are written together); nothing cleared yet (clearing comes with the commit)."""
     delete_credit(data_dir, t)
     with writing(region_file(data_dir, t.payee_region)) as db:
@@ -119,7 +119,7 @@ def rewind_to_posted(data_dir: Path, t: Committed) -> None:
         )
     with writing(clearinghouse_file(data_dir)) as db:
         db.execute(
-            "UPDATE transfers SET state = 'committing', payee_credited = 0 WHERE transfer_id = ?",
+            "UPDATE transfers SET state = 'crediting' WHERE transfer_id = ?",
             (t.transfer_id,),
         )
         db.execute("DELETE FROM clearing_entries WHERE transfer_id = ?", (t.transfer_id,))

@@ -18,6 +18,9 @@ import pytest
 
 from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE, client_address, region_address
+from contracts.participants import HUB, Participant, Role, participant_of, region
+from gongji import deploy
+from gongji.deploy import compose_definitions
 from tests.deploy.artefacts import (
     COMPOSE,
     RABBITMQ_CONF,
@@ -70,19 +73,6 @@ def service_urls() -> dict[str, Any]:
     }
 
 
-def region_codes() -> list[str]:
-    codes = []
-    for service in gongji_services().values():
-        argv = command(service)
-        if argv[:1] == ["region"]:
-            codes.append(argv[argv.index("--code") + 1])
-    return codes
-
-
-def allowed(regex: str, resource: str) -> bool:
-    return re.search(regex, resource) is not None
-
-
 def test_the_vhost_exists_and_guest_does_not() -> None:
     vhosts = {v["name"] for v in definitions()["vhosts"]}
     assert {url.vhost for url in service_urls().values()} == vhosts == {"gongji"}
@@ -105,59 +95,54 @@ def test_no_user_is_left_over_but_the_documented_admin() -> None:
     assert f"{ADMIN[0]} / {ADMIN[1]}" in COMPOSE.read_text(encoding="utf-8")
 
 
-def resources(namespace: str = "gongji") -> dict[str, str]:
-    """The broker names gongji uses, computed by broker.topology."""
-    topology = Topology(namespace=namespace)
-    names = {
-        "exchange": topology.exchange,
-        "dead-letter exchange": topology.dead_letter_exchange,
-        "dead-letter queue": topology.dead_letter_queue,
-        "clearinghouse queue": topology.queue_for(CLEARINGHOUSE),
-        "a client queue": topology.queue_for(client_address("load-1a2b3c")),
+def test_users_and_permissions_are_the_generators_output() -> None:
+    """definitions.json is ``python -m gongji.deploy``'s output (the same generator as
+    the local cluster's users): regenerate it rather than edit it."""
+    want = compose_definitions()
+    for key in ("permissions", "topic_permissions", "vhosts"):
+        assert definitions()[key] == want[key], f"{key}: run python -m gongji.deploy"
+    assert [u["name"] for u in definitions()["users"]] == [u["name"] for u in want["users"]]
+
+
+def test_each_service_connects_as_the_participant_it_is() -> None:
+    """A region's service is that region's user, the seed an operator, load a client."""
+    for name, service in gongji_services().items():
+        url = service_urls()[name]
+        argv = command(service)
+        if argv[:1] == ["clearinghouse"]:
+            want = HUB
+        elif argv[:1] == ["region"]:
+            want = region(argv[argv.index("--code") + 1])
+        elif argv[:1] == ["admin"]:
+            want = deploy.SEED
+        else:
+            want = deploy.LOAD
+        assert participant_of(url.user, deploy.NAMESPACE) == want, name
+        assert url.password == deploy.dev_password(want), name
+
+
+@pytest.mark.parametrize("participant", deploy.participants(), ids=str)
+def test_routing_keys_each_user_may_publish_to(participant: Participant) -> None:
+    """Topic permissions: regions only to the hub and clients, clients only to regions."""
+    [granted] = [
+        p
+        for p in definitions()["topic_permissions"]
+        if p["user"] == participant.user(deploy.NAMESPACE)
+    ]
+    assert granted["exchange"] == Topology(deploy.NAMESPACE).exchange
+    keys = {
+        "hub": CLEARINGHOUSE,
+        "region": region_address("420100"),
+        "client": client_address("load"),
     }
-    for code in region_codes():
-        names[f"region {code} queue"] = topology.queue_for(region_address(code))
-    return names
-
-
-def needs(service: str) -> dict[str, set[str]]:
-    """What a service must be allowed (declare: configure; publish/bind: write; consume:
-    read; declaring a queue with a dead-letter exchange also needs read on the queue and
-    write on the exchange) and, as ``"never-read"``, what it must not consume."""
-    names = resources()
-    base = {"exchange", "dead-letter exchange", "dead-letter queue"}
-    read_base = {"exchange", "dead-letter exchange"}
-    regions = {k for k in names if k.startswith("region ")}
-    if service == "clearinghouse":
-        own = {"clearinghouse queue"} | regions
-        forbidden = {"dead-letter queue", "a client queue"}
-    elif service.startswith("region-"):
-        mine = f"region {service.removeprefix('region-')} queue"
-        # A region declares the clearinghouse queue too, so its sends are never unroutable.
-        own = {mine, "clearinghouse queue"}
-        forbidden = {"dead-letter queue", "a client queue"} | (regions - {mine})
-    else:  # the seed and the load generator: clients with a reply queue
-        own = {"a client queue"}
-        forbidden = {"dead-letter queue", "clearinghouse queue"} | regions
-    return {
-        "configure": base | own,
-        "write": base | own,
-        "read": read_base | own,
-        "never-read": forbidden,
-    }
-
-
-@pytest.mark.parametrize("service", sorted(gongji_services()))
-def test_permissions_fit_what_each_service_does_and_no_more(service: str) -> None:
-    url = service_urls()[service]
-    granted = permissions(url.user, url.vhost)
-    names = resources()
-    need = needs(service)
-    for kind in ("configure", "write", "read"):
-        for what in need[kind]:
-            assert allowed(granted[kind], names[what]), f"{url.user} lacks {kind} on {what}"
-    for what in need["never-read"]:
-        assert not allowed(granted["read"], names[what]), f"{url.user} may read {what}"
+    may = {k for k, key in keys.items() if re.match(granted["write"], key)}
+    expected = {
+        Role.CLEARINGHOUSE: {"region", "client"},
+        Role.REGION: {"hub", "client"},
+        Role.CLIENT: {"region"},
+        Role.ADMIN: {"hub", "region"},
+    }[participant.role]
+    assert may == expected
 
 
 def test_the_broker_listens_where_the_services_and_compose_expect() -> None:

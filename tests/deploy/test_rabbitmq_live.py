@@ -33,6 +33,7 @@ from pathlib import Path
 
 import aiormq.exceptions
 import pytest
+from aio_pika import Message
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from broker.connection import BrokerUnavailable, connect
@@ -362,7 +363,8 @@ async def test_each_service_may_use_its_queues_and_no_other(node: Node) -> None:
     region = node.service_url(f"region-{first}")
     assert not await _refused(region, consume=topology.queue_for(mine))
     assert not await _refused(region, declare=mine)
-    assert not await _refused(region, declare=CLEARINGHOUSE)
+    # Only the clearinghouse may declare (and so delete) its queue.
+    assert await _refused(region, declare=CLEARINGHOUSE)
     assert await _refused(region, consume=topology.queue_for(theirs))
     assert await _refused(region, declare=theirs)
     assert await _refused(region, consume=topology.dead_letter_queue)
@@ -371,11 +373,35 @@ async def test_each_service_may_use_its_queues_and_no_other(node: Node) -> None:
     for code in codes:  # on RegionRegistered
         assert not await _refused(clearinghouse, declare=region_address(code))
     assert await _refused(clearinghouse, consume=topology.dead_letter_queue)
-    for client in ("seed", "load"):
-        url = node.service_url(client)
-        assert await _refused(url, consume=topology.queue_for(CLEARINGHOUSE))
-        assert await _refused(url, consume=topology.queue_for(mine))
-        assert await _refused(url, declare=mine)
+    # The load generator is a plain client. (The seed is an operator: it declares the
+    # namespace's queues, which needs read on each, as for the clearinghouse above.)
+    load = node.service_url("load")
+    assert await _refused(load, consume=topology.queue_for(CLEARINGHOUSE))
+    assert await _refused(load, consume=topology.queue_for(mine))
+    assert await _refused(load, declare=mine)
+    # Routing the broker enforces (topic permissions): a region never addresses another
+    # region, a client never the clearinghouse.
+    assert await _publish_refused(region, theirs)
+    assert not await _publish_refused(region, CLEARINGHOUSE)
+    assert await _publish_refused(node.service_url("load"), CLEARINGHOUSE)
+    assert not await _publish_refused(node.service_url("load"), mine)
+    assert not await _publish_refused(clearinghouse, theirs)
+
+
+async def _publish_refused(url: str, address: str) -> bool:
+    """Whether the broker refuses this user publishing to routing key ``address``."""
+    async with connected(url, "test-routing") as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(Topology(NAMESPACE).exchange, ensure=False)
+        try:
+            await exchange.publish(Message(b"probe"), routing_key=address, timeout=10)
+        except (aiormq.exceptions.ChannelAccessRefused, aiormq.exceptions.PublishError):
+            return True
+        except aiormq.exceptions.AMQPError as error:
+            return "ACCESS_REFUSED" in str(error)
+        with contextlib.suppress(Exception):
+            await channel.close()
+        return False
 
 
 # --- metrics --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gongji.cluster.local import ClusterState
+from gongji.cluster.local import LOAD_CLIENT, ClusterState
 from gongji.load import LoadConfig, Target, run_load
 from tests.e2e.conftest import SCRAPE_INTERVAL_S, Prometheus
 
@@ -61,7 +61,7 @@ async def test_promql_agrees_with_the_load_generators_counts(
     )
     config = LoadConfig(rate=40, duration_s=4, cross_province=0.8, skew=0.5, drain_s=60)
 
-    report = await run_load(amqp_url, target, config)
+    report = await run_load(local_cluster.url_for(LOAD_CLIENT), target, config)
 
     quiet = time.time()
     assert report.errors()["timeouts"] == 0, report.errors()
