@@ -38,10 +38,12 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from broker.connection import BrokerUnavailable, connect
 from broker.publisher import Publisher, group_by_address
+from broker.testing import dead_letter_messages
 from broker.topology import Topology, declare_service_queue, declare_topology
 from clearinghouse.service import ClearinghouseService
+from contracts.codec import decode
 from contracts.identifiers import CLEARINGHOUSE, client_address, region_address
-from contracts.operations import SubmitBill
+from contracts.operations import Commit, Operation, ReserveResult, SubmitBill
 from contracts.reasons import COMMITTED, ReasonCode
 from gongji.client import BillClient
 from regions.service import RegionService
@@ -311,15 +313,44 @@ async def test_the_services_settle_bills_each_as_its_own_broker_user(
                     }
                 finally:
                     await client.close()
+            # Forgeries under compose's users: refused by the services, dead-lettered.
+            forged = await _forge_under_compose_users(node, topology, codes)
         finally:
             for stop, _, _ in running:
                 stop.set()
             await asyncio.gather(*(task for _, task, _ in running), return_exceptions=True)
+    assert forged == {"forbidden-commit", "impersonated-answer"}
     enabled = {r.code: r.enabled for r in regions_by_code(codes)}
     got = {code: outcome.outcome for code, outcome in outcomes.items()}
     assert got == {
         code: COMMITTED if enabled[code] else ReasonCode.REGION_NOT_ENABLED.value for code in codes
     }
+
+
+async def _forge_under_compose_users(node: Node, topology: Topology, codes: list[str]) -> set[str]:
+    """The load generator's user sends the hub's Commit to a region; a region's user
+    answers for another region. Returns the forged transfer ids found dead-lettered."""
+    first, second = codes[0], codes[1]
+    forgeries: list[tuple[str, str, list[Operation]]] = [
+        ("load", region_address(first), [Commit("forbidden-commit")]),
+        (
+            f"region-{first}",
+            CLEARINGHOUSE,
+            [ReserveResult("impersonated-answer", second, 1_000_000)],
+        ),
+    ]
+    for service, address, ops in forgeries:
+        async with connected(node.service_url(service), f"forger-{service}") as connection:
+            publisher = await Publisher.open(connection, topology, CLEARINGHOUSE)
+            await publisher.publish({address: ops})
+            await publisher.close()
+    found: set[str] = set()
+    async with connected(node.url(*ADMIN), "test-dead-letters") as connection:
+        deadline = time.monotonic() + 20
+        while len(found) < len(forgeries) and time.monotonic() < deadline:
+            for body in await dead_letter_messages(connection, topology, timeout=1):
+                found |= {str(getattr(op, "transfer_id", "")) for op in decode(body).operations}
+    return found
 
 
 # --- permissions --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from broker.connection import connect
 from broker.testing import TrackedTopology, dead_letter_messages
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.reasons import COMMITTED
-from tests.integration.conftest import CHENGDU, World, eventually, sample
+from tests.integration.conftest import CHENGDU, World, eventually, region_store, sample
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(30)]
 
@@ -66,3 +66,46 @@ async def test_poison_is_dead_lettered_and_the_services_keep_serving(
         "each poison message counted once in gongji_dead_letters_total",
     )
     await world.settle_and_check()
+
+
+def submit(beneficiary: str) -> bytes:
+    """A well-formed envelope with one SubmitBill, through the default exchange."""
+    op = ["submit_bill", "huge-1", beneficiary, 1_000, "client.it"]
+    return msgpack.packb({**ENVELOPE, "ops": [op]})
+
+
+async def test_an_oversized_or_out_of_format_message_is_refused_and_echoed_nowhere(
+    world: World, topology: TrackedTopology, amqp_url: str
+) -> None:
+    """A 10 MB beneficiary number (well-formed msgpack, a real operation) once went into a
+    region's database and came back in a 10 MB outcome; now it is refused before any state
+    changes, dead-lettered and counted, and the region goes on."""
+    region = f"region-{CHENGDU}"
+    before = sample("gongji_rejected_messages_total", service=region, reason="OutOfBounds")
+    oversized = submit("9" * (10 * 1024 * 1024))
+    out_of_format = submit("B1; DROP TABLE bills")
+    connection = await connect(amqp_url, name=f"{topology.namespace}-oversize")
+    try:
+        channel = connection.channel()
+        await channel.initialize()
+        for body in (oversized, out_of_format):
+            await channel.default_exchange.publish(
+                Message(body), routing_key=topology.queue_for(region_address(CHENGDU))
+            )
+        await channel.close()
+        dead = await dead_letter_messages(connection, topology, expect=2, timeout=15)
+    finally:
+        await connection.close()
+    assert sorted(map(len, dead)) == sorted([len(oversized), len(out_of_format)])
+    await eventually(
+        lambda: (
+            sample("gongji_rejected_messages_total", service=region, reason="OutOfBounds")
+            == before + 2
+        ),
+        "both counted as refused (OutOfBounds)",
+    )
+    with region_store(world.cluster, CHENGDU) as store:
+        assert store.bill("huge-1") is None
+    assert world.client.surplus_outcomes == 0  # nothing was answered, let alone echoed
+    outcome = await world.pay(CHENGDU, "B1", 2_500)
+    assert (outcome.outcome, outcome.paid_fen) == (COMMITTED, 2_500)
