@@ -96,6 +96,8 @@ class LoadResult:
     errors: Counter[str] = field(default_factory=Counter)
     timeline: list[int] = field(default_factory=list)
     """Outcomes per 100 ms since the start."""
+    unanswered: list[str] = field(default_factory=list)
+    """Transfer ids that got no outcome by the end of the drain."""
     unsent: int = 0
     """Planned requests never sent because ``max_in_flight`` held them past the end."""
     send_lag: LatencyHistogram = field(default_factory=LatencyHistogram)
@@ -156,6 +158,8 @@ class LoadGenerator:
         self._window: list[tuple[float, int]] = []
         self._sent_all = False
         self._closing = False
+        self.sending = asyncio.Event()
+        """Set when the first request is due (``result.started``)."""
         self._answered = asyncio.Event()
 
     @property
@@ -226,6 +230,7 @@ class LoadGenerator:
             await publisher.close()
             await self._delete_queue()
         self.result.errors["timeouts"] += len(self._pending)
+        self.result.unanswered = sorted(self._pending)
         return self.result
 
     async def _send_all(self, publisher: Publisher) -> None:
@@ -236,6 +241,7 @@ class LoadGenerator:
         buffers: dict[str, list[tuple[Operation, float]]] = defaultdict(list)
         oldest: dict[str, float] = {}
         started = self.result.started = time.monotonic()
+        self.sending.set()
         seq = 0
         while seq < total or buffers:
             now = time.monotonic()

@@ -21,7 +21,10 @@ from broker.connection import connect
 from broker.topology import Topology
 from gongji.audit import AuditReport, audit_books
 from gongji.cluster.seed import SeededPopulation
+from gongji.ledger_audit import audit_data_dir
+from gongji.ledger_snapshot import locate, read_clearinghouse, read_region
 from gongji.load.generator import LoadConfig, LoadGenerator, LoadResult, ProgressFn
+from gongji.load.nemesis import Fault, Nemesis, recovery_seconds
 from regions.service import region_database
 from regions.store import RegionStore
 
@@ -68,6 +71,20 @@ class LoadReport:
     namespace: str
     result: LoadResult
     books: BooksCheck | None
+    faults: list[Fault] | None = None
+    """The nemesis's faults (None: no nemesis)."""
+    fates: Fates | None = None
+    """What became of the unanswered requests, and the independent audit (with a nemesis)."""
+
+    @property
+    def failed(self) -> bool:
+        """A lost, stuck or duplicated request, a failed audit, money not conserved."""
+        if self.conserved is False:
+            return True
+        fates = self.fates
+        return fates is not None and (
+            fates.lost > 0 or fates.stuck > 0 or fates.duplicated_effects > 0 or not fates.audit_ok
+        )
 
     @property
     def conserved(self) -> bool | None:
@@ -117,6 +134,7 @@ class LoadReport:
             "moved_fen": result.moved_fen,
             "copayer_paid_fen": result.copayer_paid_fen,
             "conserved": self.conserved,
+            **self._nemesis_json(),
             "books": None
             if self.books is None
             else {
@@ -127,6 +145,50 @@ class LoadReport:
                 "problems": self.books.problems,
             },
         }
+
+    def _nemesis_json(self) -> dict[str, Any]:
+        if self.faults is None or self.fates is None:
+            return {}
+        fates = self.fates
+        return {
+            "faults_injected": dict(Counter(f.kind for f in self.faults)),
+            "faults": [f.as_json() for f in self.faults],
+            "recovery_seconds": [f.recovery_s for f in self.faults],
+            "lost": fates.lost,
+            "stuck": fates.stuck,
+            "duplicated_effects": fates.duplicated_effects,
+            "duplicate_outcomes": self.result.errors.get("duplicate_outcomes", 0),
+            "audit": {"ok": fates.audit_ok, "violations": fates.violations},
+        }
+
+
+@dataclass(slots=True)
+class Fates:
+    """After a run with faults: what the files say of the requests without an outcome."""
+
+    lost: int
+    """Unanswered, and in no region's file: the request never arrived."""
+    stuck: int
+    """Unanswered, arrived, and still not final once the cluster is quiet."""
+    duplicated_effects: int
+    """Money moved twice for one transfer (the audit's double posts and credits)."""
+    audit_ok: bool
+    violations: list[str]
+
+
+def fates_of(data_dir: Path, unanswered: Sequence[str]) -> Fates:
+    """Read the cluster's files (read-only, independently of the services)."""
+    files = locate(data_dir)
+    hub = read_clearinghouse(files.clearinghouse)
+    regions = [read_region(code, path) for code, path in files.regions.items()]
+    known = set(hub.transfers) | {tid for r in regions for tid in r.bills}
+    final = {t for t, row in hub.transfers.items() if row.state in ("committed", "aborted")}
+    final |= {tid for r in regions for tid, bill in r.bills.items() if bill.state != "requested"}
+    lost = sum(1 for tid in unanswered if tid not in known)
+    stuck = sum(1 for tid in unanswered if tid in known and tid not in final)
+    audit = audit_data_dir(data_dir)
+    twice = sum(1 for v in audit.violations if v.kind in ("double_post", "double_credit"))
+    return Fates(lost, stuck, twice, audit.ok, [str(v) for v in audit.violations[:50]])
 
 
 def format_report(report: LoadReport) -> str:
@@ -172,6 +234,19 @@ def format_report(report: LoadReport) -> str:
             f"{books['bills_paid_delta_fen']} fen; held {books['held_fen']} fen)"
         )
         lines += [f"  problem: {p}" for p in books["problems"]]
+    if "faults" in data:
+        lines += ["", "faults (the nemesis):"]
+        for f in data["faults"]:
+            back = "not back" if f["recovery_s"] is None else f"back after {f['recovery_s']} s"
+            lines.append(f"  {f['at_s']:>6} s  {f['kind']:<18} {f['target']:<16} {back}")
+        audit = data["audit"]
+        lines += [
+            f"lost: {data['lost']}, stuck: {data['stuck']}, duplicated effects: "
+            f"{data['duplicated_effects']} (duplicate outcome messages, harmless: "
+            f"{data['duplicate_outcomes']})",
+            f"audit: {'ok' if audit['ok'] else 'FAILED'}",
+        ]
+        lines += [f"  {v}" for v in audit["violations"]]
     return "\n".join(lines)
 
 
@@ -204,8 +279,10 @@ async def run_load(
     *,
     progress: ProgressFn | None = None,
     audit_wait_s: float = 15.0,
+    nemesis: Nemesis | None = None,
 ) -> LoadReport:
-    """Run one load against the cluster and check the books when they can be read."""
+    """Run one load against the cluster and check the books when they can be read; with
+    a ``nemesis``, inject its faults meanwhile and account for every request after."""
     codes = [r.code for r in target.seeded.regions]
     before = None
     if target.data_dir is not None:
@@ -214,7 +291,17 @@ async def run_load(
     connection = await connect(amqp_url, name=f"gongji-load:{target.namespace}")
     try:
         generator = LoadGenerator(connection, topology, target.seeded, config)
-        result = await generator.run(progress)
+        faults = None
+        if nemesis is not None:
+            faults = asyncio.get_running_loop().create_task(_alongside(nemesis, generator))
+        try:
+            result = await generator.run(progress)
+        finally:
+            if faults is not None:
+                if not generator.sending.is_set():
+                    faults.cancel()  # the load never started
+                with contextlib.suppress(asyncio.CancelledError):
+                    await faults  # a fault in progress ends before the report
     finally:
         await connection.close()
     books = None
@@ -222,4 +309,16 @@ async def run_load(
         books = await _audit_at_quiescence(
             target.data_dir, codes, before, result.moved_fen, audit_wait_s
         )
-    return LoadReport(target.namespace, result, books)
+    report = LoadReport(target.namespace, result, books)
+    if nemesis is not None:
+        recovery_seconds(nemesis.faults, result.timeline)
+        report.faults = nemesis.faults
+        if target.data_dir is not None:
+            report.fates = await asyncio.to_thread(fates_of, target.data_dir, result.unanswered)
+    return report
+
+
+async def _alongside(nemesis: Nemesis, generator: LoadGenerator) -> None:
+    """The nemesis's schedule runs from the load's own start."""
+    await generator.sending.wait()
+    await nemesis.run(generator.result.started)
