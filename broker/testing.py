@@ -7,11 +7,16 @@ import atexit
 import contextlib
 import importlib
 import os
+import shutil
+import signal
+import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -326,3 +331,90 @@ def test_participants(
         *(region(code) for code in regions),
         *(admin(name) for name in clients),
     ]
+
+
+class PrivateBroker:
+    """A RabbitMQ node of a test's own (own ports, data and Erlang cookie), for what the
+    shared broker must not undergo, such as a restart. Needs the rabbitmq-server package;
+    stopped (by its own process group) on ``stop``."""
+
+    def __init__(self) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="gongji-private-rabbitmq-"))
+        self.port = _free_port()
+        self.dist_port = _free_port()
+        self.nodename = f"gongji-private-{uuid.uuid4().hex[:8]}@localhost"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def rabbitmqctl(self) -> str:
+        """The command that administers this node (for ``GONGJI_RABBITMQCTL``)."""
+        # The real script (not Debian's su wrapper), which reads the cookie from HOME.
+        return f"env HOME={self.home} /usr/lib/rabbitmq/bin/rabbitmqctl -n {self.nodename}"
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        server = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the script, not Debian's wrapper
+        if not Path(server).exists():
+            raise BrokerUnavailable(f"no {server}: apt-get install rabbitmq-server")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "RABBITMQ_CONF_ENV_FILE": "/dev/null",
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_CONFIG_FILE": str(self.home / "rabbitmq.conf"),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.home / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.home / "log"),
+            "RABBITMQ_LOGS": "-",
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.home / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(self.home / "rabbitmq.pid"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+        }
+        (self.home / "enabled_plugins").write_text("[].\n")
+        (self.home / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n")
+        log = (self.home / "rabbitmq.log").open("wb")
+        self.process = subprocess.Popen(
+            [server],
+            cwd=self.home,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            text = (self.home / "rabbitmq.log").read_text(errors="replace")
+            if "Server startup complete" in text:
+                return
+            time.sleep(0.5)
+        tail = (self.home / "rabbitmq.log").read_text(errors="replace")[-300:]
+        self.stop()
+        raise BrokerUnavailable(
+            f"the private RabbitMQ node did not start in {timeout_s:.0f} s: {tail}"
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+            self.process = None
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.testing import unique_namespace
+from broker.connection import BrokerUnavailable
+from broker.testing import PrivateBroker, unique_namespace
 from gongji.cluster.catalog import regions_by_code
 from gongji.cluster.local import (
     ClusterConfig,
@@ -112,3 +113,67 @@ def test_a_bad_spec_is_refused_in_one_line() -> None:
         "pause",
         "broker-restart",
     ]
+
+
+@pytest.fixture
+def private_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBroker]:
+    """A broker of the test's own, since this one is restarted."""
+    broker = PrivateBroker()
+    try:
+        broker.start()
+    except BrokerUnavailable as error:
+        pytest.skip(f"no private RabbitMQ node here: {error}")
+    monkeypatch.setenv("GONGJI_RABBITMQCTL", broker.rabbitmqctl)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.mark.timeout(300)
+def test_a_broker_restart_mid_load_loses_no_request(
+    private_broker: PrivateBroker, tmp_path: Path
+) -> None:
+    config = ClusterConfig(
+        amqp_url=private_broker.url,
+        data_dir=tmp_path / "cluster",
+        regions=regions_by_code(E2E_CODES),
+        namespace=unique_namespace("restart"),
+        base_port=free_port_block(len(E2E_CODES) + 1),
+        persons_per_region=200,
+    )
+    state = asyncio.run(cluster_up(config))
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gongji.cli",
+                "load",
+                "--data-dir",
+                state.data_dir,
+                "--rate",
+                "100",
+                "--duration",
+                "20",
+                "--drain",
+                "120",
+                "--nemesis",
+                "broker-restart=1,seed=1",
+                "--json",
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=280,
+            env={**os.environ, "AMQP_URL": private_broker.url},
+            check=False,
+        )
+    finally:
+        cluster_down(Path(state.data_dir))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["faults_injected"] == {"broker-restart": 1}
+    assert (report["lost"], report["stuck"], report["duplicated_effects"]) == (0, 0, 0)
+    assert report["completed"] == report["sent"], report["errors"]
+    assert report["audit"]["ok"] is True
