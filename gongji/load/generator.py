@@ -56,6 +56,9 @@ class LoadConfig:
     """How long due requests may wait to share an envelope with others to the same region
     (counted in their latency, which runs from the intended time)."""
     max_per_envelope: int = 500
+    resubmit_after_s: float = 20.0
+    """A request still without an outcome this long after it was sent is submitted
+    again, with the same transfer id (idempotent everywhere); doubling each time."""
 
     def __post_init__(self) -> None:
         if self.rate <= 0 or self.duration_s <= 0:
@@ -74,6 +77,10 @@ class LoadConfig:
 class _Pending:
     intended: float
     flow: str
+    address: str = ""
+    op: Operation | None = None
+    """What was sent, to send again (same transfer id) when no outcome comes."""
+    resubmits: int = 0
 
 
 @dataclass(slots=True)
@@ -203,6 +210,7 @@ class LoadGenerator:
             max_operations_per_message=self.config.max_per_envelope,
         )
         reader = asyncio.get_running_loop().create_task(self._read(inbox))
+        resubmitter = asyncio.get_running_loop().create_task(self._resubmit(publisher))
         ticker: asyncio.Task[None] | None = None
         if progress is not None:
             ticker = asyncio.get_running_loop().create_task(
@@ -213,6 +221,9 @@ class LoadGenerator:
             await self._drain()
         finally:
             self._closing = True  # no more re-publishing: what is unanswered now timed out
+            resubmitter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await resubmitter
             if ticker is not None:
                 ticker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -255,7 +266,9 @@ class LoadGenerator:
                 request = self._request(seq)
                 # A request held back by max_in_flight still counts from its planned time.
                 intended = started + seq * interval
-                self._pending[request.transfer_id] = _Pending(intended, request.flow)
+                self._pending[request.transfer_id] = _Pending(
+                    intended, request.flow, request.address, request.op
+                )
                 self.result.cross_province_sent += request.cross_province
                 buffers[request.address].append((request.op, intended))
                 oldest.setdefault(request.address, now)
@@ -355,6 +368,24 @@ class LoadGenerator:
                     result.last_outcome = now
             self._check_answered()
             await inbox.ack_through(batch)
+
+    async def _resubmit(self, publisher: Publisher) -> None:
+        """Submit again what has waited too long for its outcome (the same transfer id:
+        a request whose message was lost is recovered; one merely slow is answered once
+        more, a duplicate outcome the report counts as harmless)."""
+        every = self.config.resubmit_after_s
+        while True:
+            await asyncio.sleep(min(1.0, every / 4))
+            now = time.monotonic()
+            due: dict[str, list[Operation]] = defaultdict(list)
+            for pending in self._pending.values():
+                waited = now - pending.intended
+                if pending.op is not None and waited >= every * (2**pending.resubmits):
+                    pending.resubmits += 1
+                    due[pending.address].append(pending.op)
+            for address, ops in due.items():
+                self.result.errors["resubmitted"] += len(ops)
+                self._spawn(self._publish(publisher, address, ops))
 
     async def _drain(self) -> None:
         self._sent_all = True
