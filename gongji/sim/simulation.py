@@ -142,28 +142,44 @@ class Simulation:
             {r.transfer_id: r for r in self.requests},
             self.population.opening_total_fen,
         )
-        parts = (config, self.clock, self.rng, self.trace, self.stats)
+        # The parts, each given only what it uses.
+        clock, rng, trace, stats, faults = self.clock, self.rng, self.trace, self.stats, self.faults
+        network, checker = self.network, self.checker
         self.broker = SimBroker(
-            *parts, self.faults, self.checker, self.network, self.settings.hold_timeout_ms
+            config,
+            clock,
+            rng,
+            trace,
+            stats,
+            faults,
+            checker,
+            network,
+            self.settings.hold_timeout_ms,
         )
-        self.submitter = Submitter(*parts, self.broker, self.network.operator, self.requests)
+        self.submitter = Submitter(
+            config, clock, rng, trace, stats, self.broker, network.operator, self.requests
+        )
         self.services = Services(
-            *parts,
-            self.faults,
-            self.checker,
-            self.network,
+            config,
+            clock,
+            rng,
+            trace,
+            stats,
+            faults,
+            checker,
+            network,
             self.broker,
             self.builder,
             self.submitter.receive,
             self.dirty,
         )
         self.episodes = FaultEpisodes(
-            self.clock,
-            self.rng,
-            self.trace,
-            self.stats,
-            self.faults,
-            self.network,
+            clock,
+            rng,
+            trace,
+            stats,
+            faults,
+            network,
             self.broker,
             self.services,
             self.submitter,
