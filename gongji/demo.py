@@ -319,7 +319,7 @@ class SimNetwork:
 
     def __init__(self, scenario: Scenario, faults: str = "none") -> None:
         from gongji.sim import SimConfig, parse_faults
-        from gongji.sim.engine import CLIENT
+        from gongji.sim.node import CLIENT
 
         self.scenario = scenario
         self.reply_to = CLIENT
@@ -339,7 +339,7 @@ class SimNetwork:
         self._population_ops = outgoing  # the simulation sets up when it first runs
 
     async def submit(self, requests: Sequence[Request]) -> dict[str, Answer]:
-        from gongji.sim.engine import Simulation
+        from gongji.sim.simulation import Simulation
         from gongji.sim.workload import Request as SimRequest
 
         if not requests:

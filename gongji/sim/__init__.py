@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gongji.sim.engine import SimConfig, Simulation
+from gongji.sim.config import SimConfig
 from gongji.sim.faults import DEFAULT_RATES, NO_FAULTS, FaultRates, parse_faults
 from gongji.sim.places import sim_regions
 from gongji.sim.report import SimReport, build_report, format_report
+from gongji.sim.simulation import Simulation
 
 __all__ = [
     "DEFAULT_RATES",

@@ -1,4 +1,4 @@
-"""Which faults a simulation injects, and how often.
+"""Which faults a simulation injects, and how often; and which it injected.
 
 ``--faults`` takes ``all``, ``none`` or a comma-separated list of kinds, each optionally
 with a rate (``crash=0.01``); a kind named without a rate gets its default rate.
@@ -7,6 +7,11 @@ with a rate (``crash=0.01``); a kind named without a rate gets its default rate.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gongji.sim.scheduler import Scheduler
+    from gongji.sim.trace import Trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,23 @@ DEFAULT_RATES = FaultRates(
 """The rates of ``--faults all`` (and of a kind named without a rate)."""
 
 NO_FAULTS = FaultRates()
+
+
+class FaultState:
+    """The faults of one run as it goes: their rates, whether they are still on (until
+    the run heals), and how many of each kind were injected."""
+
+    def __init__(self, rates: FaultRates, clock: Scheduler, trace: Trace) -> None:
+        self.rates = rates
+        self.active = rates != FaultRates()
+        self.injected: dict[str, int] = {}
+        self._clock = clock
+        self._trace = trace
+
+    def record(self, kind: str, detail: str) -> None:
+        """Count a fault injected now, and hash it into the trace."""
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+        self._trace.fault(self._clock.now, kind, detail)
 
 
 def parse_faults(text: str) -> FaultRates:

@@ -8,8 +8,8 @@ from typing import Any
 
 from contracts.reasons import COMMITTED
 from gongji.sim.checker import Violation
-from gongji.sim.engine import RunResult
 from gongji.sim.places import province_of
+from gongji.sim.simulation import RunResult
 
 NO_OUTCOME = "NO_OUTCOME"
 

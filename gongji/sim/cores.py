@@ -1,0 +1,94 @@
+"""Where the simulator meets the real cores outside their step engine.
+
+Every step of a running service goes through ``broker.engine.StepEngine``. Only these
+few places touch a core or its store directly: building a core and its engine over the
+node's database (at start and after a crash), the set-up's direct handling, the
+clearinghouse's ``resume`` at a restart, discarding the events of a core that died, and
+handing the cores' events to the checker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from broker.engine import Step, StepEngine
+from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
+from clearinghouse.core import ClearinghouseCore
+from clearinghouse.store import ClearinghouseStore
+from contracts.effects import Anomaly, AnyEvent, Disagreed, Outgoing, WindowClosed
+from contracts.identifiers import CLEARINGHOUSE
+from contracts.operations import Operation
+from contracts.permissions import refusal
+from gongji.sim.broker import Message
+from gongji.sim.checker import Checker
+from gongji.sim.config import SimConfig
+from gongji.sim.node import Node, database
+from gongji.sim.planted import PLANTS, EngineFactory, RegionFactory
+from regions.core import RegionCore
+from regions.store import RegionStore
+
+
+class CoreBuilder:
+    """Builds each service's core and step engine: the real ones, or a planted bug's."""
+
+    def __init__(self, config: SimConfig, settings: CoordinatorSettings) -> None:
+        plant = PLANTS[config.plant] if config.plant else None
+        self.region_factory: RegionFactory = (plant.region if plant else None) or RegionCore
+        self.engine_factory: EngineFactory = (plant.engine if plant else None) or StepEngine
+        self.coordinator_class: type[TransferCoordinator] = (
+            plant.coordinator if plant else None
+        ) or TransferCoordinator
+        self.settings = settings
+        self.pipeline_depth = config.pipeline_depth
+
+    def build(self, node: Node) -> None:
+        """A fresh core and engine over the node's database (at start, after a crash)."""
+        db = database(node)
+        if node.address == CLEARINGHOUSE:
+            ch_store = ClearinghouseStore(db)
+            node.core = ClearinghouseCore(ch_store, self.settings, self.coordinator_class)
+        else:
+            store = RegionStore(db)
+            node.core = self.region_factory(node.code, store)
+            node.books = store.books
+        node.engine = self.engine_factory(
+            node.core, db, pipeline_depth=self.pipeline_depth, authorize=refusal
+        )
+        node.confirmed = {}
+
+
+def handle_directly(
+    node: Node, ops: Sequence[Operation], checker: Checker, now_ms: int
+) -> list[Outgoing]:
+    """The set-up's short way: the node's core handles ``ops`` in one transaction."""
+    pending: list[Outgoing] = []
+    with database(node).transaction():
+        for op in ops:
+            pending += node.core.handle(op, now_ms)
+    report_events(checker, node, node.core.drain_events(), now_ms)
+    return pending
+
+
+def resume(node: Node, now_ms: int) -> Step[Message]:
+    """The clearinghouse's start, as its service runs it: ``resume`` in the engine's step."""
+    engine = node.engine
+    assert engine is not None
+    step: Step[Message] = engine.start(now_ms, node.core.resume)
+    return step
+
+
+def discard_events(node: Node) -> None:
+    """A core that died takes its unreported events with it."""
+    if node.core is not None:
+        node.core.drain_events()
+
+
+def report_events(checker: Checker, node: Node, events: Sequence[AnyEvent], now_ms: int) -> None:
+    """The cores' events the checker follows: anomalies, disagreements, closed windows."""
+    for event in events:
+        if isinstance(event, Anomaly):
+            checker.anomaly(node.address, event.transfer_id, event.what, now_ms)
+        elif isinstance(event, Disagreed):
+            checker.disagreed(event.region, event.transfer_id, event.kind, event.window, now_ms)
+        elif isinstance(event, WindowClosed):
+            checker.window_closed(event.window, event.positions, now_ms)
