@@ -487,9 +487,10 @@ class Simulation:
                     self.replies += ops
                     continue
                 with node.db.transaction():
-                    for op in ops:
-                        pending += node.core.handle(op, 0)
-                self._events_of(node, node.core.drain_events())
+                    results = [node.core.handle(op, 0) for op in ops]
+                for result in results:
+                    pending += result.outgoing
+                    self._events_of(node, result.events)
 
     # --- the event loop ---
 
@@ -886,7 +887,6 @@ class Simulation:
         try:
             step = engine.step(inbound, self.now, tick, crash=hook)
         except Exception as error:  # a core's timer raised: report it, keep ticking
-            node.core.drain_events()
             self.stats.core_errors += 1
             self.checker.anomaly(
                 node.address, "", f"step raised {type(error).__name__}: {error}", self.now
@@ -1023,8 +1023,6 @@ class Simulation:
         self._kill(node, self.rng.randint(50, 2_000))
 
     def _kill(self, node: Node, restart_in_ms: int) -> None:
-        if node.core is not None:
-            node.core.drain_events()
         if self.watching:
             for msg in node.unacked.values():
                 self.trace.note(self.now, msg.ops, f"{node.address} CRASHED")
