@@ -436,18 +436,20 @@ class TransferCoordinator:
 
     def tick(self, now_ms: int) -> Effects:
         """Time out silent regions and retry unanswered decided steps."""
-        done: list[Effects] = []
+        results: list[Effects] = []
         for t in self.store.due(now_ms):
             if t.state is TransferState.QUOTING and t.flow is Flow.PREMIUM:
                 detail = f"payee region {t.payee_region} did not quote the premium in time"
-                done.append(self._abort(t, Event.QUOTES_FAILED, ReasonCode.TIMEOUT, detail, now_ms))
+                results.append(
+                    self._abort(t, Event.QUOTES_FAILED, ReasonCode.TIMEOUT, detail, now_ms)
+                )
             elif t.state is TransferState.QUOTING:
-                done.append(self._choose(t, self.store.quotes(t.transfer_id), now_ms))
+                results.append(self._choose(t, self.store.quotes(t.transfer_id), now_ms))
             elif t.state is TransferState.RESERVING:
-                done.append(self._time_out(t, now_ms))
+                results.append(self._time_out(t, now_ms))
             else:
-                done.append(self._retry(t, now_ms))
-        return Effects.join(done)
+                results.append(self._retry(t, now_ms))
+        return Effects.join(results)
 
     def _retry(self, t: Transfer, now_ms: int) -> Effects:
         allowed = self._allowed(t, Event.RETRY_DUE)
