@@ -26,7 +26,7 @@ from broker.inbox import Inbox
 from broker.publisher import Publisher
 from broker.shell import ServiceShell
 from broker.topology import Topology, declare_service_queue, declare_topology, delete_namespace
-from contracts.effects import AnyEvent, Outgoing
+from contracts.effects import Effects, Outgoing
 from contracts.operations import Commit, Operation
 from storage.sqlite import Database
 from telemetry.logs import configure_logging
@@ -38,14 +38,11 @@ PINGER = "clearinghouse"
 class EchoCore:
     """Sends every operation back to the pinger."""
 
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
-        return [Outgoing(PINGER, op)]
+    def handle(self, op: Operation, now_ms: int) -> Effects:
+        return Effects([Outgoing(PINGER, op)])
 
-    def tick(self, now_ms: int) -> list[Outgoing]:
-        return []
-
-    def drain_events(self) -> Sequence[AnyEvent]:
-        return []
+    def tick(self, now_ms: int) -> Effects:
+        return Effects()
 
 
 async def run_echo(amqp_url: str, namespace: str) -> None:

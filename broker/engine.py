@@ -13,7 +13,9 @@ The rules it keeps:
   (``contracts.permissions``); a delivery with one that is not is dead-lettered with
   the reason before any state changes.
 - A batch's operations are applied in one transaction; if it fails, each delivery is
-  tried alone so one bad delivery cannot hold the others back (isolation).
+  tried alone so one bad delivery cannot hold the others back (isolation). The core
+  returns its answers and events with each call (``Effects``): those of an attempt that
+  rolled back are dropped with it, so only committed work is reported.
 - A delivery that fails in its own handling is requeued, and dead-lettered only after it
   failed ``max_handling_failures`` times here. A delivery that comes back because its
   consumer died is not counted: a crash loop must never dead-letter healthy messages.
@@ -32,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from contracts.effects import AnyEvent, Outgoing, RegionRegistered
+from contracts.effects import AnyEvent, Effects, Outgoing, RegionRegistered
 from contracts.identifiers import region_address
 from contracts.operations import Operation
 from contracts.participants import Participant
@@ -48,9 +50,8 @@ HANDLER_FAILED = "handler_failed"
 class Core(Protocol):
     """What the engine needs of a core (``RegionCore``, ``ClearinghouseCore``)."""
 
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]: ...
-    def tick(self, now_ms: int) -> list[Outgoing]: ...
-    def drain_events(self) -> Sequence[AnyEvent]: ...
+    def handle(self, op: Operation, now_ms: int) -> Effects: ...
+    def tick(self, now_ms: int) -> Effects: ...
 
 
 Authorize = Callable[[Participant | None, Operation], str | None]
@@ -174,12 +175,12 @@ class StepEngine(Generic[Token]):
         """Steps whose answers await their confirms (or whose settling waits on those)."""
         return len(self._awaiting)
 
-    def start(self, now_ms: int, on_start: Callable[[int], list[Outgoing]]) -> Step[Token]:
+    def start(self, now_ms: int, on_start: Callable[[int], Effects]) -> Step[Token]:
         """Run ``on_start`` (the clearinghouse's resume) in one transaction, before any
         delivery is consumed; its answers are published like a step's."""
         with self.db.transaction():
-            outgoing = on_start(now_ms)
-        return self._step([], outgoing, list(self.core.drain_events()), [], 0)
+            effects = on_start(now_ms)
+        return self._step([], effects, [], 0)
 
     def step(
         self,
@@ -201,27 +202,24 @@ class StepEngine(Generic[Token]):
             settle_now += [DeadLetter(inbound.token, reason) for inbound, reason in refused]
         try:
             with self.db.transaction():
-                outgoing, n_ops = self._apply(batch, now_ms)
+                effects, n_ops = self._apply(batch, now_ms)
                 if tick:
-                    outgoing += self.core.tick(now_ms)
+                    effects += self.core.tick(now_ms)
                 if crash is not None:
                     crash()
             done = list(batch)
-            events = list(self.core.drain_events())
         except SimulatedCrash:
-            self.core.drain_events()  # of the rolled-back attempt: never happened
-            step = self._step([], [], [], settle_now, 0)
+            step = self._step([], Effects(), settle_now, 0)
             step.crashed = True
             step.refused = refused
             return step
         except Exception:
-            self.core.drain_events()
-            outgoing, done, events, n_ops, failed = self._one_by_one(batch, now_ms)
+            effects, done, n_ops, failed = self._one_by_one(batch, now_ms)
             # (Timers that ran in the failed transaction run again at the next tick.)
             settle_now += failed
         for inbound in done:
             self._failures.pop(inbound.message_id, None)
-        step = self._step(done, outgoing, events, settle_now, n_ops)
+        step = self._step(done, effects, settle_now, n_ops)
         step.refused = refused
         return step
 
@@ -251,38 +249,38 @@ class StepEngine(Generic[Token]):
         receipt, like one consuming with ``no_ack``, would lose a batch in a crash.)"""
         return []
 
-    def _apply(self, batch: Sequence[Inbound[Token]], now_ms: int) -> tuple[list[Outgoing], int]:
+    def _apply(self, batch: Sequence[Inbound[Token]], now_ms: int) -> tuple[Effects, int]:
         outgoing: list[Outgoing] = []
+        events: list[AnyEvent] = []
         n_ops = 0
         handle = self.core.handle
         for inbound in batch:
             for op in inbound.operations:
-                outgoing += handle(op, now_ms)
+                effects = handle(op, now_ms)
+                outgoing += effects.outgoing
+                events += effects.events
             n_ops += len(inbound.operations)
-        return outgoing, n_ops
+        return Effects(outgoing, events), n_ops
 
     def _one_by_one(
         self, batch: Sequence[Inbound[Token]], now_ms: int
-    ) -> tuple[list[Outgoing], list[Inbound[Token]], list[AnyEvent], int, list[Settlement[Token]]]:
+    ) -> tuple[Effects, list[Inbound[Token]], int, list[Settlement[Token]]]:
         """After a failed batch: each delivery alone, so a bad one stays alone."""
-        outgoing: list[Outgoing] = []
+        committed: list[Effects] = []
         done: list[Inbound[Token]] = []
-        events: list[AnyEvent] = []
         failed: list[Settlement[Token]] = []
         n_ops = 0
         for inbound in batch:
             try:
                 with self.db.transaction():
-                    out, n = self._apply([inbound], now_ms)
+                    effects, n = self._apply([inbound], now_ms)
             except Exception as error:
-                self.core.drain_events()
                 failed.append(self._failed(inbound, error))
                 continue
-            outgoing += out
+            committed.append(effects)
             n_ops += n
             done.append(inbound)
-            events += self.core.drain_events()
-        return outgoing, done, events, n_ops, failed
+        return Effects.join(committed), done, n_ops, failed
 
     def _failed(self, inbound: Inbound[Token], error: BaseException) -> Settlement[Token]:
         count = self._failures.get(inbound.message_id, 0) + 1
@@ -297,14 +295,14 @@ class StepEngine(Generic[Token]):
     def _step(
         self,
         done: list[Inbound[Token]],
-        outgoing: list[Outgoing],
-        events: list[AnyEvent],
+        effects: Effects,
         settle_now: list[Settlement[Token]],
         n_ops: int,
     ) -> Step[Token]:
         self._seq += 1
         sends: dict[str, list[Operation]] = {}
-        for item in outgoing:
+        events = effects.events
+        for item in effects.outgoing:
             ops = sends.get(item.address)
             if ops is None:
                 sends[item.address] = [item.op]

@@ -46,7 +46,7 @@ from contracts.effects import (
     Anomaly,
     AnyEvent,
     Disagreed,
-    Outgoing,
+    Effects,
     Repaired,
     Retried,
     TransferFinished,
@@ -145,7 +145,7 @@ class ServiceShell:
         tick_interval_s: float | None = None,
         max_batch_messages: int | None = None,
         clock: Callable[[], float] = time.time,
-        on_start: Callable[[int], list[Outgoing]] | None = None,
+        on_start: Callable[[int], Effects] | None = None,
         tuning: ShellTuning | None = None,
     ) -> None:
         self.service = service

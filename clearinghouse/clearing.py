@@ -15,7 +15,7 @@ from clearinghouse.store import (
     TransferState,
     Window,
 )
-from contracts.effects import Anomaly, AnyEvent, Disagreed, Outgoing, WindowClosed
+from contracts.effects import Anomaly, AnyEvent, Disagreed, Effects, Outgoing, WindowClosed
 from contracts.identifiers import region_address
 from contracts.operations import (
     CloseWindow,
@@ -45,9 +45,8 @@ def positions(entries: list[ClearingEntry]) -> dict[str, tuple[int, int]]:
 class Clearing:
     """Windows, settlement reports and disagreements, as a plain class over the store."""
 
-    def __init__(self, store: ClearinghouseStore, events: list[AnyEvent]) -> None:
+    def __init__(self, store: ClearinghouseStore) -> None:
         self.store = store
-        self.events = events
 
     def record_commit(self, t: Transfer, now_ms: int) -> None:
         """A committed cross-region transfer joins the open window (a hook of the coordinator)."""
@@ -60,13 +59,13 @@ class Clearing:
             )
         )
 
-    def close_window(self, op: CloseWindow, now_ms: int) -> list[Outgoing]:
+    def close_window(self, op: CloseWindow, now_ms: int) -> Effects:
         """Close the open window, send every region its report, open the next window."""
         closed = self.store.window_closed_by(op.request_id)
         if closed is not None:
             # Asked again (perhaps the first reports were lost in a crash before they were
             # published): the same reports and answer again; regions take them idempotently.
-            return self._reports(closed) + self._answer(op.reply_to, closed)
+            return Effects(self._reports(closed) + self._answer(op.reply_to, closed))
         window = self.store.open_window(now_ms)
         self.store.close_window(window.window, op.request_id, now_ms)
         self.store.open_window(now_ms)
@@ -74,8 +73,8 @@ class Clearing:
         assert closed is not None
         by_region = positions(self.store.clearing_entries(window.window))
         nets = tuple((r, received - paid) for r, (paid, received) in by_region.items())
-        self.events.append(WindowClosed(window.window, nets))
-        return self._reports(closed) + self._answer(op.reply_to, closed)
+        sent = self._reports(closed) + self._answer(op.reply_to, closed)
+        return Effects(sent, [WindowClosed(window.window, nets)])
 
     def _reports(self, window: Window) -> list[Outgoing]:
         """Each registered region's settlement report for a closed window, line by line."""
@@ -150,7 +149,7 @@ class Clearing:
             )
         return lines
 
-    def query_window(self, op: QueryWindow, now_ms: int) -> list[Outgoing]:
+    def query_window(self, op: QueryWindow, now_ms: int) -> Effects:
         window = (
             self.store.window(op.window)
             if op.window
@@ -158,18 +157,18 @@ class Clearing:
         )
         if window is None:
             summary = WindowSummary(op.window, "unknown", 0, 0, 0, 0, 0, 0, 0, 0)
-            return [Outgoing(op.reply_to, summary)]
-        return self._answer(op.reply_to, window)
+            return Effects([Outgoing(op.reply_to, summary)])
+        return Effects(self._answer(op.reply_to, window))
 
-    def reconciled(self, op: Reconciled, now_ms: int) -> list[Outgoing]:
+    def reconciled(self, op: Reconciled, now_ms: int) -> Effects:
         self.store.put_reconciliation(
             op.window, op.region, op.disagreements, op.paid_fen, op.received_fen, now_ms
         )
         if op.disagreements == 0:
             self.store.mark_repaired(op.window, op.region, now_ms)
-        return []
+        return Effects()
 
-    def disagreement(self, op: Disagreement, now_ms: int) -> list[Outgoing]:
+    def disagreement(self, op: Disagreement, now_ms: int) -> Effects:
         """Record what a region found, and drive it to the recorded decision."""
         entry = self.store.clearing_entry(op.transfer_id)
         transfer = self.store.transfer(op.transfer_id)
@@ -181,9 +180,10 @@ class Clearing:
         if op.kind == MISSING_THERE and matches_a_decision:
             # Cleared in another window, or still under way (cleared when it commits):
             # the region's posting matches a decision, so there is nothing to repair.
-            return []
+            return Effects()
         state = "unresolved"
         out: list[Outgoing] = []
+        events: list[AnyEvent] = []
         if entry is not None and entry.window == op.window and transfer is not None:
             role = "payer" if op.region == entry.payer_region else "payee"
             psn = transfer.payer if role == "payer" else transfer.beneficiary
@@ -203,14 +203,14 @@ class Clearing:
         else:
             # The region moved money the clearinghouse never decided to move: this needs a
             # person (a reversing entry is not automated); it stays visible as unresolved.
-            self.events.append(
-                Anomaly(op.transfer_id, f"region {op.region} has a transfer never committed")
-            )
-            self.events.append(Disagreed(op.window, op.region, op.transfer_id, op.kind))
+            events = [
+                Anomaly(op.transfer_id, f"region {op.region} has a transfer never committed"),
+                Disagreed(op.window, op.region, op.transfer_id, op.kind),
+            ]
         self.store.put_disagreement(
             DisagreementRecord(
                 op.window, op.region, op.transfer_id, op.kind, op.region_fen, op.report_fen, state
             ),
             now_ms,
         )
-        return out
+        return Effects(out, events)

@@ -12,8 +12,9 @@ The commit point is the payer region's own post-or-expire decision, serialized i
 database: the payee is credited only after the payer reports the hold posted, and a
 payer whose hold expired first reports ``HOLD_EXPIRED``, which aborts the transfer.
 Every decision is saved (by the caller's transaction) before the messages it returns
-are sent; ``tick`` times out silent regions and retries decided steps until answered;
-``resume`` re-sends the current step of every unfinished transfer after a restart.
+(with its events, as ``Effects``) are sent; ``tick`` times out silent regions and
+retries decided steps until answered; ``resume`` re-sends the current step of every
+unfinished transfer after a restart.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from clearinghouse.transfer_states import TransferEvent as Event
 from contracts.effects import (
     Anomaly,
     AnyEvent,
+    Effects,
     Outgoing,
     Retried,
     TransferFinished,
@@ -102,25 +104,23 @@ class TransferCoordinator:
 
     Each handler judges its input as a ``TransferEvent`` and asks the table of
     ``clearinghouse.transfer_states`` what the transfer's state allows: a pair the table
-    does not have becomes an ``Anomaly`` and changes nothing.
+    does not have becomes an ``Anomaly`` and changes nothing. Each returns its ``Effects``.
     """
 
     def __init__(
         self,
         store: ClearinghouseStore,
         settings: CoordinatorSettings | None = None,
-        events: list[AnyEvent] | None = None,
         on_committed: Callable[[Transfer, int], None] | None = None,
     ) -> None:
         self.store = store
         self.settings = settings or CoordinatorSettings()
-        self.events: list[AnyEvent] = [] if events is None else events
         self.on_committed = on_committed
         self.response_times = ResponseTimes()
 
     # --- a request for mutual aid ---
 
-    def request_aid(self, op: RequestAid, now_ms: int) -> list[Outgoing]:
+    def request_aid(self, op: RequestAid, now_ms: int) -> Effects:
         known = self.store.transfer(op.transfer_id)
         if known is not None:
             same = (known.beneficiary, known.payee_region, known.amount_fen) == (
@@ -140,24 +140,25 @@ class TransferCoordinator:
             updated_at_ms=now_ms,
             candidates=[],
         )
-        self._start(t, now_ms, f"{op.amount_fen} fen for {op.beneficiary}")
+        started = self._start(t, now_ms, f"{op.amount_fen} fen for {op.beneficiary}")
         refusal_reason = self._check_payee(t)
         if refusal_reason is not None:
-            return self._abort(t, Event.REQUEST_REFUSED, *refusal_reason, now_ms)
+            return started + self._abort(t, Event.REQUEST_REFUSED, *refusal_reason, now_ms)
         bindings = self.store.active_bindings_of(op.beneficiary, op.beneficiary_region)
         if not bindings:
             detail = f"{op.beneficiary} has no bound co-payer"
-            return self._abort(t, Event.REQUEST_REFUSED, ReasonCode.NO_BINDING, detail, now_ms)
+            no_binding = ReasonCode.NO_BINDING
+            return started + self._abort(t, Event.REQUEST_REFUSED, no_binding, detail, now_ms)
         candidates, refusal_reason = self._candidates(bindings)
         if refusal_reason is not None:
-            return self._abort(t, Event.REQUEST_REFUSED, *refusal_reason, now_ms)
+            return started + self._abort(t, Event.REQUEST_REFUSED, *refusal_reason, now_ms)
         t.candidates = candidates
         if len(candidates) == 1:
-            return self._reserve(t, Event.PAYER_KNOWN, candidates[0], now_ms)
+            return started + self._reserve(t, Event.PAYER_KNOWN, candidates[0], now_ms)
         t.next_action_ms = now_ms + self.settings.quote_timeout_ms
         asked = ", ".join(f"{c.region}/{c.psn_no}" for c in candidates)
         self._enter(t, Event.QUOTES_ASKED, now_ms, f"balances of {asked}")
-        return self.step(t).messages
+        return Effects(self.step(t).messages, started.events)
 
     def _check_payee(self, t: Transfer) -> tuple[ReasonCode, str] | None:
         region = self.store.region(t.payee_region)
@@ -192,7 +193,7 @@ class TransferCoordinator:
 
     # --- a transfer with a known payer: wallet transfers and premium payments ---
 
-    def request_transfer(self, op: RequestTransfer, now_ms: int) -> list[Outgoing]:
+    def request_transfer(self, op: RequestTransfer, now_ms: int) -> Effects:
         known = self.store.transfer(op.transfer_id)
         if known is not None:
             same = (
@@ -228,16 +229,17 @@ class TransferCoordinator:
             year=op.year,
         )
         what = f"premium {op.year}" if op.flow is Flow.PREMIUM else f"{op.amount_fen} fen"
-        self._start(t, now_ms, f"{op.flow} of {what} for {op.beneficiary} by {op.payer}")
+        started = self._start(t, now_ms, f"{op.flow} of {what} for {op.beneficiary} by {op.payer}")
         why_not = self._check_known_payer(t)
         if why_not is not None:
-            return self._abort(t, Event.REQUEST_REFUSED, *why_not, now_ms)
+            return started + self._abort(t, Event.REQUEST_REFUSED, *why_not, now_ms)
         if t.flow is Flow.PREMIUM:
             # The beneficiary's region says what is due, and earmarks (person, year).
             t.next_action_ms = now_ms + self.settings.quote_timeout_ms
             self._enter(t, Event.QUOTES_ASKED, now_ms, f"premium due at {t.payee_region}")
-            return self.step(t).messages
-        return self._reserve(t, Event.PAYER_KNOWN, Candidate(t.payer, t.payer_region), now_ms)
+            return Effects(self.step(t).messages, started.events)
+        payer = Candidate(t.payer, t.payer_region)
+        return started + self._reserve(t, Event.PAYER_KNOWN, payer, now_ms)
 
     def _check_known_payer(self, t: Transfer) -> tuple[ReasonCode, str] | None:
         regions = {}
@@ -266,10 +268,10 @@ class TransferCoordinator:
                     )
         return None
 
-    def premium_quoted(self, op: PremiumQuoted, now_ms: int) -> list[Outgoing]:
+    def premium_quoted(self, op: PremiumQuoted, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
         if t is None or op.region != t.payee_region:
-            return []
+            return Effects()
         if t.state is not TransferState.QUOTING:
             return self._react(t, Event.QUOTE_RECEIVED, now_ms)
         if op.reason is not None:
@@ -281,24 +283,24 @@ class TransferCoordinator:
 
     # --- choosing among several co-payers ---
 
-    def balance_quoted(self, op: BalanceQuoted, now_ms: int) -> list[Outgoing]:
+    def balance_quoted(self, op: BalanceQuoted, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
         if t is None:
-            return []
+            return Effects()
         if t.state is not TransferState.QUOTING:
             # A late or duplicate quote: the choice is made already.
             return self._react(t, Event.QUOTE_RECEIVED, now_ms)
         if Candidate(op.psn_no, op.region) not in t.candidates:
-            self.events.append(Anomaly(op.transfer_id, f"quote from non-candidate {op.region}"))
-            return []
+            anomaly = Anomaly(op.transfer_id, f"quote from non-candidate {op.region}")
+            return Effects(events=[anomaly])
         quote = Quote(op.psn_no, op.region, op.available_fen, op.reason)
         self.store.add_quote(op.transfer_id, quote)
         quotes = self.store.quotes(op.transfer_id)
         if len(quotes) < len(t.candidates):
-            return []
+            return Effects()
         return self._choose(t, quotes, now_ms)
 
-    def _choose(self, t: Transfer, quotes: list[Quote], now_ms: int) -> list[Outgoing]:
+    def _choose(self, t: Transfer, quotes: list[Quote], now_ms: int) -> Effects:
         """The co-payer with the largest balance; ties go to the lowest (region, psn_no)."""
         answered = {(q.psn_no, q.region) for q in quotes}
         silent = [
@@ -317,12 +319,12 @@ class TransferCoordinator:
         payer = Candidate(best.psn_no, best.region)
         return self._reserve(t, Event.QUOTES_COMPLETE, payer, now_ms)
 
-    def _reserve(self, t: Transfer, event: Event, payer: Candidate, now_ms: int) -> list[Outgoing]:
+    def _reserve(self, t: Transfer, event: Event, payer: Candidate, now_ms: int) -> Effects:
         t.payer, t.payer_region = payer.psn_no, payer.region
         t.next_action_ms = now_ms + self.settings.reserve_timeout_ms
         t.attempts = 0
         self._enter(t, event, now_ms, f"payer {payer.psn_no} in {payer.region}")
-        return self.step(t).messages
+        return Effects(self.step(t).messages)
 
     def _reserve_op(self, t: Transfer) -> Reserve:
         return Reserve(
@@ -338,11 +340,10 @@ class TransferCoordinator:
 
     # --- answers from the regions ---
 
-    def reserve_result(self, op: ReserveResult, now_ms: int) -> list[Outgoing]:
+    def reserve_result(self, op: ReserveResult, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
         if t is None or op.region != t.payer_region:
-            self.events.append(Anomaly(op.transfer_id, f"reserve result from {op.region}"))
-            return []
+            return Effects(events=[Anomaly(op.transfer_id, f"reserve result from {op.region}")])
         held = op.reason is None and op.held_fen > 0
         event = Event.RESERVE_HELD if held else Event.RESERVE_REFUSED
         if not self._advances(t, event):
@@ -358,7 +359,7 @@ class TransferCoordinator:
             t.attempts = 0
             t.next_action_ms = self._retry_at(t.payer_region, now_ms)
             self._enter(t, event, now_ms, f"held {op.held_fen} fen")
-            return self.step(t).messages
+            return Effects(self.step(t).messages)
         # A hold that arrived after we gave up on it (the reserve timed out): release it.
         # Only the Abort: the refusal was decided by the timer, not by this answer, and
         # while the abort is pending the timer re-sends both; sending the refusal here
@@ -366,13 +367,12 @@ class TransferCoordinator:
         if t.state is TransferState.ABORTED:
             t.next_action_ms = self._retry_at(t.payer_region, now_ms)
             self._enter(t, event, now_ms, f"late hold of {op.held_fen} fen: release it")
-        return [Outgoing(region_address(t.payer_region), Abort(t.transfer_id))]
+        return Effects([Outgoing(region_address(t.payer_region), Abort(t.transfer_id))])
 
-    def commit_result(self, op: CommitResult, now_ms: int) -> list[Outgoing]:
+    def commit_result(self, op: CommitResult, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
         if t is None or op.region != t.payer_region:
-            self.events.append(Anomaly(op.transfer_id, f"commit result from {op.region}"))
-            return []
+            return Effects(events=[Anomaly(op.transfer_id, f"commit result from {op.region}")])
         posted = op.reason is None and op.posted_fen > 0
         event = Event.COMMIT_POSTED if posted else Event.COMMIT_EXPIRED
         if not self._advances(t, event):
@@ -387,42 +387,39 @@ class TransferCoordinator:
         t.attempts = 0
         t.next_action_ms = self._retry_at(t.payee_region, now_ms)
         self._enter(t, event, now_ms, f"posted {op.posted_fen} fen at {op.region}")
-        return self.step(t).messages
+        return Effects(self.step(t).messages)
 
     def _credit_op(self, t: Transfer) -> Credit:
         return Credit(
             t.transfer_id, t.posted_fen, t.payer_region, t.flow, t.beneficiary, t.year, t.detail
         )
 
-    def credited(self, op: Credited, now_ms: int) -> list[Outgoing]:
+    def credited(self, op: Credited, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
         if t is None or op.region != t.payee_region:
-            self.events.append(Anomaly(op.transfer_id, f"credited from {op.region}"))
-            return []
+            return Effects(events=[Anomaly(op.transfer_id, f"credited from {op.region}")])
         if not self._advances(t, Event.CREDITED):
             return self._react(t, Event.CREDITED, now_ms)
         self._answered(t, t.payee_region, now_ms)
         t.next_action_ms = None
         self._enter(t, Event.CREDITED, now_ms, f"credited {t.posted_fen} fen at {op.region}")
-        self._finished(t, now_ms)
+        finished = self._finished(t, now_ms)
         if self.on_committed is not None:
             self.on_committed(t, now_ms)
-        return self._decision(t)
+        return Effects(self._decision(t), [finished])
 
-    def aborted(self, op: Aborted, now_ms: int) -> list[Outgoing]:
+    def aborted(self, op: Aborted, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
         if t is None or op.region != t.payer_region:
-            self.events.append(Anomaly(op.transfer_id, f"abort confirmed from {op.region}"))
-            return []
+            anomaly = Anomaly(op.transfer_id, f"abort confirmed from {op.region}")
+            return Effects(events=[anomaly])
         if not self._advances(t, Event.ABORT_CONFIRMED):
             return self._react(t, Event.ABORT_CONFIRMED, now_ms)
         t.next_action_ms = None
         self._enter(t, Event.ABORT_CONFIRMED, now_ms, f"nothing held at {op.region}")
-        return []
+        return Effects()
 
-    def _repeated(
-        self, known: Transfer, same: bool, requester_region: str, now_ms: int
-    ) -> list[Outgoing]:
+    def _repeated(self, known: Transfer, same: bool, requester_region: str, now_ms: int) -> Effects:
         """A request whose transfer id exists: its current step again ("exists"), or a
         refusal to the requester when its fields differ ("exists with different fields",
         which concerns another request and leaves this transfer as it is)."""
@@ -433,39 +430,41 @@ class TransferCoordinator:
             ReasonCode.DUPLICATE_MISMATCH,
             f"transfer {known.transfer_id} exists with different fields",
         )
-        return [Outgoing(region_address(requester_region), refusal)]
+        return Effects([Outgoing(region_address(requester_region), refusal)])
 
     # --- time and restarts ---
 
-    def tick(self, now_ms: int) -> list[Outgoing]:
+    def tick(self, now_ms: int) -> Effects:
         """Time out silent regions and retry unanswered decided steps."""
-        out: list[Outgoing] = []
+        results: list[Effects] = []
         for t in self.store.due(now_ms):
             if t.state is TransferState.QUOTING and t.flow is Flow.PREMIUM:
                 detail = f"payee region {t.payee_region} did not quote the premium in time"
-                out += self._abort(t, Event.QUOTES_FAILED, ReasonCode.TIMEOUT, detail, now_ms)
+                results.append(
+                    self._abort(t, Event.QUOTES_FAILED, ReasonCode.TIMEOUT, detail, now_ms)
+                )
             elif t.state is TransferState.QUOTING:
-                out += self._choose(t, self.store.quotes(t.transfer_id), now_ms)
+                results.append(self._choose(t, self.store.quotes(t.transfer_id), now_ms))
             elif t.state is TransferState.RESERVING:
-                out += self._time_out(t, now_ms)
+                results.append(self._time_out(t, now_ms))
             else:
-                out += self._retry(t, now_ms)
-        return out
+                results.append(self._retry(t, now_ms))
+        return Effects.join(results)
 
-    def _retry(self, t: Transfer, now_ms: int) -> list[Outgoing]:
-        if self._allowed(t, Event.RETRY_DUE) is None:
+    def _retry(self, t: Transfer, now_ms: int) -> Effects:
+        allowed = self._allowed(t, Event.RETRY_DUE)
+        if isinstance(allowed, Anomaly):
             t.next_action_ms = None  # nothing to retry: never due again
             self._save(t, now_ms)
-            return []
+            return Effects(events=[allowed])
         t.attempts += 1
         step = self.step(t)
         [region] = step.awaits
         t.next_action_ms = self._retry_at(region, now_ms, t.attempts)
         self._save(t, now_ms)
-        self.events.append(Retried(t.transfer_id, step.name, region))
-        return step.messages
+        return Effects(step.messages, [Retried(t.transfer_id, step.name, region)])
 
-    def _time_out(self, t: Transfer, now_ms: int) -> list[Outgoing]:
+    def _time_out(self, t: Transfer, now_ms: int) -> Effects:
         """The payer region did not answer the reserve: abort, and release any hold."""
         detail = (
             f"payer region {t.payer_region} did not answer within "
@@ -473,12 +472,15 @@ class TransferCoordinator:
         )
         return self._abort(t, Event.RESERVE_TIMEOUT, ReasonCode.TIMEOUT, detail, now_ms)
 
-    def resume(self, now_ms: int) -> list[Outgoing]:
+    def resume(self, now_ms: int) -> Effects:
         """After a restart: re-send the current step of every unfinished transfer, with
         fresh deadlines: the time the clearinghouse was down is not the regions' delay."""
         out: list[Outgoing] = []
+        events: list[AnyEvent] = []
         for t in self.store.unfinished():
-            if self._allowed(t, Event.RESUMED) is None:
+            allowed = self._allowed(t, Event.RESUMED)
+            if isinstance(allowed, Anomaly):
+                events.append(allowed)
                 continue
             step = self.step(t)
             if t.state is TransferState.QUOTING:
@@ -490,7 +492,7 @@ class TransferCoordinator:
                 t.next_action_ms = self._retry_at(region, now_ms, t.attempts)
             self._save(t, now_ms)
             out += step.messages
-        return out
+        return Effects(out, events)
 
     def step(self, t: Transfer) -> Step:
         """What ``t`` awaits in its state, and the messages that ask for it (every
@@ -549,38 +551,37 @@ class TransferCoordinator:
 
     # --- the state machine ---
 
-    def _allowed(self, t: Transfer, event: Event) -> Transition | None:
-        """The table's transition, or None (reported as an anomaly) for a pair it lacks."""
+    def _allowed(self, t: Transfer, event: Event) -> Transition | Anomaly:
+        """The table's transition, or the anomaly to report for a pair it lacks."""
         try:
             return transition(t.state, event)
         except TransferStateError as error:
-            self.events.append(Anomaly(t.transfer_id, str(error)))
-            return None
+            return Anomaly(t.transfer_id, str(error))
 
     def _advances(self, t: Transfer, event: Event) -> bool:
         """Whether ``event`` moves ``t`` on; if not, ``_react`` says what to do instead."""
         found = TRANSITIONS[t.state].get(event)
         return found is not None and found.reaction is Reaction.ADVANCE
 
-    def _react(self, t: Transfer, event: Event, now_ms: int) -> list[Outgoing]:
+    def _react(self, t: Transfer, event: Event, now_ms: int) -> Effects:
         """An event that leaves ``t`` as it is: what the table says to send, if anything."""
         found = self._allowed(t, event)
-        if found is None:
-            return []
+        if isinstance(found, Anomaly):
+            return Effects(events=[found])
         match found.reaction:
             case Reaction.SEND_AGAIN:
-                return self.step(t).messages
+                return Effects(self.step(t).messages)
             case Reaction.DECISION_AGAIN:
-                return self._decision(t)
+                return Effects(self._decision(t))
             case Reaction.IGNORE:
-                return []
+                return Effects()
         raise AssertionError(f"{event} advances {t.state}: its handler moves it")
 
-    def _start(self, t: Transfer, now_ms: int, detail: str) -> None:
-        self.events.append(TransferStarted(t.transfer_id, t.flow))
+    def _start(self, t: Transfer, now_ms: int, detail: str) -> Effects:
         self.store.add_history(
             t.transfer_id, now_ms, None, t.state, Event.REQUEST_RECEIVED, f"{t.flow}: {detail}"
         )
+        return Effects(events=[TransferStarted(t.transfer_id, t.flow)])
 
     def _enter(self, t: Transfer, event: Event, now_ms: int, detail: str = "") -> None:
         """Move ``t`` by ``event`` and save it with its history row (one transaction: the
@@ -593,7 +594,7 @@ class TransferCoordinator:
 
     def _abort(
         self, t: Transfer, event: Event, reason: ReasonCode, detail: str, now_ms: int
-    ) -> list[Outgoing]:
+    ) -> Effects:
         """Decide: abort (``aborting`` while a hold may need releasing). Saved before the
         refusal is sent."""
         t.reason = reason
@@ -601,8 +602,7 @@ class TransferCoordinator:
         aborting = transition(t.state, event).next is TransferState.ABORTING
         t.next_action_ms = self._retry_at(t.payer_region, now_ms) if aborting else None
         self._enter(t, event, now_ms, detail if reason.value in detail else f"{reason}: {detail}")
-        self._finished(t, now_ms)
-        return self._decision(t)
+        return Effects(self._decision(t), [self._finished(t, now_ms)])
 
     # --- retry pacing ---
 
@@ -622,17 +622,15 @@ class TransferCoordinator:
         t.updated_at_ms = now_ms
         self.store.save(t)
 
-    def _finished(self, t: Transfer, now_ms: int) -> None:
+    def _finished(self, t: Transfer, now_ms: int) -> TransferFinished:
         committed = t.state is TransferState.COMMITTED
         outcome = COMMITTED if committed or t.reason is None else t.reason.value
-        self.events.append(
-            TransferFinished(
-                t.transfer_id,
-                t.flow,
-                outcome,
-                t.created_at_ms,
-                now_ms,
-                t.posted_fen if committed else 0,
-                t.detail,
-            )
+        return TransferFinished(
+            t.transfer_id,
+            t.flow,
+            outcome,
+            t.created_at_ms,
+            now_ms,
+            t.posted_fen if committed else 0,
+            t.detail,
         )

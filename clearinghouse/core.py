@@ -1,7 +1,7 @@
 """The clearinghouse core: one sans-I/O facade over the national platform's parts.
 
-``handle``, ``tick``, ``resume`` and ``drain_events`` are what its shells (RabbitMQ,
-simulation) call; the operations go to the part that owns them: the registry (here),
+``handle``, ``tick`` and ``resume`` are what its shells (RabbitMQ, simulation) call; each
+returns its ``Effects``. The operations go to the part that owns them: the registry (here),
 the transfer coordinator, the binding directory, and clearing.
 """
 
@@ -14,7 +14,7 @@ from clearinghouse.clearing import Clearing
 from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
 from clearinghouse.directory import BindingDirectory
 from clearinghouse.store import ClearinghouseStore, Region
-from contracts.effects import Anomaly, AnyEvent, Outgoing, RegionRegistered
+from contracts.effects import Anomaly, Effects, Outgoing, RegionRegistered
 from contracts.identifiers import is_region_code, region_address
 from contracts.operations import (
     Aborted,
@@ -41,7 +41,7 @@ from contracts.operations import (
 )
 from contracts.policy import policy_of
 
-Handler = Callable[[Any, int], list[Outgoing]]
+Handler = Callable[[Any, int], Effects]
 
 
 class ClearinghouseCore:
@@ -55,12 +55,11 @@ class ClearinghouseCore:
     ) -> None:
         self.store = store
         self.settings = settings or CoordinatorSettings()
-        self.events: list[AnyEvent] = []
-        self.clearing = Clearing(store, self.events)
+        self.clearing = Clearing(store)
         self.coordinator = coordinator_class(
-            store, self.settings, self.events, on_committed=self.clearing.record_commit
+            store, self.settings, on_committed=self.clearing.record_commit
         )
-        self.directory = BindingDirectory(store, self.settings, self.events)
+        self.directory = BindingDirectory(store, self.settings)
         c, d, k = self.coordinator, self.directory, self.clearing
         self._handlers: dict[type[Operation], Handler] = {
             RequestAid: c.request_aid,
@@ -84,45 +83,37 @@ class ClearinghouseCore:
             SetRegionEnabled: self.set_region_enabled,
         }
 
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
+    def handle(self, op: Operation, now_ms: int) -> Effects:
         """Apply one operation; the caller holds the transaction."""
         handler = self._handlers.get(type(op))
         if handler is None:
-            self.events.append(Anomaly("", f"clearinghouse got unexpected {op.TAG}"))
-            return []
+            return Effects(events=[Anomaly("", f"clearinghouse got unexpected {op.TAG}")])
         return handler(op, now_ms)
 
-    def tick(self, now_ms: int) -> list[Outgoing]:
+    def tick(self, now_ms: int) -> Effects:
         return self.coordinator.tick(now_ms) + self.directory.tick(now_ms)
 
-    def resume(self, now_ms: int) -> list[Outgoing]:
+    def resume(self, now_ms: int) -> Effects:
         """After a restart: re-send the current step of everything unfinished."""
         return self.coordinator.resume(now_ms) + self.directory.resume(now_ms)
 
-    def drain_events(self) -> list[AnyEvent]:
-        events = list(self.events)
-        self.events.clear()  # in place: the parts share this list
-        return events
-
     # --- the registry of regions ---
 
-    def register_region(self, op: RegisterRegion, now_ms: int) -> list[Outgoing]:
+    def register_region(self, op: RegisterRegion, now_ms: int) -> Effects:
         if not is_region_code(op.region):
-            self.events.append(Anomaly("", f"refused to register bad region code {op.region!r}"))
-            return []
+            refused = Anomaly("", f"refused to register bad region code {op.region!r}")
+            return Effects(events=[refused])
         region = Region(op.region, op.name, op.province, op.enabled, policy_of(op))
         self.store.upsert_region(region)
-        self.events.append(RegionRegistered(op.region))
-        return [self._configure(region)]
+        return Effects([self._configure(region)], [RegionRegistered(op.region)])
 
-    def set_region_enabled(self, op: SetRegionEnabled, now_ms: int) -> list[Outgoing]:
+    def set_region_enabled(self, op: SetRegionEnabled, now_ms: int) -> Effects:
         """Live roll-out: decided transfers complete; new ones see the new setting."""
         if not self.store.set_enabled(op.region, op.enabled):
-            self.events.append(Anomaly("", f"cannot enable unknown region {op.region}"))
-            return []
+            return Effects(events=[Anomaly("", f"cannot enable unknown region {op.region}")])
         region = self.store.region(op.region)
         assert region is not None
-        return [self._configure(region)]
+        return Effects([self._configure(region)])
 
     @staticmethod
     def _configure(region: Region) -> Outgoing:

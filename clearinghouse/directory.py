@@ -12,7 +12,7 @@ import dataclasses
 
 from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.store import Binding, BindingStatus, ClearinghouseStore, Region
-from contracts.effects import Anomaly, AnyEvent, Outgoing
+from contracts.effects import Anomaly, Effects, Outgoing
 from contracts.identifiers import region_address
 from contracts.operations import (
     BeneficiaryVerified,
@@ -49,14 +49,11 @@ def policy_refusal(
 class BindingDirectory:
     """Handlers for bindings, as a plain class over the clearinghouse store."""
 
-    def __init__(
-        self, store: ClearinghouseStore, settings: CoordinatorSettings, events: list[AnyEvent]
-    ) -> None:
+    def __init__(self, store: ClearinghouseStore, settings: CoordinatorSettings) -> None:
         self.store = store
         self.settings = settings
-        self.events = events
 
-    def record_binding(self, op: RecordBinding, now_ms: int) -> list[Outgoing]:
+    def record_binding(self, op: RecordBinding, now_ms: int) -> Effects:
         """Seed the directory directly (scenario set-up), without the request flow."""
         binding = Binding(
             op.binding_id,
@@ -67,17 +64,17 @@ class BindingDirectory:
             op.relationship,
         )
         self.store.add_binding(binding, now_ms)
-        return []
+        return Effects()
 
-    def propose_binding(self, op: ProposeBinding, now_ms: int) -> list[Outgoing]:
+    def propose_binding(self, op: ProposeBinding, now_ms: int) -> Effects:
         to_copayer = region_address(op.copayer_region)
         known = self.store.binding(op.binding_id)
         if known is not None:
             if known.status is BindingStatus.VERIFYING:
                 verify = VerifyBeneficiary(known.binding_id, known.beneficiary)
-                return [Outgoing(region_address(known.beneficiary_region), verify)]
+                return Effects([Outgoing(region_address(known.beneficiary_region), verify)])
             decided = BindingDecided(op.binding_id, op.binding_id, known.reason, known.detail)
-            return [Outgoing(to_copayer, decided)]
+            return Effects([Outgoing(to_copayer, decided)])
         for existing in self.store.active_bindings_by(op.copayer, op.copayer_region):
             if (existing.beneficiary, existing.beneficiary_region) == (
                 op.beneficiary,
@@ -85,7 +82,7 @@ class BindingDirectory:
             ):
                 detail = f"bound already as {existing.binding_id}"
                 decided = BindingDecided(op.binding_id, existing.binding_id, None, detail)
-                return [Outgoing(to_copayer, decided)]
+                return Effects([Outgoing(to_copayer, decided)])
         proposal = Binding(
             op.binding_id,
             op.copayer,
@@ -102,11 +99,11 @@ class BindingDirectory:
             )
             self.store.add_binding(refused, now_ms)
             decided = BindingDecided(op.binding_id, op.binding_id, *refusal)
-            return [Outgoing(to_copayer, decided)]
+            return Effects([Outgoing(to_copayer, decided)])
         deadline = now_ms + self.settings.quote_timeout_ms
         self.store.add_binding(proposal, now_ms, next_action_ms=deadline)
         verify = VerifyBeneficiary(op.binding_id, op.beneficiary)
-        return [Outgoing(region_address(op.beneficiary_region), verify)]
+        return Effects([Outgoing(region_address(op.beneficiary_region), verify)])
 
     def _refusal(self, op: ProposeBinding) -> tuple[ReasonCode, str] | None:
         payer = self.store.region(op.copayer_region)
@@ -125,13 +122,12 @@ class BindingDirectory:
                     return ReasonCode.REGION_NOT_ENABLED, detail
         return policy_refusal(payer, beneficiary, op.relationship)
 
-    def beneficiary_verified(self, op: BeneficiaryVerified, now_ms: int) -> list[Outgoing]:
+    def beneficiary_verified(self, op: BeneficiaryVerified, now_ms: int) -> Effects:
         binding = self.store.binding(op.binding_id)
         if binding is None or binding.status is not BindingStatus.VERIFYING:
-            return []
+            return Effects()
         if op.region != binding.beneficiary_region:
-            self.events.append(Anomaly(op.binding_id, f"verification from {op.region}"))
-            return []
+            return Effects(events=[Anomaly(op.binding_id, f"verification from {op.region}")])
         refusal: tuple[ReasonCode, str] | None = None
         if op.insurance is None:
             refusal = ReasonCode.UNKNOWN_PERSON, f"{op.beneficiary} is not known in {op.region}"
@@ -141,7 +137,7 @@ class BindingDirectory:
 
     def _decide(
         self, binding: Binding, refusal: tuple[ReasonCode, str] | None, now_ms: int
-    ) -> list[Outgoing]:
+    ) -> Effects:
         if refusal is None:
             self.store.set_binding_status(binding.binding_id, BindingStatus.ACTIVE, now_ms)
             decided = BindingDecided(binding.binding_id, binding.binding_id)
@@ -150,9 +146,9 @@ class BindingDirectory:
                 binding.binding_id, BindingStatus.REFUSED, now_ms, *refusal
             )
             decided = BindingDecided(binding.binding_id, binding.binding_id, *refusal)
-        return [Outgoing(region_address(binding.copayer_region), decided)]
+        return Effects([Outgoing(region_address(binding.copayer_region), decided)])
 
-    def withdraw_binding(self, op: WithdrawBinding, now_ms: int) -> list[Outgoing]:
+    def withdraw_binding(self, op: WithdrawBinding, now_ms: int) -> Effects:
         to_copayer = region_address(op.copayer_region)
         binding = self.store.binding(op.binding_id)
         if binding is None or (binding.copayer, binding.copayer_region) != (
@@ -163,15 +159,15 @@ class BindingDirectory:
             decided = BindingDecided(
                 op.request_id, op.binding_id, ReasonCode.UNKNOWN_BINDING, detail
             )
-            return [Outgoing(to_copayer, decided)]
+            return Effects([Outgoing(to_copayer, decided)])
         if binding.status is BindingStatus.ACTIVE:
             self.store.set_binding_status(
                 op.binding_id, BindingStatus.ENDED, now_ms, None, "revoked by the co-payer"
             )
         decided = BindingDecided(op.request_id, op.binding_id, None, "revoked")
-        return [Outgoing(to_copayer, decided)]
+        return Effects([Outgoing(to_copayer, decided)])
 
-    def insurance_changed(self, op: InsuranceChanged, now_ms: int) -> list[Outgoing]:
+    def insurance_changed(self, op: InsuranceChanged, now_ms: int) -> Effects:
         """End the bindings a change of insurance invalidates."""
         ending: list[Binding] = []
         if op.insurance is not Insurance.EMPLOYEE:  # no personal account to share any more
@@ -183,23 +179,26 @@ class BindingDirectory:
             self.store.set_binding_status(
                 binding.binding_id, BindingStatus.ENDED, now_ms, None, detail
             )
-        return []
+        return Effects()
 
-    def tick(self, now_ms: int) -> list[Outgoing]:
+    def tick(self, now_ms: int) -> Effects:
         """A beneficiary's region that does not answer in time: the proposal is refused."""
-        out: list[Outgoing] = []
+        decided: list[Effects] = []
         for binding in self.store.due_bindings(now_ms):
             if binding.status is BindingStatus.VERIFYING:
                 detail = f"region {binding.beneficiary_region} did not answer in time"
-                out += self._decide(binding, (ReasonCode.TIMEOUT, detail), now_ms)
-        return out
+                decided.append(self._decide(binding, (ReasonCode.TIMEOUT, detail), now_ms))
+        return Effects.join(decided)
 
-    def resume(self, now_ms: int) -> list[Outgoing]:
+    def resume(self, now_ms: int) -> Effects:
         """After a restart: ask again about proposals still being verified."""
-        return [
-            Outgoing(
-                region_address(b.beneficiary_region), VerifyBeneficiary(b.binding_id, b.beneficiary)
-            )
-            for b in self.store.due_bindings(2**62)
-            if b.status is BindingStatus.VERIFYING
-        ]
+        return Effects(
+            [
+                Outgoing(
+                    region_address(b.beneficiary_region),
+                    VerifyBeneficiary(b.binding_id, b.beneficiary),
+                )
+                for b in self.store.due_bindings(2**62)
+                if b.status is BindingStatus.VERIFYING
+            ]
+        )

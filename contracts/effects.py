@@ -1,11 +1,14 @@
 """What a sans-I/O core returns besides state changes: messages to send and events to observe.
 
 Cores never send or log; their shells (RabbitMQ, simulation) do that with these records.
+Every call of a core returns its ``Effects``; nothing is kept in the core for a caller to
+collect later, so the effects of a rolled-back attempt are simply dropped with it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from contracts.operations import Operation
 
@@ -98,3 +101,28 @@ class Retried:
 
 
 AnyEvent = Event | RegionRegistered | Disagreed | Repaired | WindowClosed | Retried
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What one call of a core produced: operations to send and events to observe.
+
+    Both lists are in the order the core produced them. ``a + b`` is ``a`` then ``b``;
+    ``Effects.join`` combines many at once.
+    """
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+    events: list[AnyEvent] = field(default_factory=list)
+
+    def __add__(self, other: Effects) -> Effects:
+        return Effects(self.outgoing + other.outgoing, self.events + other.events)
+
+    @staticmethod
+    def join(parts: Iterable[Effects]) -> Effects:
+        """The effects of several calls, in order."""
+        outgoing: list[Outgoing] = []
+        events: list[AnyEvent] = []
+        for part in parts:
+            outgoing += part.outgoing
+            events += part.events
+        return Effects(outgoing, events)

@@ -1,8 +1,8 @@
-"""What every part of a region's core shares: its code, store, events and policy."""
+"""What every part of a region's core shares: its code, store and policy."""
 
 from __future__ import annotations
 
-from contracts.effects import AnyEvent, Outgoing, TransferFinished
+from contracts.effects import Effects, Outgoing, TransferFinished
 from contracts.operations import BillOutcome
 from contracts.policy import Policy
 from contracts.reasons import COMMITTED, ReasonCode
@@ -35,7 +35,6 @@ class RegionContext:
         self.code = code
         self.store = store
         self.books = store.books
-        self.events: list[AnyEvent] = []
         self._policy: Policy | None = None
 
     @property
@@ -57,13 +56,13 @@ class RegionContext:
         detail: str,
         now_ms: int,
         own_paid_fen: int | None = None,
-    ) -> list[Outgoing]:
+    ) -> Effects:
         """Record a request's final outcome once and tell its submitter (again if asked)."""
         bill = self.store.bill(transfer_id)
         if bill is None:
-            return []
+            return Effects()
         if bill.state is BillState.SETTLED:
-            return [Outgoing(bill.reply_to, outcome_of(bill))]
+            return Effects([Outgoing(bill.reply_to, outcome_of(bill))])
         self.store.settle_bill(
             transfer_id,
             paid_fen=paid_fen,
@@ -74,18 +73,16 @@ class RegionContext:
             own_paid_fen=own_paid_fen,
         )
         settled = bill.settled(paid_fen, payer_region, reason, detail, own_paid_fen)
-        self.events.append(
-            TransferFinished(
-                transfer_id,
-                settled.flow,
-                COMMITTED if reason is None else reason.value,
-                settled.submitted_at_ms,
-                now_ms,
-                settled.paid_fen,
-                detail,
-            )
+        finished = TransferFinished(
+            transfer_id,
+            settled.flow,
+            COMMITTED if reason is None else reason.value,
+            settled.submitted_at_ms,
+            now_ms,
+            settled.paid_fen,
+            detail,
         )
-        return [Outgoing(settled.reply_to, outcome_of(settled))]
+        return Effects([Outgoing(settled.reply_to, outcome_of(settled))], [finished])
 
 
 def outcome_of(bill: Bill) -> BillOutcome:

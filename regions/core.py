@@ -1,8 +1,9 @@
 """The region core: a sans-I/O state machine over the region's store.
 
 It takes one operation at a time (``handle``) or the passage of time (``tick``) and
-returns the operations to send. It never touches the network or the clock; the caller
-wraps a whole batch in one transaction and sends the results only after it commits.
+returns its ``Effects``: the operations to send and the events to observe. It never
+touches the network or the clock; the caller wraps a whole batch in one transaction and
+sends the results (and reports the events) only after it commits.
 
 Every handler is idempotent by transfer (or request) id: a redelivered operation changes
 nothing and re-sends the same answer, so a crash between commit and publish loses nothing.
@@ -13,10 +14,10 @@ premiums), ``requests`` (a co-payer's own requests), ``reconciler`` (settlement 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from contracts.effects import Anomaly, AnyEvent, Outgoing
+from contracts.effects import Anomaly, Effects, Outgoing
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
     Abort,
@@ -54,7 +55,7 @@ from regions.requests import CopayerRequests
 from regions.resending import Resender
 from regions.store import OPENING_FUND, RegionStore, person_account
 
-Handler = Callable[[Any, int], list[Outgoing]]
+Handler = Callable[[Any, int], Effects]
 
 
 class RegionCore:
@@ -94,28 +95,18 @@ class RegionCore:
             ConfigureRegion: self.configure_region,
         }
 
-    @property
-    def events(self) -> list[AnyEvent]:
-        return self.ctx.events
-
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
+    def handle(self, op: Operation, now_ms: int) -> Effects:
         """Apply one operation; the caller holds the transaction."""
         handler = self._handlers.get(type(op))
         if handler is None:
-            self.ctx.events.append(Anomaly("", f"region {self.code} got unexpected {op.TAG}"))
-            return []
+            return Effects(events=[Anomaly("", f"region {self.code} got unexpected {op.TAG}")])
         try:
             return handler(op, now_ms)
         except HoldStateError as error:
             # The table refused the event before it changed the hold: no answer, but loud.
-            self.ctx.events.append(Anomaly(error.transfer_id, f"{op.TAG}: {error}"))
-            return []
+            return Effects(events=[Anomaly(error.transfer_id, f"{op.TAG}: {error}")])
 
-    def drain_events(self) -> Sequence[AnyEvent]:
-        events, self.ctx.events = self.ctx.events, []
-        return events
-
-    def tick(self, now_ms: int) -> list[Outgoing]:
+    def tick(self, now_ms: int) -> Effects:
         """Release holds whose time is up (the clearinghouse learns it at commit), and ask
         again for requests forwarded for a client that have no outcome yet."""
         self.payer.expire_holds(now_ms)
@@ -123,27 +114,26 @@ class RegionCore:
 
     # --- set-up ---
 
-    def configure_region(self, op: ConfigureRegion, now_ms: int) -> list[Outgoing]:
+    def configure_region(self, op: ConfigureRegion, now_ms: int) -> Effects:
         if op.region != self.code:
-            self.ctx.events.append(
-                Anomaly("", f"configuration for {op.region} sent to {self.code}")
+            return Effects(
+                events=[Anomaly("", f"configuration for {op.region} sent to {self.code}")]
             )
-            return []
         self.store.set_policy(policy_of(op), op.enabled)
         self.ctx.forget_policy()
-        return []
+        return Effects()
 
-    def enroll_person(self, op: EnrollPerson, now_ms: int) -> list[Outgoing]:
+    def enroll_person(self, op: EnrollPerson, now_ms: int) -> Effects:
         known = self.store.insurance_of(op.psn_no)
         if known is not None:
             if known is op.insurance:
-                return []  # enrolled already: idempotent
+                return Effects()  # enrolled already: idempotent
             # A change of insurance: the directory ends the bindings it invalidates.
             self.store.set_insurance(op.psn_no, op.insurance)
             if op.insurance is Insurance.EMPLOYEE:
                 self.books.open_account(person_account(op.psn_no), no_overdraft=True)
             changed = InsuranceChanged(op.psn_no, self.code, op.insurance)
-            return [Outgoing(CLEARINGHOUSE, changed)]
+            return Effects([Outgoing(CLEARINGHOUSE, changed)])
         self.store.add_person(op.psn_no, op.insurance, now_ms, op.secret)
         if op.insurance is Insurance.EMPLOYEE:
             account = person_account(op.psn_no)
@@ -152,4 +142,4 @@ class RegionCore:
                 self.books.transfer(
                     f"open:{op.psn_no}", OPENING_FUND, account, op.opening_balance_fen, now_ms
                 )
-        return []
+        return Effects()

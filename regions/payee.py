@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from contracts.effects import Anomaly, Outgoing, TransferStarted
+from contracts.effects import Anomaly, AnyEvent, Effects, Outgoing, TransferStarted
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
     BeneficiaryVerified,
@@ -51,7 +51,7 @@ class PayeeSide:
 
     # --- bills ---
 
-    def submit_bill(self, op: SubmitBill, now_ms: int) -> list[Outgoing]:
+    def submit_bill(self, op: SubmitBill, now_ms: int) -> Effects:
         bill = self.store.bill(op.transfer_id)
         if bill is not None:
             return self._seen_before(bill, op)
@@ -64,11 +64,11 @@ class PayeeSide:
             now_ms,
             resend_at_ms=now_ms + resend_delay_ms(0),
         )
-        self.ctx.events.append(TransferStarted(op.transfer_id, Flow.COPAY))
+        started = Effects(events=[TransferStarted(op.transfer_id, Flow.COPAY)])
         refusal = self._refusal(op)
         if refusal is not None:
             reason, detail = refusal
-            return self.ctx.settle(
+            return started + self.ctx.settle(
                 op.transfer_id,
                 paid_fen=0,
                 payer_region="",
@@ -96,7 +96,7 @@ class PayeeSide:
         )
         if rest == 0:
             detail = "paid from the beneficiary's own wallet and account"
-            return self.ctx.settle(
+            return started + self.ctx.settle(
                 op.transfer_id,
                 paid_fen=0,
                 payer_region="",
@@ -105,13 +105,13 @@ class PayeeSide:
                 now_ms=now_ms,
             )
         aid = RequestAid(op.transfer_id, op.beneficiary, self.ctx.code, rest)
-        return [Outgoing(CLEARINGHOUSE, aid)]
+        return Effects([Outgoing(CLEARINGHOUSE, aid)], started.events)
 
     def aid_request(self, bill: Bill) -> RequestAid:
         """The request for aid of a bill under way, as first sent."""
         return RequestAid(bill.transfer_id, bill.beneficiary, self.ctx.code, bill.aid_requested_fen)
 
-    def _seen_before(self, bill: Bill, op: SubmitBill) -> list[Outgoing]:
+    def _seen_before(self, bill: Bill, op: SubmitBill) -> Effects:
         same = (bill.flow, bill.beneficiary, bill.amount_fen, bill.reply_to) == (
             Flow.COPAY,
             op.beneficiary,
@@ -123,11 +123,11 @@ class PayeeSide:
             refusal = BillOutcome(
                 op.transfer_id, 0, op.amount_fen, "", ReasonCode.DUPLICATE_MISMATCH, detail
             )
-            return [Outgoing(op.reply_to, refusal)]
+            return Effects([Outgoing(op.reply_to, refusal)])
         if bill.state is BillState.SETTLED:
-            return [Outgoing(bill.reply_to, outcome_of(bill))]
+            return Effects([Outgoing(bill.reply_to, outcome_of(bill))])
         # Still under way: ask again (the clearinghouse re-sends its current step).
-        return [Outgoing(CLEARINGHOUSE, self.aid_request(bill))]
+        return Effects([Outgoing(CLEARINGHOUSE, self.aid_request(bill))])
 
     def _refusal(self, op: SubmitBill) -> tuple[ReasonCode, str] | None:
         if op.amount_fen <= 0:
@@ -156,7 +156,7 @@ class PayeeSide:
         reason: ReasonCode | None,
         detail: str,
         now_ms: int,
-    ) -> list[Outgoing]:
+    ) -> Effects:
         """The co-payer's part is known: under co-payer-first, the own account pays the rest."""
         bill = self.store.bill(transfer_id)
         if bill is None or bill.state is BillState.SETTLED:
@@ -189,19 +189,21 @@ class PayeeSide:
 
     # --- money arriving ---
 
-    def credit(self, op: Credit, now_ms: int) -> list[Outgoing]:
-        self._record_credit(
+    def credit(self, op: Credit, now_ms: int) -> Effects:
+        _, noted = self._record_credit(
             op.transfer_id, op.flow, op.payer_region, op.amount_fen, op.beneficiary, op.year, now_ms
         )
-        out = [Outgoing(CLEARINGHOUSE, Credited(op.transfer_id, self.ctx.code))]
+        credited = Effects(
+            [Outgoing(CLEARINGHOUSE, Credited(op.transfer_id, self.ctx.code))], noted
+        )
         if op.flow is not Flow.COPAY:
-            return out  # the co-payer's region, which asked, reports the outcome
+            return credited  # the co-payer's region, which asked, reports the outcome
         if self.store.bill(op.transfer_id) is None:
             # Money arrived for a bill this region does not know (e.g. restored from an old
             # backup): the credit is kept in the books; reconciliation shows the gap.
-            self.ctx.events.append(Anomaly(op.transfer_id, "credit for an unknown bill"))
-            return out
-        return out + self._finish_bill(
+            unknown = Anomaly(op.transfer_id, "credit for an unknown bill")
+            return credited + Effects(events=[unknown])
+        return credited + self._finish_bill(
             op.transfer_id, op.amount_fen, op.payer_region, None, op.detail, now_ms
         )
 
@@ -214,15 +216,15 @@ class PayeeSide:
         beneficiary: str,
         year: int,
         now_ms: int,
-    ) -> bool:
-        """Book an incoming transfer once (idempotent by id). False if it was booked."""
+    ) -> tuple[bool, list[AnyEvent]]:
+        """Book an incoming transfer once (idempotent by id): whether this booked it (not
+        if it was booked already), and the events."""
         known = self.store.credit_amount(transfer_id)
         if known is not None:
             if known != amount_fen:
-                self.ctx.events.append(
-                    Anomaly(transfer_id, f"credit of {amount_fen} after {known} was recorded")
-                )
-            return False
+                what = f"credit of {amount_fen} after {known} was recorded"
+                return False, [Anomaly(transfer_id, what)]
+            return False, []
         debit = interregion_account(payer_region)
         self.books.open_account(debit, no_overdraft=False)
         if flow is Flow.WALLET:
@@ -237,9 +239,9 @@ class PayeeSide:
             assert_never(flow)
         self.books.transfer(transfer_id, debit, target, amount_fen, now_ms)
         self.store.add_credit(transfer_id, payer_region, amount_fen, now_ms, flow)
-        return True
+        return True, []
 
-    def refuse(self, op: Refuse, now_ms: int) -> list[Outgoing]:
+    def refuse(self, op: Refuse, now_ms: int) -> Effects:
         self.store.release_premium(op.transfer_id)  # a premium earmarked for it, if any
         bill = self.store.bill(op.transfer_id)
         if bill is not None and bill.flow is Flow.COPAY:
@@ -255,23 +257,25 @@ class PayeeSide:
 
     # --- bindings and premiums ---
 
-    def verify_beneficiary(self, op: VerifyBeneficiary, now_ms: int) -> list[Outgoing]:
+    def verify_beneficiary(self, op: VerifyBeneficiary, now_ms: int) -> Effects:
         insurance = self.store.insurance_of(op.beneficiary)
         answer = BeneficiaryVerified(op.binding_id, self.ctx.code, op.beneficiary, insurance)
-        return [Outgoing(CLEARINGHOUSE, answer)]
+        return Effects([Outgoing(CLEARINGHOUSE, answer)])
 
-    def check_premium(self, op: CheckPremium, now_ms: int) -> list[Outgoing]:
+    def check_premium(self, op: CheckPremium, now_ms: int) -> Effects:
         """Quote the premium due and earmark (person, year) so it is never paid twice."""
         code = self.ctx.code
         reason = self._premium_refusal(op.beneficiary, op.year, op.transfer_id)
         if reason is not None:
-            return [Outgoing(CLEARINGHOUSE, PremiumQuoted(op.transfer_id, code, 0, reason))]
+            return Effects(
+                [Outgoing(CLEARINGHOUSE, PremiumQuoted(op.transfer_id, code, 0, reason))]
+            )
         amount = self.ctx.policy.resident_premium_fen
         if self.store.premium(op.beneficiary, op.year) is None:
             self.store.put_premium(
                 op.beneficiary, op.year, op.transfer_id, "pending", amount, now_ms
             )
-        return [Outgoing(CLEARINGHOUSE, PremiumQuoted(op.transfer_id, code, amount))]
+        return Effects([Outgoing(CLEARINGHOUSE, PremiumQuoted(op.transfer_id, code, amount))])
 
     def _premium_refusal(self, psn_no: str, year: int, transfer_id: str) -> ReasonCode | None:
         insurance = self.store.insurance_of(psn_no)
@@ -284,11 +288,11 @@ class PayeeSide:
             return ReasonCode.PREMIUM_ALREADY_PAID
         return None
 
-    def pay_premium(self, op: PayPremium, now_ms: int) -> list[Outgoing]:
+    def pay_premium(self, op: PayPremium, now_ms: int) -> Effects:
         """A resident pays his or her own premium from the wallet, locally."""
         bill = self.store.bill(op.transfer_id)
         if bill is not None:
-            return [Outgoing(bill.reply_to, outcome_of(bill))]
+            return Effects([Outgoing(bill.reply_to, outcome_of(bill))])
         amount = self.ctx.policy.resident_premium_fen
         self.store.add_bill(
             op.transfer_id,
@@ -301,13 +305,13 @@ class PayeeSide:
             counterparty_region=self.ctx.code,
             year=op.year,
         )
-        self.ctx.events.append(TransferStarted(op.transfer_id, Flow.PREMIUM))
+        started = Effects(events=[TransferStarted(op.transfer_id, Flow.PREMIUM)])
         reason = self._premium_refusal(op.psn_no, op.year, op.transfer_id)
         wallet = wallet_account(op.psn_no)
         if reason is None and self.books.available(wallet) < amount:
             reason = ReasonCode.INSUFFICIENT_BALANCE
         if reason is not None:
-            return self.ctx.settle(
+            return started + self.ctx.settle(
                 op.transfer_id,
                 paid_fen=0,
                 payer_region="",
@@ -320,7 +324,7 @@ class PayeeSide:
         self.store.record_local_payment(
             op.transfer_id, own_paid_fen=0, wallet_paid_fen=amount, aid_requested_fen=0
         )
-        return self.ctx.settle(
+        return started + self.ctx.settle(
             op.transfer_id,
             paid_fen=0,
             payer_region="",
@@ -329,9 +333,10 @@ class PayeeSide:
             now_ms=now_ms,
         )
 
-    def repair(self, op: Repair, now_ms: int) -> bool:
-        """Book a committed incoming transfer this region lost (idempotent)."""
-        booked = self._record_credit(
+    def repair(self, op: Repair, now_ms: int) -> tuple[bool, list[AnyEvent]]:
+        """Book a committed incoming transfer this region lost (idempotent); always
+        repaired, with these events."""
+        booked, events = self._record_credit(
             op.transfer_id,
             op.flow,
             op.counterparty_region,
@@ -342,7 +347,7 @@ class PayeeSide:
         )
         bill = self.store.bill(op.transfer_id)
         if booked and op.flow is Flow.COPAY and bill is not None:
-            self._finish_bill(
+            finished = self._finish_bill(
                 op.transfer_id,
                 op.amount_fen,
                 op.counterparty_region,
@@ -350,4 +355,5 @@ class PayeeSide:
                 "repaired by reconciliation",
                 now_ms,
             )
-        return True
+            events += finished.events
+        return True, events

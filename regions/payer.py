@@ -8,7 +8,7 @@ Which events a hold takes in which state, and what each answers, is the table in
 
 from __future__ import annotations
 
-from contracts.effects import Anomaly, Outgoing
+from contracts.effects import Anomaly, AnyEvent, Effects, Outgoing
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
     Abort,
@@ -37,7 +37,7 @@ class PayerSide:
         self.store = ctx.store
         self.books = ctx.books
 
-    def query_balance(self, op: QueryBalance, now_ms: int) -> list[Outgoing]:
+    def query_balance(self, op: QueryBalance, now_ms: int) -> Effects:
         insurance = self.store.insurance_of(op.psn_no)
         reason = None
         if insurance is None:
@@ -46,7 +46,7 @@ class PayerSide:
             reason = ReasonCode.NO_PERSONAL_ACCOUNT
         available = 0 if reason else self.books.available(person_account(op.psn_no))
         quote = BalanceQuoted(op.transfer_id, op.psn_no, self.ctx.code, available, reason)
-        return [Outgoing(CLEARINGHOUSE, quote)]
+        return Effects([Outgoing(CLEARINGHOUSE, quote)])
 
     # --- the hold's life (regions.hold_states) ---
 
@@ -59,9 +59,7 @@ class PayerSide:
             hold = self.store.hold(transfer_id)
         return hold
 
-    def _answer(
-        self, hold: Hold, step: Transition, refusal: ReasonCode | None = None
-    ) -> list[Outgoing]:
+    def _answer(self, hold: Hold, step: Transition, refusal: ReasonCode | None = None) -> Effects:
         """The message ``step`` answers with; ``refusal``: a refusal decided just now."""
         tid, code = hold.transfer_id, self.ctx.code
         reason = step.reason or refusal or hold.reason or ReasonCode.TIMEOUT
@@ -77,10 +75,10 @@ class PayerSide:
             case Answer.ABORTED:
                 answer = Aborted(tid, code)
             case Answer.NOTHING:
-                return []
-        return [Outgoing(CLEARINGHOUSE, answer)]
+                return Effects()
+        return Effects([Outgoing(CLEARINGHOUSE, answer)])
 
-    def reserve(self, op: Reserve, now_ms: int) -> list[Outgoing]:
+    def reserve(self, op: Reserve, now_ms: int) -> Effects:
         hold = self._current(op.transfer_id, now_ms)
         if hold is not None:
             same = hold.payer is None or (hold.payer, hold.payee_region, hold.requested_fen) == (
@@ -131,7 +129,7 @@ class PayerSide:
             return ReasonCode.INSUFFICIENT_BALANCE
         return None
 
-    def commit(self, op: Commit, now_ms: int) -> list[Outgoing]:
+    def commit(self, op: Commit, now_ms: int) -> Effects:
         hold = self._current(op.transfer_id, now_ms)
         if hold is None:
             step = transition(op.transfer_id, HoldState.ABSENT, HoldEvent.COMMIT)
@@ -141,7 +139,7 @@ class PayerSide:
             self._post(hold, now_ms)
         return self._answer(hold, step)
 
-    def abort(self, op: Abort, now_ms: int) -> list[Outgoing]:
+    def abort(self, op: Abort, now_ms: int) -> Effects:
         hold = self._current(op.transfer_id, now_ms)
         if hold is None:
             step = transition(op.transfer_id, HoldState.ABSENT, HoldEvent.ABORT)
@@ -187,26 +185,24 @@ class PayerSide:
         for hold in self.store.expired_holds(now_ms):
             self._release(hold, transition(hold.transfer_id, hold.state, HoldEvent.EXPIRE), now_ms)
 
-    def repair(self, op: Repair, now_ms: int) -> bool:
+    def repair(self, op: Repair, now_ms: int) -> tuple[bool, list[AnyEvent]]:
         """Post a committed transfer this region lost (e.g. restored from an old backup).
 
-        Returns False when it cannot (the account no longer covers it): the disagreement
-        then stays open and is reported again.
+        Returns whether it did, and its events. It cannot when the account no longer
+        covers it: the disagreement then stays open and is reported again.
         """
         hold = self._current(op.transfer_id, now_ms)
         state = HoldState.ABSENT if hold is None else hold.state
         transition(op.transfer_id, state, HoldEvent.REPAIR)  # -> POSTED, or not allowed
         if hold is not None and hold.state is HoldState.POSTED:
-            return True
+            return True, []
         if hold is not None and hold.state is HoldState.PENDING and hold.held_fen == op.amount_fen:
             self._post(hold, now_ms)
-            return True
+            return True, []
         account = person_account(op.psn_no)
         if self.books.available(account) < op.amount_fen:
-            self.ctx.events.append(
-                Anomaly(op.transfer_id, f"cannot repair: {account} cannot cover {op.amount_fen}")
-            )
-            return False
+            what = f"cannot repair: {account} cannot cover {op.amount_fen}"
+            return False, [Anomaly(op.transfer_id, what)]
         creditor = interregion_account(op.counterparty_region)
         self.books.open_account(creditor, no_overdraft=False)
         if hold is not None and hold.state is HoldState.PENDING:
@@ -231,4 +227,4 @@ class PayerSide:
         else:
             self.store.set_hold_amount(op.transfer_id, op.amount_fen)
             self.store.resolve_hold(op.transfer_id, HoldState.POSTED, None, now_ms)
-        return True
+        return True, []

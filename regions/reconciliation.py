@@ -7,7 +7,7 @@ this region to its recorded decision with ``Repair``; the window is then checked
 
 from __future__ import annotations
 
-from contracts.effects import Disagreed, Outgoing, Repaired
+from contracts.effects import AnyEvent, Disagreed, Effects, Outgoing, Repaired
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Disagreement, Reconciled, Repair, SettlementLine, SettlementReport
 from regions.context import RegionContext
@@ -33,7 +33,7 @@ class Reconciler:
         self.payer = payer
         self.payee = payee
 
-    def settlement_line(self, op: SettlementLine, now_ms: int) -> list[Outgoing]:
+    def settlement_line(self, op: SettlementLine, now_ms: int) -> Effects:
         self.store.add_settlement_line(
             SettlementLineRecord(
                 op.window, op.transfer_id, op.flow, op.payer_region, op.payee_region, op.amount_fen
@@ -41,7 +41,7 @@ class Reconciler:
         )
         return self._reconcile_when_complete(op.window, now_ms)
 
-    def settlement_report(self, op: SettlementReport, now_ms: int) -> list[Outgoing]:
+    def settlement_report(self, op: SettlementReport, now_ms: int) -> Effects:
         self.store.add_settlement_report(
             SettlementReportRecord(
                 op.window,
@@ -56,15 +56,15 @@ class Reconciler:
         )
         return self._reconcile_when_complete(op.window, now_ms)
 
-    def _reconcile_when_complete(self, window: int, now_ms: int) -> list[Outgoing]:
+    def _reconcile_when_complete(self, window: int, now_ms: int) -> Effects:
         # Lines and report may arrive in any order and in several messages. Once complete,
         # a redelivered one checks again and re-sends the verdict (it may have been lost).
         report = self.store.settlement_report(window)
         if report is None:
-            return []
+            return Effects()
         lines = self.store.settlement_lines(window)
         if len(lines) < report.lines:
-            return []
+            return Effects()
         return self.reconcile(report, lines, now_ms, again=report.disagreements is not None)
 
     def reconcile(
@@ -73,7 +73,7 @@ class Reconciler:
         lines: list[SettlementLineRecord],
         now_ms: int,
         again: bool = False,
-    ) -> list[Outgoing]:
+    ) -> Effects:
         code = self.ctx.code
         mine = {line.transfer_id: self._my_amount(line) for line in lines}
         paid = sum(mine[x.transfer_id] or 0 for x in lines if x.payer_region == code)
@@ -102,11 +102,12 @@ class Reconciler:
             for transfer_id, amount in unreported
         ]
         self.store.mark_reconciled(report.window, len(found), now_ms)
+        events: list[AnyEvent] = []
         if not again:  # counted once, however often the verdict is re-sent
-            for d in found:
-                self.ctx.events.append(Disagreed(d.window, code, d.transfer_id, d.kind))
+            events = [Disagreed(d.window, code, d.transfer_id, d.kind) for d in found]
         verdict = Reconciled(report.window, code, len(found), paid, received)
-        return [Outgoing(CLEARINGHOUSE, op) for op in [*found, *candidates, verdict]]
+        out = [Outgoing(CLEARINGHOUSE, op) for op in [*found, *candidates, verdict]]
+        return Effects(out, events)
 
     def _my_amount(self, line: SettlementLineRecord) -> int | None:
         """What this region's books say moved for a reported transfer (None: nothing)."""
@@ -137,12 +138,14 @@ class Reconciler:
         ]
         return sorted((tid, amount) for tid, amount in mine if tid not in reported)
 
-    def repair(self, op: Repair, now_ms: int) -> list[Outgoing]:
+    def repair(self, op: Repair, now_ms: int) -> Effects:
         side = self.payer if op.role == "payer" else self.payee
-        if not side.repair(op, now_ms):
-            return []
-        self.ctx.events.append(Repaired(op.window, self.ctx.code, op.transfer_id))
+        repaired, events = side.repair(op, now_ms)
+        if not repaired:
+            return Effects(events=events)
+        events.append(Repaired(op.window, self.ctx.code, op.transfer_id))
         report = self.store.settlement_report(op.window)
         if report is None:
-            return []
-        return self.reconcile(report, self.store.settlement_lines(op.window), now_ms)
+            return Effects(events=events)
+        lines = self.store.settlement_lines(op.window)
+        return Effects(events=events) + self.reconcile(report, lines, now_ms)

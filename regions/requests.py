@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from contracts.effects import Outgoing, TransferFinished, TransferStarted
+from contracts.effects import Effects, Outgoing, TransferFinished, TransferStarted
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
     BillOutcome,
@@ -51,7 +51,7 @@ class CopayerRequests:
 
     # --- bindings ---
 
-    def request_binding(self, op: RequestBinding, now_ms: int) -> list[Outgoing]:
+    def request_binding(self, op: RequestBinding, now_ms: int) -> Effects:
         fingerprint = "|".join(
             ["bind", op.copayer, op.beneficiary, op.beneficiary_region, op.relationship]
         )
@@ -70,15 +70,15 @@ class CopayerRequests:
             relationship=op.relationship.value,
             resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
-        self.ctx.events.append(TransferStarted(op.request_id, BINDING))
+        started = Effects(events=[TransferStarted(op.request_id, BINDING)])
         refusal = self._identity_refusal(op.copayer, op.secret)
         if refusal is not None:
-            return self._settle_binding(op.request_id, op.request_id, *refusal, now_ms)
+            return started + self._settle_binding(op.request_id, op.request_id, *refusal, now_ms)
         request = self.store.binding_request(op.request_id)
         assert request is not None
-        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
+        return Effects([Outgoing(CLEARINGHOUSE, self.binding_request_op(request))], started.events)
 
-    def revoke_binding(self, op: RevokeBinding, now_ms: int) -> list[Outgoing]:
+    def revoke_binding(self, op: RevokeBinding, now_ms: int) -> Effects:
         fingerprint = "|".join(["revoke", op.copayer, op.binding_id])
         known = self._known_binding_request(op.request_id, fingerprint, op.reply_to)
         if known is not None:
@@ -92,13 +92,13 @@ class CopayerRequests:
             fingerprint,
             resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
-        self.ctx.events.append(TransferStarted(op.request_id, BINDING))
+        started = Effects(events=[TransferStarted(op.request_id, BINDING)])
         refusal = self._identity_refusal(op.copayer, op.secret)
         if refusal is not None and refusal[0] is not ReasonCode.NO_PERSONAL_ACCOUNT:
-            return self._settle_binding(op.request_id, op.binding_id, *refusal, now_ms)
+            return started + self._settle_binding(op.request_id, op.binding_id, *refusal, now_ms)
         request = self.store.binding_request(op.request_id)
         assert request is not None
-        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
+        return Effects([Outgoing(CLEARINGHOUSE, self.binding_request_op(request))], started.events)
 
     def binding_request_op(self, request: BindingRequest) -> ProposeBinding | WithdrawBinding:
         """What a binding request under way asks of the clearinghouse, as first sent."""
@@ -117,21 +117,21 @@ class CopayerRequests:
 
     def _known_binding_request(
         self, request_id: str, fingerprint: str, reply_to: str
-    ) -> list[Outgoing] | None:
+    ) -> Effects | None:
         request = self.store.binding_request(request_id)
         if request is None:
             return None
         if request.fingerprint != fingerprint:
             detail = f"request {request_id} exists with different fields"
             outcome = BindingOutcome(request_id, "", ReasonCode.DUPLICATE_MISMATCH, detail)
-            return [Outgoing(reply_to, outcome)]
+            return Effects([Outgoing(reply_to, outcome)])
         if request.state is BillState.SETTLED:
-            return [Outgoing(request.reply_to, _binding_outcome(request))]
+            return Effects([Outgoing(request.reply_to, _binding_outcome(request))])
         # Under way: ask again, as for transfers (the first may have been lost); the
         # clearinghouse answers a known one with its decision or its current step.
-        return [Outgoing(CLEARINGHOUSE, self.binding_request_op(request))]
+        return Effects([Outgoing(CLEARINGHOUSE, self.binding_request_op(request))])
 
-    def binding_decided(self, op: BindingDecided, now_ms: int) -> list[Outgoing]:
+    def binding_decided(self, op: BindingDecided, now_ms: int) -> Effects:
         return self._settle_binding(op.request_id, op.binding_id, op.reason, op.detail, now_ms)
 
     def _settle_binding(
@@ -141,23 +141,22 @@ class CopayerRequests:
         reason: ReasonCode | None,
         detail: str,
         now_ms: int,
-    ) -> list[Outgoing]:
+    ) -> Effects:
         request = self.store.binding_request(request_id)
         if request is None:
-            return []
-        if request.state is not BillState.SETTLED:
-            self.store.settle_binding_request(request_id, binding_id, reason, detail)
-            outcome = COMMITTED if reason is None else reason.value
-            self.ctx.events.append(
-                TransferFinished(request_id, BINDING, outcome, now_ms, now_ms, 0, detail)
-            )
-            request = self.store.binding_request(request_id)
-            assert request is not None
-        return [Outgoing(request.reply_to, _binding_outcome(request))]
+            return Effects()
+        if request.state is BillState.SETTLED:
+            return Effects([Outgoing(request.reply_to, _binding_outcome(request))])
+        self.store.settle_binding_request(request_id, binding_id, reason, detail)
+        outcome = COMMITTED if reason is None else reason.value
+        finished = TransferFinished(request_id, BINDING, outcome, now_ms, now_ms, 0, detail)
+        settled = self.store.binding_request(request_id)
+        assert settled is not None
+        return Effects([Outgoing(settled.reply_to, _binding_outcome(settled))], [finished])
 
     # --- wallet transfers and premiums ---
 
-    def request_wallet_transfer(self, op: RequestWalletTransfer, now_ms: int) -> list[Outgoing]:
+    def request_wallet_transfer(self, op: RequestWalletTransfer, now_ms: int) -> Effects:
         request = RequestTransfer(
             op.transfer_id,
             Flow.WALLET,
@@ -178,7 +177,7 @@ class CopayerRequests:
         reply_to: str,
         now_ms: int,
         also_check: Callable[[], tuple[ReasonCode, str] | None] | None = None,
-    ) -> list[Outgoing]:
+    ) -> Effects:
         """A co-payer's transfer request: answered again if seen, else checked here
         (identity, then ``also_check``), recorded, and sent to the clearinghouse."""
         fields = (
@@ -208,9 +207,9 @@ class CopayerRequests:
             year=request.year,
             resend_at_ms=now_ms + resend_delay_ms(0),  # stopped when settled
         )
-        self.ctx.events.append(TransferStarted(request.transfer_id, request.flow))
+        started = Effects(events=[TransferStarted(request.transfer_id, request.flow)])
         if refusal is not None:
-            return self.ctx.settle(
+            return started + self.ctx.settle(
                 request.transfer_id,
                 paid_fen=0,
                 payer_region="",
@@ -218,7 +217,7 @@ class CopayerRequests:
                 detail=refusal[1],
                 now_ms=now_ms,
             )
-        return [Outgoing(CLEARINGHOUSE, request)]
+        return Effects([Outgoing(CLEARINGHOUSE, request)], started.events)
 
     def _wallet_refusal(
         self, op: RequestWalletTransfer, now_ms: int
@@ -242,7 +241,7 @@ class CopayerRequests:
             )
         return None
 
-    def request_premium_payment(self, op: RequestPremiumPayment, now_ms: int) -> list[Outgoing]:
+    def request_premium_payment(self, op: RequestPremiumPayment, now_ms: int) -> Effects:
         # The amount is the beneficiary's region's to say (its policy's premium).
         request = RequestTransfer(
             op.transfer_id,
@@ -262,7 +261,7 @@ class CopayerRequests:
         fields: tuple[Flow, str, int, str, str, str, int],
         reply_to: str,
         amount_fen: int,
-    ) -> list[Outgoing] | None:
+    ) -> Effects | None:
         bill = self.store.bill(transfer_id)
         if bill is None:
             return None
@@ -286,12 +285,12 @@ class CopayerRequests:
                 detail,
                 flow=fields[0],
             )
-            return [Outgoing(reply_to, refusal)]
+            return Effects([Outgoing(reply_to, refusal)])
         if bill.state is BillState.SETTLED:
-            return [Outgoing(bill.reply_to, outcome_of(bill))]
+            return Effects([Outgoing(bill.reply_to, outcome_of(bill))])
         # Under way: ask again (our first request may have been lost in a crash between
         # commit and publish); the clearinghouse re-sends its current step.
-        return [Outgoing(CLEARINGHOUSE, self.transfer_request(bill))]
+        return Effects([Outgoing(CLEARINGHOUSE, self.transfer_request(bill))])
 
     def transfer_request(self, bill: Bill) -> RequestTransfer:
         """The request of a wallet transfer or premium payment under way, as first sent."""
@@ -306,7 +305,7 @@ class CopayerRequests:
             bill.year,
         )
 
-    def completed(self, op: Completed, now_ms: int) -> list[Outgoing]:
+    def completed(self, op: Completed, now_ms: int) -> Effects:
         return self.ctx.settle(
             op.transfer_id,
             paid_fen=op.amount_fen,

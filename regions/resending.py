@@ -11,7 +11,7 @@ it revives a request it never saw. The timer is a column of the request's row
 
 from __future__ import annotations
 
-from contracts.effects import Outgoing, Retried
+from contracts.effects import AnyEvent, Effects, Outgoing, Retried
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Operation
 from contracts.vocabulary import Flow
@@ -32,8 +32,9 @@ class Resender:
         self.payee = payee
         self.requests = requests
 
-    def resend_due(self, now_ms: int) -> list[Outgoing]:
+    def resend_due(self, now_ms: int) -> Effects:
         out: list[Outgoing] = []
+        events: list[AnyEvent] = []
         for bill, resends in self.store.requests_due(now_ms):
             request: Operation
             if bill.flow == Flow.COPAY:
@@ -41,11 +42,11 @@ class Resender:
             else:
                 request, step = self.requests.transfer_request(bill), REQUEST_TRANSFER
             self.store.resent(bill.transfer_id, now_ms + resend_delay_ms(resends + 1))
-            self.ctx.events.append(Retried(bill.transfer_id, step, CLEARINGHOUSE))
+            events.append(Retried(bill.transfer_id, step, CLEARINGHOUSE))
             out.append(Outgoing(CLEARINGHOUSE, request))
         for binding, resends in self.store.binding_requests_due(now_ms):
             rid = binding.request_id
             self.store.binding_request_resent(rid, now_ms + resend_delay_ms(resends + 1))
-            self.ctx.events.append(Retried(rid, BINDING_REQUEST, CLEARINGHOUSE))
+            events.append(Retried(rid, BINDING_REQUEST, CLEARINGHOUSE))
             out.append(Outgoing(CLEARINGHOUSE, self.requests.binding_request_op(binding)))
-        return out
+        return Effects(out, events)

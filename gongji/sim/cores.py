@@ -3,7 +3,7 @@
 Every step of a running service goes through ``broker.engine.StepEngine``. Only these
 few places touch a core or its store directly: building a core and its engine over the
 node's database (at start and after a crash), the set-up's direct handling, the
-clearinghouse's ``resume`` at a restart, discarding the events of a core that died, and
+clearinghouse's ``resume`` at a restart, and
 handing the cores' events to the checker.
 """
 
@@ -61,11 +61,12 @@ def handle_directly(
     node: Node, ops: Sequence[Operation], checker: Checker, now_ms: int
 ) -> list[Outgoing]:
     """The set-up's short way: the node's core handles ``ops`` in one transaction."""
-    pending: list[Outgoing] = []
     with database(node).transaction():
-        for op in ops:
-            pending += node.core.handle(op, now_ms)
-    report_events(checker, node, node.core.drain_events(), now_ms)
+        results = [node.core.handle(op, now_ms) for op in ops]
+    pending: list[Outgoing] = []
+    for result in results:  # committed: its events happened
+        pending += result.outgoing
+        report_events(checker, node, result.events, now_ms)
     return pending
 
 
@@ -75,12 +76,6 @@ def resume(node: Node, now_ms: int) -> Step[Message]:
     assert engine is not None
     step: Step[Message] = engine.start(now_ms, node.core.resume)
     return step
-
-
-def discard_events(node: Node) -> None:
-    """A core that died takes its unreported events with it."""
-    if node.core is not None:
-        node.core.drain_events()
 
 
 def report_events(checker: Checker, node: Node, events: Sequence[AnyEvent], now_ms: int) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from broker.engine import Ack, Inbound, Settlement, Step, StepEngine
 from clearinghouse.coordinator import TransferCoordinator
 from clearinghouse.store import TransferState
-from contracts.effects import Outgoing
+from contracts.effects import Effects
 from contracts.operations import Commit, Credit, Operation, RequestAid, RequestTransfer
 from regions.core import RegionCore
 from regions.store import BILLS_PAID, HoldState, RegionStore, interregion_account, person_account
@@ -29,7 +29,7 @@ EngineFactory = Callable[..., StepEngine[Any]]
 class DoublePostingRegion(RegionCore):
     """Posts a hold again when its commit is redelivered (forgets it was posted)."""
 
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
+    def handle(self, op: Operation, now_ms: int) -> Effects:
         if isinstance(op, Commit):
             hold = self.store.hold(op.transfer_id)
             if hold is not None and hold.state is HoldState.POSTED:
@@ -47,7 +47,7 @@ class DoublePostingRegion(RegionCore):
 class DoubleCreditingRegion(RegionCore):
     """Credits a bill again when its credit is redelivered."""
 
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
+    def handle(self, op: Operation, now_ms: int) -> Effects:
         if isinstance(op, Credit) and self.store.credit_amount(op.transfer_id) is not None:
             account = interregion_account(op.payer_region)
             self.books.transfer(op.transfer_id, account, BILLS_PAID, op.amount_fen, now_ms)
@@ -57,24 +57,24 @@ class DoubleCreditingRegion(RegionCore):
 class AbortOnRestartCoordinator(TransferCoordinator):
     """After a restart, forgets it decided to commit and aborts those transfers instead."""
 
-    def resume(self, now_ms: int) -> list[Outgoing]:
-        out: list[Outgoing] = []
+    def resume(self, now_ms: int) -> Effects:
+        aborted: list[Effects] = []
         for t in self.store.unfinished():
             if t.state is TransferState.COMMITTING:
                 t.state = TransferState.RESERVING  # as if it never decided
-                out += self._time_out(t, now_ms)
-        return out + super().resume(now_ms)
+                aborted.append(self._time_out(t, now_ms))
+        return Effects.join(aborted) + super().resume(now_ms)
 
 
 class ForgetfulCoordinator(TransferCoordinator):
     """After a restart, re-sends nothing and drops the timers of unfinished transfers,
     and ignores the regions' requests for them when they ask again."""
 
-    def resume(self, now_ms: int) -> list[Outgoing]:
+    def resume(self, now_ms: int) -> Effects:
         for t in self.store.unfinished():
             t.next_action_ms = None
             self.store.save(t)
-        return []
+        return Effects()
 
     def _forgotten(self, transfer_id: str) -> bool:
         t = self.store.transfer(transfer_id)
@@ -82,11 +82,13 @@ class ForgetfulCoordinator(TransferCoordinator):
             return False
         return t.state not in (TransferState.COMMITTED, TransferState.ABORTED) or t.abort_pending
 
-    def request_aid(self, op: RequestAid, now_ms: int) -> list[Outgoing]:
-        return [] if self._forgotten(op.transfer_id) else super().request_aid(op, now_ms)
+    def request_aid(self, op: RequestAid, now_ms: int) -> Effects:
+        return Effects() if self._forgotten(op.transfer_id) else super().request_aid(op, now_ms)
 
-    def request_transfer(self, op: RequestTransfer, now_ms: int) -> list[Outgoing]:
-        return [] if self._forgotten(op.transfer_id) else super().request_transfer(op, now_ms)
+    def request_transfer(self, op: RequestTransfer, now_ms: int) -> Effects:
+        if self._forgotten(op.transfer_id):
+            return Effects()
+        return super().request_transfer(op, now_ms)
 
 
 class AckOnReceiptEngine(StepEngine[Any]):

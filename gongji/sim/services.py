@@ -163,7 +163,6 @@ class Services:
         try:
             step = engine.step(inbound, now, tick, crash=hook)
         except Exception as error:  # a core's timer raised: report it, keep ticking
-            cores.discard_events(node)
             self.stats.core_errors += 1
             self.checker.anomaly(
                 node.address, "", f"step raised {type(error).__name__}: {error}", now
@@ -242,7 +241,6 @@ class Services:
 
     def kill(self, node: Node, restart_in_ms: int) -> None:
         """The service's process dies; it restarts ``restart_in_ms`` later."""
-        cores.discard_events(node)
         self.broker.consumer_lost(node)
         node.up = False
         node.core = None

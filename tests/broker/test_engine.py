@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from broker.engine import (
@@ -15,7 +13,7 @@ from broker.engine import (
     SimulatedCrash,
     StepEngine,
 )
-from contracts.effects import AnyEvent, Outgoing, RegionRegistered
+from contracts.effects import Effects, Outgoing, RegionRegistered
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import Commit, Operation
 from storage.sqlite import Database
@@ -28,23 +26,19 @@ class CountingCore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.executescript("CREATE TABLE IF NOT EXISTS seen (id TEXT)")
-        self.events: list[AnyEvent] = []
 
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
+    def handle(self, op: Operation, now_ms: int) -> Effects:
         assert isinstance(op, Commit)
         self.db.connection.execute("INSERT INTO seen VALUES (?)", (op.transfer_id,))
         if op.transfer_id.startswith("bad"):
             raise RuntimeError("a core bug")
+        answers = [Outgoing(CLEARINGHOUSE, op), Outgoing("client.x", op)]
         if op.transfer_id.startswith("register-"):
-            self.events.append(RegionRegistered(op.transfer_id.removeprefix("register-")))
-        return [Outgoing(CLEARINGHOUSE, op), Outgoing("client.x", op)]
+            return Effects(answers, [RegionRegistered(op.transfer_id.removeprefix("register-"))])
+        return Effects(answers)
 
-    def tick(self, now_ms: int) -> list[Outgoing]:
-        return [Outgoing(CLEARINGHOUSE, Commit(f"tick-{now_ms}"))]
-
-    def drain_events(self) -> Sequence[AnyEvent]:
-        events, self.events = self.events, []
-        return events
+    def tick(self, now_ms: int) -> Effects:
+        return Effects([Outgoing(CLEARINGHOUSE, Commit(f"tick-{now_ms}"))])
 
     def seen(self) -> list[str]:
         return [r[0] for r in self.db.connection.execute("SELECT id FROM seen ORDER BY rowid")]
@@ -83,6 +77,23 @@ def test_a_failing_delivery_is_isolated_requeued_then_dead_lettered() -> None:
     assert second.settle_now == [Requeue(("tag-bad",))]
     third = engine.step(deliveries("bad"), now_ms=3)
     assert third.settle_now == [DeadLetter("tag-bad", HANDLER_FAILED)]
+
+
+def test_only_committed_work_reports_its_events() -> None:
+    engine, _ = make()
+    # The whole batch ran once and rolled back, then each delivery alone: the events of
+    # the rolled-back attempt are not reported, those of the deliveries that committed are.
+    step = engine.step(deliveries("register-420100", "bad", "register-510100"), now_ms=1)
+    assert step.events == [RegionRegistered("420100"), RegionRegistered("510100")]
+    assert step.declare == [region_address("420100"), region_address("510100")]
+
+    def crash() -> None:
+        raise SimulatedCrash
+
+    crashed = engine.step(deliveries("register-310000"), now_ms=2, crash=crash)
+    assert crashed.crashed and crashed.events == [] and crashed.declare == []
+    # Nothing of the crashed step lingers to be reported with the next one.
+    assert engine.step(deliveries("a"), now_ms=3).events == []
 
 
 def test_a_crash_inside_the_transaction_rolls_back_and_settles_nothing() -> None:
@@ -131,9 +142,9 @@ def test_a_tick_runs_in_the_step_and_a_registered_region_is_declared() -> None:
 def test_start_runs_in_a_transaction_before_any_delivery() -> None:
     engine, core = make()
 
-    def resume(now_ms: int) -> list[Outgoing]:
+    def resume(now_ms: int) -> Effects:
         core.db.connection.execute("INSERT INTO seen VALUES ('resumed')")
-        return [Outgoing(region_address("420100"), Commit("again"))]
+        return Effects([Outgoing(region_address("420100"), Commit("again"))])
 
     step = engine.start(5, resume)
     assert step.sends == {region_address("420100"): [Commit("again")]} and not step.done

@@ -4,7 +4,6 @@ multiple-ack never settles an earlier batch whose answers could not be published
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
 import pytest
 from aio_pika.abc import AbstractRobustConnection
@@ -23,7 +22,7 @@ from broker.testing import (
 )
 from broker.users import delete_users, provision
 from contracts.codec import decode
-from contracts.effects import AnyEvent, Outgoing
+from contracts.effects import Effects, Outgoing
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Commit, Operation
 from contracts.participants import HUB
@@ -41,17 +40,14 @@ class AnswerCore:
     def __init__(self) -> None:
         self.handled: list[str] = []
 
-    def handle(self, op: Operation, now_ms: int) -> list[Outgoing]:
+    def handle(self, op: Operation, now_ms: int) -> Effects:
         assert isinstance(op, Commit)
         self.handled.append(op.transfer_id)
         to = NOWHERE if op.transfer_id.startswith("lost") else CLEARINGHOUSE
-        return [Outgoing(to, op)]
+        return Effects([Outgoing(to, op)])
 
-    def tick(self, now_ms: int) -> list[Outgoing]:
-        return []
-
-    def drain_events(self) -> Sequence[AnyEvent]:
-        return []
+    def tick(self, now_ms: int) -> Effects:
+        return Effects()
 
 
 class SlowToFailShell(ServiceShell):

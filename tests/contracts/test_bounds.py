@@ -285,14 +285,14 @@ def record_traffic(monkeypatch: pytest.MonkeyPatch) -> list[Operation]:
 
         def handled(self: Any, op: Operation, now_ms: int, handle: Any = handle) -> Any:
             seen.append(op)
-            out = handle(self, op, now_ms)
-            seen.extend(o.op for o in out)
-            return out
+            effects = handle(self, op, now_ms)
+            seen.extend(o.op for o in effects.outgoing)
+            return effects
 
         def ticked(self: Any, now_ms: int, tick: Any = tick) -> Any:
-            out = tick(self, now_ms)
-            seen.extend(o.op for o in out)
-            return out
+            effects = tick(self, now_ms)
+            seen.extend(o.op for o in effects.outgoing)
+            return effects
 
         monkeypatch.setattr(cls, "handle", handled)
         monkeypatch.setattr(cls, "tick", ticked)

@@ -57,7 +57,7 @@ def test_a_lost_request_for_aid_is_sent_again_after_the_deadline_and_the_bill_co
     assert in_flight(w) == []
     w.net.advance(1)
     assert in_flight(w) == [RequestAid("t1", "B1", CHENGDU, 12_000)]
-    retried = [e for e in w.net.regions[CHENGDU].drain_events() if isinstance(e, Retried)]
+    retried = [e for e in w.net.events[region_address(CHENGDU)] if isinstance(e, Retried)]
     assert retried == [Retried("t1", "request_aid", CLEARINGHOUSE)]
     w.net.deliver_all()
     [outcome] = w.net.outcomes["t1"]
@@ -101,11 +101,11 @@ def test_nothing_is_sent_again_once_a_bill_is_final() -> None:
         "refused": ReasonCode.NO_BINDING,
         "late": COMMITTED,
     }
-    w.net.regions[CHENGDU].drain_events()
+    w.net.events[region_address(CHENGDU)].clear()
     for _ in range(30):  # ten minutes, past every back-off step
         w.net.advance(20_000)
         assert in_flight(w) == []
-    assert not any(isinstance(e, Retried) for e in w.net.regions[CHENGDU].drain_events())
+    assert not any(isinstance(e, Retried) for e in w.net.events[region_address(CHENGDU)])
 
 
 def test_the_re_send_timer_survives_a_restart_of_the_region(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from clearinghouse.core import ClearinghouseCore
 from clearinghouse.store import ClearinghouseStore
 from clearinghouse.transfer_states import TransferEvent, TransferState
 from contracts.effects import Retried
-from contracts.identifiers import region_address
+from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import Commit, Operation, QueryBalance, Reserve, SubmitBill
 from contracts.reasons import COMMITTED
 from gongji.loopback import Loopback
@@ -43,9 +43,9 @@ def _restart(net: Loopback, downtime_ms: int) -> list[Operation]:
     old = net.clearinghouse
     net.clearinghouse = ClearinghouseCore(ClearinghouseStore(old.store.db), old.settings)
     with net.clearinghouse.store.db.transaction():
-        resent = net.clearinghouse.resume(net.now_ms)
-    net.queue.extend(resent)
-    return [o.op for o in resent]
+        resumed = net.clearinghouse.resume(net.now_ms)
+    net.take(CLEARINGHOUSE, resumed)
+    return [o.op for o in resumed.outgoing]
 
 
 @pytest.mark.parametrize(
@@ -68,9 +68,9 @@ def test_a_resume_after_a_long_downtime_then_a_prompt_answer_commits(
     assert t is not None and t.state is state
     assert t.next_action_ms is not None and t.next_action_ms > net.now_ms + SHELL_TICK_MS
 
-    net.clearinghouse.drain_events()
+    net.events[CLEARINGHOUSE].clear()
     net.advance(SHELL_TICK_MS)  # the first tick comes before the answer
-    assert [e for e in net.clearinghouse.drain_events() if isinstance(e, Retried)] == []
+    assert [e for e in net.events[CLEARINGHOUSE] if isinstance(e, Retried)] == []
     assert sum(isinstance(item.op, lost) for item in net.queue) == len(resent)  # not twice
     net.deliver_all()
 

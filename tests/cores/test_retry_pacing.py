@@ -7,7 +7,7 @@ import pytest
 from clearinghouse.response_times import ResponseTimes
 from clearinghouse.store import TransferState
 from contracts.effects import Retried
-from contracts.identifiers import region_address
+from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import Commit, Reserve, SubmitBill
 from contracts.reasons import COMMITTED
 from gongji.loopback import Loopback
@@ -51,9 +51,9 @@ def _commit_retried_after(payer_answer_ms: int) -> tuple[Loopback, list[Retried]
     [held_back] = net.queue
     assert isinstance(held_back.op, Commit) and held_back.address == region_address(WUHAN)
     net.queue.clear()
-    net.clearinghouse.drain_events()
+    net.events[CLEARINGHOUSE].clear()
     net.advance(5_000)
-    retries = [e for e in net.clearinghouse.drain_events() if isinstance(e, Retried)]
+    retries = [e for e in net.events[CLEARINGHOUSE] if isinstance(e, Retried)]
     resent = [item for item in net.queue if isinstance(item.op, Commit)]
     assert len(resent) == len(retries)  # every resend is reported (it feeds a metric)
     net.queue.append(held_back)

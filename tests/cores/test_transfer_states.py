@@ -25,7 +25,7 @@ from clearinghouse.transfer_states import (
     TransferStateError,
     transition,
 )
-from contracts.effects import Anomaly, Outgoing, Retried
+from contracts.effects import Anomaly, Effects, Retried
 from contracts.identifiers import region_address
 from contracts.operations import (
     Aborted,
@@ -73,7 +73,6 @@ def coordinator() -> TransferCoordinator:
             core.handle(
                 RecordBinding(bid, copayer, region, beneficiary, CHENGDU, Relationship.CHILD), 0
             )
-    core.drain_events()
     return core.coordinator
 
 
@@ -232,7 +231,7 @@ CASES = [
 ]
 
 
-def _give(co: TransferCoordinator, given: str) -> list[Outgoing]:
+def _give(co: TransferCoordinator, given: str) -> Effects:
     if given.startswith("request "):
         return co.request_aid(RequestAid("t", given.split()[1], CHENGDU, 5_000), NOW)
     inputs = {
@@ -268,10 +267,11 @@ def test_each_input_in_each_state(c: Case) -> None:
             for q in c.quotes:
                 co.store.add_quote("t", q)
     with co.store.db.transaction():
-        sent = _give(co, c.given)
+        effects = _give(co, c.given)
+    sent = effects.outgoing
     t = co.store.transfer("t")
     assert t is not None
-    anomalies = [e for e in co.events if isinstance(e, Anomaly)]
+    anomalies = [e for e in effects.events if isinstance(e, Anomaly)]
     assert {(ROLES[o.address], type(o.op).__name__) for o in sent} == c.sends
     assert len(sent) == len(c.sends)  # nothing twice
     history = co.store.history("t")
@@ -297,7 +297,7 @@ def test_each_input_in_each_state(c: Case) -> None:
     if c.after is AG:
         assert t.next_action_ms is not None  # the abort is retried until answered
     if c.event is E.RETRY_DUE:
-        [retried] = [e for e in co.events if isinstance(e, Retried)]
+        [retried] = [e for e in effects.events if isinstance(e, Retried)]
         assert retried.transfer_id == "t" and t.attempts == 1
 
 
@@ -318,7 +318,7 @@ def test_every_other_pair_is_an_error(state: TransferState, event: TransferEvent
 
 def test_a_new_request_starts_its_history_and_a_commit_ends_it() -> None:
     co = coordinator()
-    steps: list[Callable[[], list[Outgoing]]] = [
+    steps: list[Callable[[], Effects]] = [
         lambda: co.request_aid(RequestAid("t", "B1", CHENGDU, 5_000), NOW),
         lambda: co.reserve_result(ReserveResult("t", WUHAN, 5_000), NOW + 10),
         lambda: co.commit_result(CommitResult("t", WUHAN, 5_000), NOW + 20),

@@ -17,6 +17,7 @@ import pytest
 import structlog
 
 from clearinghouse.core import ClearinghouseCore
+from contracts.effects import Effects
 from contracts.operations import Operation
 from gongji.demo import play_on_sim
 from gongji.scenario import load_default_scenario, population_of
@@ -165,31 +166,31 @@ def log_everything_the_cores_do(monkeypatch: pytest.MonkeyPatch) -> None:
     def log_op(event: str, op: Operation) -> None:
         log.debug(event, tag=op.TAG, **fields(op))
 
+    def log_effects(effects: Effects) -> Effects:
+        for o in effects.outgoing:
+            log_op("sent", o.op)
+        for e in effects.events:
+            log.debug(type(e).__name__, **fields(e))
+        return effects
+
     for cls in (ClearinghouseCore, RegionCore):
-        handle, tick, drain = cls.handle, cls.tick, cls.drain_events
+        handle, tick = cls.handle, cls.tick
 
         def handled(self: Any, op: Operation, now_ms: int, handle: Any = handle) -> Any:
             log_op("received", op)
-            out = handle(self, op, now_ms)
-            for o in out:
-                log_op("sent", o.op)
-            return out
+            return log_effects(handle(self, op, now_ms))
 
         def ticked(self: Any, now_ms: int, tick: Any = tick) -> Any:
-            out = tick(self, now_ms)
-            for o in out:
-                log_op("sent", o.op)
-            return out
-
-        def drained(self: Any, drain: Any = drain) -> Any:
-            events = drain(self)
-            for e in events:
-                log.debug(type(e).__name__, **fields(e))
-            return events
+            return log_effects(tick(self, now_ms))
 
         monkeypatch.setattr(cls, "handle", handled)
         monkeypatch.setattr(cls, "tick", ticked)
-        monkeypatch.setattr(cls, "drain_events", drained)
+    resume = ClearinghouseCore.resume
+
+    def resumed(self: Any, now_ms: int) -> Any:
+        return log_effects(resume(self, now_ms))
+
+    monkeypatch.setattr(ClearinghouseCore, "resume", resumed)
 
 
 @pytest.mark.timeout(180)
