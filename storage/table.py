@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -123,10 +123,15 @@ class Table(Generic[R]):
         """``UPDATE`` ``columns`` to the record's values (``values``) on the rows ``where``."""
         return f"UPDATE {self.name} SET {', '.join(f'{c} = :{c}' for c in columns)} WHERE {where}"
 
-    def values(self, record: R, **extra: object) -> dict[str, object]:
-        """The record's columns by name, and the ``extra`` ones, to bind to a statement."""
+    def values(
+        self, record: R, *, skip: Collection[str] = (), **extra: object
+    ) -> dict[str, object]:
+        """The record's columns by name (but those in ``skip``, a statement that does not
+        name them) and the ``extra`` ones, to bind to a statement."""
         values: dict[str, object] = {}
         for field in self.fields:
+            if field in skip:
+                continue
             value = getattr(record, field)
             if field in self._flatten:
                 for column in self._flatten[field][1]:
@@ -134,7 +139,8 @@ class Table(Generic[R]):
             else:
                 values[field] = value
         for field, to_sql in self._to_sql:
-            values[field] = to_sql(values[field])
+            if field in values:
+                values[field] = to_sql(values[field])
         values.update(extra)
         return values
 
