@@ -4,7 +4,7 @@ Sans-I/O, in the manner of h11: the engine takes deliveries and the time, runs t
 over them in one transaction, and returns what to publish and how to settle each
 delivery. It never touches a socket. Two drivers run it: the asyncio shell over aio-pika
 (``broker.shell``) and the deterministic simulator over its simulated broker
-(``gongji.sim.engine``), so the layer that decides when a message is acknowledged is
+(``gongji.sim.services``), so the layer that decides when a message is acknowledged is
 the same code under simulation as in production.
 
 The rules it keeps:
