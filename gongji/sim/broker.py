@@ -11,7 +11,6 @@ loss, duplicate) happen here.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 from broker.engine import Ack, DeadLetter, Requeue, Settlement
@@ -20,13 +19,10 @@ from contracts.effects import Outgoing
 from contracts.operations import Operation
 from contracts.participants import Participant
 from contracts.permissions import REFUSALS
-from gongji.sim.checker import Checker
-from gongji.sim.config import SimConfig
-from gongji.sim.faults import FaultState
-from gongji.sim.node import Network, Node
-from gongji.sim.scheduler import RELEASE, STEP, Scheduler
-from gongji.sim.stats import Stats
-from gongji.sim.trace import Trace, encode
+from gongji.sim.node import Node
+from gongji.sim.run import Part, Run
+from gongji.sim.scheduler import RELEASE, STEP
+from gongji.sim.trace import encode
 
 # What the broker knows of a delivered message (``Message.phase``).
 DELIVERED = 0  # handed to the consumer, its step not committed
@@ -79,29 +75,12 @@ class Message:
         return copy
 
 
-class SimBroker:
+class SimBroker(Part):
     """Routes, queues, delivers and settles the network's messages."""
 
-    def __init__(
-        self,
-        config: SimConfig,
-        clock: Scheduler,
-        rng: random.Random,
-        trace: Trace,
-        stats: Stats,
-        faults: FaultState,
-        checker: Checker,
-        network: Network,
-        hold_timeout_ms: int,
-    ) -> None:
-        self.config = config
-        self.clock = clock
-        self.rng = rng
-        self.trace = trace
-        self.watching = bool(trace.watch)
-        self.stats = stats
-        self.faults = faults
-        self.checker = checker
+    def __init__(self, run: Run, hold_timeout_ms: int) -> None:
+        super().__init__(run)
+        network = run.network
         self.nodes = network.nodes
         self.client = network.client
         self.hold_timeout_ms = hold_timeout_ms

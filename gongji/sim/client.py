@@ -8,43 +8,25 @@ enables or disables regions at the clearinghouse.
 
 from __future__ import annotations
 
-import random
 from collections import deque
 
 from contracts.effects import Outgoing
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import BillOutcome, CloseWindow, Operation
 from gongji.sim.broker import Message, SimBroker
-from gongji.sim.config import SimConfig
 from gongji.sim.node import OPERATOR, Node
-from gongji.sim.scheduler import SUBMIT, Scheduler
-from gongji.sim.stats import Stats
-from gongji.sim.trace import Trace
+from gongji.sim.run import Part, Run
+from gongji.sim.scheduler import SUBMIT
 from gongji.sim.workload import Request
 
 
-class Submitter:
+class Submitter(Part):
     """Sends the workload's requests and collects what comes back to the outside."""
 
-    def __init__(
-        self,
-        config: SimConfig,
-        clock: Scheduler,
-        rng: random.Random,
-        trace: Trace,
-        stats: Stats,
-        broker: SimBroker,
-        operator: Node,
-        requests: list[Request],
-    ) -> None:
-        self.config = config
-        self.clock = clock
-        self.rng = rng
-        self.trace = trace
-        self.watching = bool(trace.watch)
-        self.stats = stats
+    def __init__(self, run: Run, broker: SimBroker, requests: list[Request]) -> None:
+        super().__init__(run)
         self.broker = broker
-        self.operator = operator
+        self.operator = run.network.operator
         self.requests = requests
         self.by_id = {r.transfer_id: r for r in requests}
         # The submitter's view: first outcome per request, any later different one.

@@ -7,8 +7,6 @@ single messages and steps happen where those are handled (``broker``, ``services
 
 from __future__ import annotations
 
-import random
-
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import (
     Abort,
@@ -26,8 +24,8 @@ from contracts.participants import Participant, region
 from gongji.population import Population, RegionSpec
 from gongji.sim.broker import SimBroker
 from gongji.sim.client import Submitter
-from gongji.sim.faults import FaultState
-from gongji.sim.node import FORGER, Network, Node
+from gongji.sim.node import FORGER, Node
+from gongji.sim.run import Part, Run
 from gongji.sim.scheduler import (
     CRASH_LOOP,
     CUT,
@@ -36,38 +34,25 @@ from gongji.sim.scheduler import (
     FORGE,
     HEAL_NODE,
     PARTITION,
-    Scheduler,
 )
 from gongji.sim.services import Services
-from gongji.sim.stats import Stats
-from gongji.sim.trace import Trace
 
 
-class FaultEpisodes:
+class FaultEpisodes(Part):
     """Starts, plays out and heals the run's fault episodes."""
 
     def __init__(
         self,
-        clock: Scheduler,
-        rng: random.Random,
-        trace: Trace,
-        stats: Stats,
-        faults: FaultState,
-        network: Network,
+        run: Run,
         broker: SimBroker,
         services: Services,
         submitter: Submitter,
         population: Population,
         regions: tuple[RegionSpec, ...],
     ) -> None:
-        self.clock = clock
-        self.rng = rng
-        self.trace = trace
-        self.stats = stats
-        self.faults = faults
-        self.rates = faults.rates
-        self.network = network
-        self.region_nodes = network.region_nodes
+        super().__init__(run)
+        self.rates = run.faults.rates
+        self.region_nodes = run.network.region_nodes
         self.broker = broker
         self.services = services
         self.submitter = submitter

@@ -15,20 +15,15 @@ clearinghouse then runs ``resume``, as its service does on start).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from time import perf_counter
 
 from broker.engine import Inbound, SimulatedCrash, Step
 from gongji.sim import cores
 from gongji.sim.broker import COMMITTED, Message, SimBroker
-from gongji.sim.checker import Checker
-from gongji.sim.config import SimConfig
-from gongji.sim.faults import FaultState
-from gongji.sim.node import Network, Node
-from gongji.sim.scheduler import CONFIRM, KILL, RESTART, STEP, TICK, Scheduler
-from gongji.sim.stats import Stats
-from gongji.sim.trace import Trace
+from gongji.sim.node import Node
+from gongji.sim.run import Part, Run
+from gongji.sim.scheduler import CONFIRM, KILL, RESTART, STEP, TICK
 
 # Crash points within one step: hooks of the step engine's life.
 MID_TRANSACTION = "mid-transaction"
@@ -42,33 +37,19 @@ def _crash() -> None:
     raise SimulatedCrash
 
 
-class Services:
+class Services(Part):
     """Steps every node's queue; runs, ticks, crashes and restarts the services."""
 
     def __init__(
         self,
-        config: SimConfig,
-        clock: Scheduler,
-        rng: random.Random,
-        trace: Trace,
-        stats: Stats,
-        faults: FaultState,
-        checker: Checker,
-        network: Network,
+        run: Run,
         broker: SimBroker,
         builder: cores.CoreBuilder,
         receive: Callable[[Node, list[Message]], None],
         dirty: set[str],
     ) -> None:
-        self.config = config
-        self.clock = clock
-        self.rng = rng
-        self.trace = trace
-        self.watching = bool(trace.watch)
-        self.stats = stats
-        self.faults = faults
-        self.checker = checker
-        self.clearinghouse = network.clearinghouse
+        super().__init__(run)
+        self.clearinghouse = run.network.clearinghouse
         self.broker = broker
         self.builder = builder
         self.receive = receive

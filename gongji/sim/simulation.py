@@ -37,6 +37,7 @@ from gongji.sim.config import SimConfig
 from gongji.sim.fault_episodes import FaultEpisodes
 from gongji.sim.faults import FaultState
 from gongji.sim.node import CLIENT, Network, Node, connection, database
+from gongji.sim.run import Run
 from gongji.sim.scheduler import (
     CHECK,
     CONFIRM,
@@ -142,49 +143,22 @@ class Simulation:
             {r.transfer_id: r for r in self.requests},
             self.population.opening_total_fen,
         )
-        # The parts, each given only what it uses.
-        clock, rng, trace, stats, faults = self.clock, self.rng, self.trace, self.stats, self.faults
-        network, checker = self.network, self.checker
-        self.broker = SimBroker(
+        # The parts: each gets the run's shared pieces and what else it uses.
+        run = Run(
             config,
-            clock,
-            rng,
-            trace,
-            stats,
-            faults,
-            checker,
-            network,
-            self.settings.hold_timeout_ms,
+            self.clock,
+            self.rng,
+            self.trace,
+            self.stats,
+            self.faults,
+            self.checker,
+            self.network,
         )
-        self.submitter = Submitter(
-            config, clock, rng, trace, stats, self.broker, network.operator, self.requests
-        )
-        self.services = Services(
-            config,
-            clock,
-            rng,
-            trace,
-            stats,
-            faults,
-            checker,
-            network,
-            self.broker,
-            self.builder,
-            self.submitter.receive,
-            self.dirty,
-        )
+        self.broker = SimBroker(run, self.settings.hold_timeout_ms)
+        self.submitter = Submitter(run, self.broker, self.requests)
+        self.services = Services(run, self.broker, self.builder, self.submitter.receive, self.dirty)
         self.episodes = FaultEpisodes(
-            clock,
-            rng,
-            trace,
-            stats,
-            faults,
-            network,
-            self.broker,
-            self.services,
-            self.submitter,
-            self.population,
-            regions,
+            run, self.broker, self.services, self.submitter, self.population, regions
         )
 
     # --- what callers read ---

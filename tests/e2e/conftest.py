@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -145,3 +146,47 @@ def prometheus(
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def own_cluster(amqp_url: str, data_dir: Path, prefix: str) -> Iterator[ClusterState]:
+    """A local cluster of a test's own (for one whose services are killed or whose broker
+    restarts), 200 persons a region; down and cleaned up after."""
+    config = ClusterConfig(
+        amqp_url=amqp_url,
+        data_dir=data_dir,
+        regions=regions_by_code(E2E_CODES),
+        namespace=unique_namespace(prefix),
+        base_port=free_port_block(len(E2E_CODES) + 1),
+        persons_per_region=200,
+    )
+    state = asyncio.run(cluster_up(config))
+    try:
+        yield state
+    finally:
+        cluster_down(Path(state.data_dir))
+        asyncio.run(delete_queues(amqp_url, state))
+
+
+def load_command(
+    state: ClusterState, amqp_url: str, *args: str, timeout_s: float = 280
+) -> subprocess.CompletedProcess[str]:
+    """``gongji load --json --no-progress ARGS`` against ``state``'s cluster."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gongji.cli",
+            "load",
+            "--data-dir",
+            state.data_dir,
+            "--json",
+            "--no-progress",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env={**os.environ, "AMQP_URL": amqp_url},
+        check=False,
+    )

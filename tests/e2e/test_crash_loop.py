@@ -19,18 +19,12 @@ from pathlib import Path
 import pytest
 
 from broker.connection import connect
-from broker.testing import queue_depth, unique_namespace
+from broker.testing import queue_depth
 from broker.topology import Topology
-from gongji.cluster.catalog import regions_by_code
 from gongji.cluster.local import (
     LOAD_CLIENT,
-    ClusterConfig,
     ClusterState,
-    cluster_down,
-    cluster_up,
-    delete_queues,
     find_service,
-    free_port_block,
     metrics_answer,
     read_state,
     restart_service,
@@ -39,7 +33,7 @@ from gongji.cluster.local import (
 from gongji.ledger_audit import audit_data_dir
 from gongji.load.generator import LoadConfig
 from gongji.load.report import Target, run_load
-from tests.e2e.conftest import E2E_CODES
+from tests.e2e.conftest import own_cluster
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -50,20 +44,8 @@ AFTER_START_S = 0.5
 @pytest.fixture
 def cluster(amqp_url: str, tmp_path: Path) -> Iterator[ClusterState]:
     """A cluster of its own: its services are killed."""
-    config = ClusterConfig(
-        amqp_url=amqp_url,
-        data_dir=tmp_path / "cluster",
-        regions=regions_by_code(E2E_CODES),
-        namespace=unique_namespace("crash"),
-        base_port=free_port_block(len(E2E_CODES) + 1),
-        persons_per_region=200,
-    )
-    state = asyncio.run(cluster_up(config))
-    try:
+    with own_cluster(amqp_url, tmp_path / "cluster", "crash") as state:
         yield state
-    finally:
-        cluster_down(Path(state.data_dir))
-        asyncio.run(delete_queues(amqp_url, state))
 
 
 def crash_loop(data_dir: Path, name: str) -> int:

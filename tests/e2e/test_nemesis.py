@@ -3,29 +3,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from broker.connection import BrokerUnavailable
-from broker.testing import PrivateBroker, unique_namespace
-from gongji.cluster.catalog import regions_by_code
+from broker.testing import PrivateBroker
 from gongji.cluster.local import (
-    ClusterConfig,
     ClusterState,
-    cluster_down,
-    cluster_up,
-    delete_queues,
-    free_port_block,
 )
 from gongji.load.nemesis import NemesisError, parse_nemesis
-from tests.e2e.conftest import E2E_CODES
+from tests.e2e.conftest import load_command, own_cluster
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -34,50 +24,20 @@ EVERY_KIND_BUT_THE_BROKER = "region-kill=1,clearinghouse-kill=1,crash-loop=1,pau
 
 @pytest.fixture
 def cluster(amqp_url: str, tmp_path: Path) -> Iterator[ClusterState]:
-    config = ClusterConfig(
-        amqp_url=amqp_url,
-        data_dir=tmp_path / "cluster",
-        regions=regions_by_code(E2E_CODES),
-        namespace=unique_namespace("nemesis"),
-        base_port=free_port_block(len(E2E_CODES) + 1),
-        persons_per_region=200,
-    )
-    state = asyncio.run(cluster_up(config))
-    try:
+    with own_cluster(amqp_url, tmp_path / "cluster", "nemesis") as state:
         yield state
-    finally:
-        cluster_down(Path(state.data_dir))
-        asyncio.run(delete_queues(amqp_url, state))
 
 
 @pytest.mark.timeout(240)
 def test_a_load_with_every_fault_loses_nothing_and_reports_each(
     cluster: ClusterState, amqp_url: str
 ) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gongji.cli",
-            "load",
-            "--data-dir",
-            cluster.data_dir,
-            "--rate",
-            "150",
-            "--duration",
-            "30",
-            "--drain",
-            "90",
-            "--nemesis",
-            EVERY_KIND_BUT_THE_BROKER,
-            "--json",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=220,
-        env={**os.environ, "AMQP_URL": amqp_url},
-        check=False,
+    done = load_command(
+        cluster,
+        amqp_url,
+        *("--rate", "150", "--duration", "30", "--drain", "90"),
+        *("--nemesis", EVERY_KIND_BUT_THE_BROKER),
+        timeout_s=220,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
@@ -134,43 +94,13 @@ def private_broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrivateBroker]:
 def test_a_broker_restart_mid_load_loses_no_request(
     private_broker: PrivateBroker, tmp_path: Path
 ) -> None:
-    config = ClusterConfig(
-        amqp_url=private_broker.url,
-        data_dir=tmp_path / "cluster",
-        regions=regions_by_code(E2E_CODES),
-        namespace=unique_namespace("restart"),
-        base_port=free_port_block(len(E2E_CODES) + 1),
-        persons_per_region=200,
-    )
-    state = asyncio.run(cluster_up(config))
-    try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "gongji.cli",
-                "load",
-                "--data-dir",
-                state.data_dir,
-                "--rate",
-                "100",
-                "--duration",
-                "20",
-                "--drain",
-                "120",
-                "--nemesis",
-                "broker-restart=1,seed=1",
-                "--json",
-                "--no-progress",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=280,
-            env={**os.environ, "AMQP_URL": private_broker.url},
-            check=False,
+    with own_cluster(private_broker.url, tmp_path / "cluster", "restart") as state:
+        done = load_command(
+            state,
+            private_broker.url,
+            *("--rate", "100", "--duration", "20", "--drain", "120"),
+            *("--nemesis", "broker-restart=1,seed=1"),
         )
-    finally:
-        cluster_down(Path(state.data_dir))
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["faults_injected"] == {"broker-restart": 1}
