@@ -12,11 +12,12 @@ import contextlib
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Sequence
+from typing import TypeVar
 
 from aio_pika.abc import AbstractRobustConnection
 
 from broker.inbox import Inbox
-from broker.publisher import BatchingSender, Publisher, Unroutable, broker_user
+from broker.publisher import BatchingSender, Publisher, PublishError, Unroutable, broker_user
 from broker.topology import Topology
 from contracts.effects import Outgoing
 from contracts.identifiers import client_address, region_address
@@ -30,6 +31,8 @@ from contracts.operations import (
 )
 from contracts.participants import Role, participant_of
 from contracts.reasons import ReasonCode
+
+T = TypeVar("T")
 
 
 def own_name(connection: AbstractRobustConnection, topology: Topology) -> str | None:
@@ -48,6 +51,8 @@ class BillClient:
         self.connection = connection
         self.topology = topology
         self.address = client_address(name)
+        self.resubmit_after_s = 20.0
+        """A request without an answer this long is sent again (then after twice that)."""
         self.surplus: list[BillOutcome] = []
         """Outcomes that answered no waiting submission: repeats the services re-sent."""
         self.replies: asyncio.Queue[Operation] = asyncio.Queue()
@@ -114,15 +119,12 @@ class BillClient:
         waiter: asyncio.Future[BillOutcome] = asyncio.get_running_loop().create_future()
         self._waiters[bill.transfer_id].append(waiter)
         try:
-            await self._sender.send(region_address(region), bill)
+            return await self._until_answered(region_address(region), bill, waiter, timeout_s)
         except Unroutable:
-            self._forget(bill.transfer_id, waiter)
             detail = f"no region service answers for {region}"
             return BillOutcome(
                 bill.transfer_id, 0, bill.amount_fen, "", ReasonCode.UNKNOWN_REGION, detail
             )
-        try:
-            return await asyncio.wait_for(waiter, timeout_s)
         finally:
             self._forget(bill.transfer_id, waiter)
 
@@ -135,8 +137,7 @@ class BillClient:
         waiter: asyncio.Future[BillOutcome] = asyncio.get_running_loop().create_future()
         self._waiters[transfer_id].append(waiter)
         try:
-            await self._sender.send(region_address(region), op)
-            return await asyncio.wait_for(waiter, timeout_s)
+            return await self._until_answered(region_address(region), op, waiter, timeout_s)
         finally:
             self._forget(transfer_id, waiter)
 
@@ -148,10 +149,36 @@ class BillClient:
         waiter: asyncio.Future[BindingOutcome] = asyncio.get_running_loop().create_future()
         self._binding_waiters[op.request_id] = waiter
         try:
-            await self._sender.send(region_address(region), op)
-            return await asyncio.wait_for(waiter, timeout_s)
+            return await self._until_answered(region_address(region), op, waiter, timeout_s)
         finally:
             self._binding_waiters.pop(op.request_id, None)
+
+    async def _until_answered(
+        self, address: str, op: Operation, waiter: asyncio.Future[T], timeout_s: float
+    ) -> T:
+        """Send ``op`` and wait for its answer; send it again (the same id: every handler
+        takes it once) when the broker did not confirm it, or when no answer came after
+        ``resubmit_after_s`` (doubling). ``TimeoutError`` after ``timeout_s`` in all."""
+        assert self._sender is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        patience = self.resubmit_after_s
+        while True:
+            try:
+                await self._sender.send(address, op)
+                wait_s = patience
+                patience *= 2
+            except Unroutable:
+                raise
+            except PublishError:
+                wait_s = 1.0  # maybe sent, maybe not: soon again
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"no answer to {op.TAG} within {timeout_s:g} s")
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(waiter), min(wait_s, left))
+            if loop.time() >= deadline:
+                raise TimeoutError(f"no answer to {op.TAG} within {timeout_s:g} s")
 
     async def send(self, address: str, op: Operation) -> None:
         """Send one operation (confirmed by the broker), expecting no particular answer."""
