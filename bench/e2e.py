@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.baseline import BaselineResult, measure_baseline
+from bench.cpu import CpuMeter
 from gongji.cluster.catalog import first_regions, with_enabled
 from gongji.cluster.local import (
     LOAD_CLIENT,
@@ -98,6 +99,12 @@ class Figures:
     latency_by_rate: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Open-loop runs at ``Plan.curve_rates``: rate -> latency summary (ms)."""
     baseline: BaselineResult | None = None
+    cpu_ms_by_rate: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Fixed rate -> CPU ms per co-payment, by process group and in total (4 regions)."""
+    cpu_ms_at_saturation: dict[int, dict[str, float]] = field(default_factory=dict)
+    """Region count -> the same at that size's best saturating run."""
+    messages_per_copayment: dict[str, float] = field(default_factory=dict)
+    """Run ("200/s", "saturation-4", ...) -> service messages received per co-payment."""
     conserved: bool = True
     errors: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -138,6 +145,11 @@ class Figures:
             },
             "scaling_32_over_4": round(self.scaling, 3),
             "service_ops_per_message": round(self.ops_per_message, 2),
+            "cpu_ms_per_copayment": {str(r): c for r, c in sorted(self.cpu_ms_by_rate.items())},
+            "cpu_ms_per_copayment_at_saturation": {
+                str(n): c for n, c in sorted(self.cpu_ms_at_saturation.items())
+            },
+            "messages_per_copayment": self.messages_per_copayment,
             "conserved": self.conserved,
             "errors": self.errors,
             "targets": {
@@ -228,11 +240,22 @@ async def _saturate(
         max_in_flight=in_flight,
         drain_s=60,
     )
+    meter = CpuMeter(state)
     ops0, msgs0 = await asyncio.to_thread(_message_totals, state)
+    cpu0 = meter.read()
     report = await run_load(state.url_for(LOAD_CLIENT), _target(state), config, audit_wait_s=30)
+    cpu1 = meter.read()
     ops1, msgs1 = await asyncio.to_thread(_message_totals, state)
     _absorb(figures, report)
     rate = report.result.steady_per_second(skip_s=plan.saturation_s / 2)
+    regions = len(state.regions)
+    best = figures.sweeps.get(regions, {})
+    if rate > max(best.values(), default=0.0):
+        done = report.result.completed
+        figures.cpu_ms_at_saturation[regions] = meter.per_copayment_ms(cpu0, cpu1, done)
+        figures.messages_per_copayment[f"saturation-{regions}"] = round(
+            (msgs1 - msgs0) / max(1, done), 2
+        )
     say(
         f"{len(state.regions)} regions, {in_flight:,} in flight: {rate:,.0f}/s "
         f"({report.result.completed} co-payments, conserved: {report.conserved})"
@@ -263,8 +286,17 @@ async def _open_loop(
 ) -> dict[str, Any]:
     """Latency (ms) of an open-loop load at ``rate`` for ``plan.latency_s``."""
     config = LoadConfig(rate=rate, duration_s=plan.latency_s, cross_province=1.0, drain_s=60)
+    meter = CpuMeter(state)
+    _, msgs0 = await asyncio.to_thread(_message_totals, state)
+    cpu0 = meter.read()
     report = await run_load(state.url_for(LOAD_CLIENT), _target(state), config, audit_wait_s=30)
+    cpu1 = meter.read()
+    _, msgs1 = await asyncio.to_thread(_message_totals, state)
     _absorb(figures, report)
+    done = report.result.completed
+    if what == "fixed":
+        figures.cpu_ms_by_rate[int(rate)] = meter.per_copayment_ms(cpu0, cpu1, done)
+        figures.messages_per_copayment[f"{int(rate)}/s"] = round((msgs1 - msgs0) / max(1, done), 2)
     summary: dict[str, Any] = report.result.latency["copay"].summary_ms()
     say(
         f"open loop at {rate:,.0f}/s ({what}): p50 {summary['p50']:.0f} ms, "
@@ -339,6 +371,16 @@ def format_figures(f: Figures) -> str:
         f"  32 / 4 regions: {f.scaling:.0%} (target {TARGET_SCALING:.0%}: "
         f"{mark(met['met_scaling'])})",
         f"  services averaged {f.ops_per_message:.1f} operations per message",
+        "  CPU ms per co-payment (clearinghouse / regions / broker / load = total): "
+        + "; ".join(
+            f"{label}: {c['clearinghouse']:.2f} / {c['regions']:.2f} / {c['broker']:.2f} / "
+            f"{c['load']:.2f} = {c['total']:.2f}"
+            for label, c in [
+                *((f"{r}/s", c) for r, c in sorted(f.cpu_ms_by_rate.items())),
+                *((f"max {n} regions", c) for n, c in sorted(f.cpu_ms_at_saturation.items())),
+            ]
+        ),
+        f"  service messages per co-payment: {f.messages_per_copayment}",
         f"  money conserved in every run: {'yes' if f.conserved else 'NO'}; errors: {f.errors}",
         f"  took {f.seconds:.0f} s; load average at the end "
         f"{data['machine']['load_average_1m_at_end']}",
