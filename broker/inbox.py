@@ -20,7 +20,7 @@ from broker.topology import (
     Topology,
     declare_client_queue,
     declare_service_queue,
-    declare_topology,
+    ensure_topology,
 )
 from contracts.codec import DecodeError, decode
 from contracts.envelope import Envelope
@@ -98,12 +98,12 @@ class Inbox:
         client: bool = False,
     ) -> Inbox:
         """Declare the queue (a client queue when ``client``) and start consuming it."""
+        await ensure_topology(connection, topology)
         channel = connection.channel(publisher_confirms=False)
         await channel.initialize()
         try:
             # Robust channels remember the QoS and re-apply it after a reconnect.
             await channel.set_qos(prefetch_count=prefetch)
-            await declare_topology(channel, topology)
             declare = declare_client_queue if client else declare_service_queue
             queue = await declare(channel, topology, address)
             inbox = cls(channel, queue, address, on_poison=on_poison, namespace=topology.namespace)

@@ -20,7 +20,7 @@ from aio_pika.abc import (
 )
 from yarl import URL
 
-from broker.topology import Topology, declare_topology
+from broker.topology import Topology, ensure_topology
 from contracts.codec import encode
 from contracts.effects import Outgoing
 from contracts.envelope import MESSAGE_TYPE, Envelope
@@ -100,12 +100,12 @@ class Publisher:
         max_operations_per_message: int = 200,
         confirm_timeout: float = DEFAULT_CONFIRM_TIMEOUT,
     ) -> Publisher:
-        """Open a confirming channel and declare the topology (idempotent)."""
+        """Open a confirming channel, once the topology exists (``ensure_topology``)."""
+        # Publishing to a missing exchange would close the channel, so make sure first.
+        await ensure_topology(connection, topology)
         channel = connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.initialize()
         try:
-            # Publishing to a missing exchange would close the channel, so make sure.
-            await declare_topology(channel, topology)
             exchange = await channel.get_exchange(topology.exchange, ensure=False)
         except BaseException:
             with contextlib.suppress(Exception):

@@ -11,12 +11,14 @@ queue per namespace.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import aiormq
 from aio_pika import ExchangeType
-from aio_pika.abc import AbstractChannel, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
 
 NAMESPACE_RULE = "1 to 40 of a-z, 0-9, '-' and '_', starting with a letter or digit"
 """What a namespace may be, in words (for help texts and errors)."""
@@ -93,6 +95,42 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> None
         arguments={"x-queue-type": "quorum"},
     )
     await dlq.bind(dlx, routing_key="")
+
+
+class TopologyMissing(RuntimeError):
+    """The namespace's exchanges are not there, and this user may not declare them."""
+
+
+async def ensure_topology(connection: AbstractConnection, topology: Topology) -> None:
+    """Make sure the namespace's exchanges and dead-letter queue exist.
+
+    A passive check first, which needs no permission; they are declared only when missing,
+    which only an operator (or the broker's administrator) may do. A service may not
+    configure them, so it cannot delete them either: the operator declares the topology
+    (``gongji cluster up``, compose's definitions) before the services start.
+    """
+    channel = await connection.channel()
+    try:
+        await channel.declare_exchange(topology.exchange, passive=True)
+        await channel.declare_exchange(topology.dead_letter_exchange, passive=True)
+        await channel.declare_queue(topology.dead_letter_queue, passive=True)
+        return
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        pass  # the channel is closed by now; declare on a new one
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
+    channel = await connection.channel()
+    try:
+        await declare_topology(channel, topology)
+    except aiormq.exceptions.ChannelAccessRefused:
+        raise TopologyMissing(
+            f"namespace {topology.namespace!r} has no exchange yet, and this broker user may "
+            "not declare it: start the cluster first (gongji cluster up, or compose's broker)"
+        ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
 
 
 async def declare_service_queue(

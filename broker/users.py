@@ -2,9 +2,10 @@
 the tests.
 
 Each participant (``contracts.participants``) is a RabbitMQ user of its own. Its vhost
-permissions confine it to the namespace's exchange, the dead-letter plumbing and its own
-queue; its topic permissions on the namespace's (topic) exchange say which routing keys
-it may publish to, so the broker itself refuses a region addressing another region:
+permissions confine it to publishing on the namespace's exchange and to its own queue
+(only an operator configures the exchanges and the dead-letter queue); its topic
+permissions on the namespace's (topic) exchange say which routing keys it may publish
+to, so the broker itself refuses a region addressing another region:
 
 =============  ==============================================  ==========================
 participant    may publish to                                  may bind (its queues)
@@ -70,7 +71,6 @@ class BrokerUser:
         """Vhost permissions (configure, write, read regexes over resource names)."""
         ns = re.escape(self.namespace)
         own = re.escape(f"{self.namespace}.{self.participant.address}")
-        plumbing = f"{ns}|{ns}\\.dlx|{ns}\\.dead-letter"
         role = self.participant.role
         if role is Role.ADMIN:
             everything = f"^{ns}(\\..*)?$"
@@ -79,12 +79,15 @@ class BrokerUser:
         if role is Role.CLEARINGHOUSE:
             # It declares (and binds) the queue of each region it registers.
             queues = f"{own}|{ns}\\.{_REGION_KEY}"
+        # No configure on the shared exchange and dead-letter objects: the operator
+        # declares them, and a service that could configure them could delete them.
         # Declaring a queue that dead-letters needs write on the dead-letter exchange and
-        # read on the queue (RabbitMQ checks both), so a declarer reads what it declares.
+        # read on the queue (RabbitMQ checks both), so a declarer reads what it declares;
+        # binding its queue needs read on the exchange.
         return {
-            "configure": f"^({plumbing}|{queues})$",
-            "write": f"^({plumbing}|{queues})$",
-            "read": f"^({ns}|{ns}\\.dlx|{queues})$",
+            "configure": f"^({queues})$",
+            "write": f"^({ns}|{ns}\\.dlx|{queues})$",
+            "read": f"^({ns}|{queues})$",
         }
 
     def topic_permissions(self) -> dict[str, str]:

@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from broker.topology import Topology
 from broker.users import BrokerUser, definitions, password_hash
 from contracts.participants import HUB, Participant, Role, admin, client, region
 
@@ -53,6 +54,7 @@ def url_of(participant: Participant, host: str = "rabbitmq", port: int = 5672) -
 def compose_definitions() -> dict[str, Any]:
     """The whole definitions document of compose's broker."""
     generated = definitions(users(), vhost=VHOST)
+    topology = Topology(NAMESPACE)
     management_user = {
         "name": MANAGEMENT[0],
         "password_hash": password_hash(MANAGEMENT[1]),
@@ -73,9 +75,46 @@ def compose_definitions() -> dict[str, Any]:
         "parameters": [],
         "global_parameters": [],
         "policies": [],
-        "queues": [],
-        "exchanges": [],
-        "bindings": [],
+        # The topology, declared by the broker at boot: the services may not declare it.
+        "queues": [
+            {
+                "name": topology.dead_letter_queue,
+                "vhost": VHOST,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": {"x-queue-type": "quorum"},
+            }
+        ],
+        "exchanges": [
+            {
+                "name": topology.exchange,
+                "vhost": VHOST,
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            },
+            {
+                "name": topology.dead_letter_exchange,
+                "vhost": VHOST,
+                "type": "fanout",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            },
+        ],
+        "bindings": [
+            {
+                "source": topology.dead_letter_exchange,
+                "vhost": VHOST,
+                "destination": topology.dead_letter_queue,
+                "destination_type": "queue",
+                "routing_key": "",
+                "arguments": {},
+            }
+        ],
     }
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from aio_pika.abc import AbstractRobustConnection
 
 from broker.connection import connect
-from broker.topology import Topology, delete_namespace
+from broker.topology import Topology, delete_namespace, ensure_topology
 from broker.users import Credentials, delete_users, provision
 from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.service import ClearinghouseService, clearinghouse_database
@@ -82,6 +82,9 @@ class InProcessCluster:
             )
         self.amqp_url = self.credentials.url(self.OPERATOR)
         self.connection = await connect(self.amqp_url, name=f"{self.topology.namespace}-cluster")
+        # The operator declares the namespace's exchanges and dead-letter queue, as
+        # `gongji cluster up` does: the services may not.
+        await ensure_topology(self.connection, self.topology)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

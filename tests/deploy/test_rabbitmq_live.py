@@ -410,6 +410,11 @@ async def test_each_service_may_use_its_queues_and_no_other(node: Node) -> None:
     assert await _refused(load, consume=topology.queue_for(CLEARINGHOUSE))
     assert await _refused(load, consume=topology.queue_for(mine))
     assert await _refused(load, declare=mine)
+    # No service may delete the shared exchange or the dead-letter queue (only the
+    # operator configures them).
+    for url in (region, clearinghouse, load):
+        assert await _delete_refused(url, exchange=topology.exchange)
+        assert await _delete_refused(url, queue=topology.dead_letter_queue)
     # Routing the broker enforces (topic permissions): a region never addresses another
     # region, a client never the clearinghouse.
     assert await _publish_refused(region, theirs)
@@ -417,6 +422,22 @@ async def test_each_service_may_use_its_queues_and_no_other(node: Node) -> None:
     assert await _publish_refused(node.service_url("load"), CLEARINGHOUSE)
     assert not await _publish_refused(node.service_url("load"), mine)
     assert not await _publish_refused(clearinghouse, theirs)
+
+
+async def _delete_refused(url: str, *, exchange: str = "", queue: str = "") -> bool:
+    """Whether the broker refuses this user deleting ``exchange`` or ``queue``."""
+    async with connected(url, "test-delete") as connection:
+        channel = await connection.channel()
+        try:
+            if exchange:
+                await channel.exchange_delete(exchange)
+            else:
+                await channel.queue_delete(queue)
+        except aiormq.exceptions.ChannelAccessRefused:
+            return True
+        with contextlib.suppress(Exception):
+            await channel.close()
+        return False
 
 
 async def _publish_refused(url: str, address: str) -> bool:
