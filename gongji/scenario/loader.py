@@ -14,11 +14,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from contracts.identifiers import IDENTIFIER_CHARACTERS, MAX_IDENTIFIER_LENGTH, is_identifier
 from contracts.policy import Policy
-from contracts.vocabulary import PaymentOrder, Relationship, Scope
+from contracts.vocabulary import Insurance, PaymentOrder, Relationship, Scope
 from gongji.population import RegionSpec
 from gongji.scenario.fields import Entry, Problems
-from gongji.scenario.records import BillSpec, InsuranceMix, PopulationSpec, RolloutStep, Scenario
+from gongji.scenario.records import (
+    BillSpec,
+    InsuranceMix,
+    NamedBinding,
+    NamedPerson,
+    PopulationSpec,
+    RolloutStep,
+    Scenario,
+)
+
+IDENTIFIER_RULE = f"1 to {MAX_IDENTIFIER_LENGTH} of {IDENTIFIER_CHARACTERS}"
 
 SCENARIO_DIR = Path(__file__).parent.parent / "scenarios"
 """Where the scenarios shipped with the package live (package data)."""
@@ -99,8 +110,62 @@ def _build(data: dict[str, Any], problems: Problems, default_name: str) -> Scena
         bills = _bills(Entry(problems, "bills", bills_table))
 
     rollout = _rollout(top, problems, codes, bills.count)
+    persons = _persons(top, problems, codes)
+    bindings = _bindings(top, problems, {p.psn_no: p for p in persons})
     top.finish()
-    return Scenario(name, description, seed, tuple(regions), population, bills, rollout)
+    return Scenario(
+        name, description, seed, tuple(regions), population, bills, rollout, persons, bindings
+    )
+
+
+def _persons(top: Entry, problems: Problems, codes: set[str]) -> tuple[NamedPerson, ...]:
+    """``[[persons]]``: number, region (of this scenario), insurance, balance, secret."""
+    persons: list[NamedPerson] = []
+    first_seen: dict[str, str] = {}
+    for i, table in enumerate(top.tables("persons") or []):
+        number = table.get("number")
+        label = f"persons[{i}] ({number})" if isinstance(number, str) else f"persons[{i}]"
+        entry = Entry(problems, label, table)
+        psn_no = entry.string("number")
+        if psn_no and not is_identifier(psn_no):
+            entry.problem("number", f"a person number is {IDENTIFIER_RULE}")
+        if psn_no in first_seen:
+            entry.problem("number", f"{psn_no} is listed twice (first at {first_seen[psn_no]})")
+        elif psn_no:
+            first_seen[psn_no] = label
+        code = entry.region_code("region")
+        if code and code not in codes:
+            entry.problem("region", f"{code} is not a region of this scenario")
+        person = NamedPerson(
+            psn_no,
+            code,
+            entry.choice("insurance", Insurance, Insurance.EMPLOYEE),
+            entry.integer("balance_fen", 0),
+            entry.string("secret", "", allow_empty=True),
+        )
+        entry.finish()
+        persons.append(person)
+    return tuple(persons)
+
+
+def _bindings(
+    top: Entry, problems: Problems, persons: dict[str, NamedPerson]
+) -> tuple[NamedBinding, ...]:
+    """``[[bindings]]``: co-payer and beneficiary (named persons), relationship."""
+    bindings: list[NamedBinding] = []
+    for i, table in enumerate(top.tables("bindings") or []):
+        entry = Entry(problems, f"bindings[{i}]", table)
+        copayer = entry.string("copayer")
+        beneficiary = entry.string("beneficiary")
+        for key, number in (("copayer", copayer), ("beneficiary", beneficiary)):
+            if number and number not in persons:
+                entry.problem(key, f"{number} is not a person of [[persons]]")
+        if copayer and copayer == beneficiary:
+            entry.problem("beneficiary", "a person does not co-pay for himself or herself")
+        relationship = entry.choice("relationship", Relationship, Relationship.PARENT)
+        entry.finish()
+        bindings.append(NamedBinding(copayer, beneficiary, relationship))
+    return tuple(bindings)
 
 
 def _regions(top: Entry, problems: Problems, defaults: Policy) -> list[RegionSpec]:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from contracts.policy import NATIONAL_WALLET_MAX_PER_TRANSFER_FEN
-from contracts.vocabulary import Relationship
+from contracts.vocabulary import Insurance, Relationship
 from gongji.population import Draws, RegionSpec
 
 
@@ -121,6 +121,26 @@ class RolloutStep:
 
 
 @dataclass(frozen=True, slots=True)
+class NamedPerson:
+    """A person a scenario lists by name (``[[persons]]``), beside the drawn population."""
+
+    psn_no: str
+    region: str
+    insurance: Insurance
+    balance_fen: int = 0
+    secret: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NamedBinding:
+    """A family binding a scenario lists (``[[bindings]]``): who pays for whom."""
+
+    copayer: str
+    beneficiary: str
+    relationship: Relationship
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     """A validated scenario (see ``load_scenario``)."""
 
@@ -131,6 +151,10 @@ class Scenario:
     population: PopulationSpec
     bills: BillSpec
     rollout: tuple[RolloutStep, ...] = ()
+    persons: tuple[NamedPerson, ...] = ()
+    """Named persons, enrolled besides the drawn population."""
+    bindings: tuple[NamedBinding, ...] = ()
+    """Named bindings between persons of ``persons``."""
 
     @property
     def codes(self) -> list[str]:

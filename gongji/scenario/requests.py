@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contracts.effects import Outgoing
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
+    RecordBinding,
     RequestBinding,
     RequestPremiumPayment,
     RequestWalletTransfer,
@@ -25,9 +26,32 @@ from gongji.scenario.records import RolloutStep, Scenario
 
 
 def population_of(scenario: Scenario) -> Population:
-    """The scenario's population, drawn deterministically from its seed."""
+    """The scenario's population, drawn deterministically from its seed, with its named
+    persons and bindings (``[[persons]]``, ``[[bindings]]``) added."""
     spec = scenario.population
-    return draw_population(scenario.regions, spec.persons_per_region, scenario.seed, spec.draws())
+    population = draw_population(
+        scenario.regions, spec.persons_per_region, scenario.seed, spec.draws()
+    )
+    named = {p.psn_no: p for p in scenario.persons}
+    drawn = {p.psn_no for p in population.persons}
+    for p in scenario.persons:
+        if p.psn_no not in drawn:  # a drawn number's person stays the drawn one
+            population.persons.append(
+                Person(p.psn_no, p.region, p.insurance, p.balance_fen, p.secret)
+            )
+    for i, b in enumerate(scenario.bindings, start=1):
+        copayer, beneficiary = named[b.copayer], named[b.beneficiary]
+        population.bindings.append(
+            RecordBinding(
+                f"named-{i:05d}",
+                copayer.psn_no,
+                copayer.region,
+                beneficiary.psn_no,
+                beneficiary.region,
+                b.relationship,
+            )
+        )
+    return population
 
 
 def bills_of(
