@@ -2,8 +2,9 @@
 
 A flow turns (sequence number, payee region, cross-province or not) into one operation
 sent to a region; its one final ``BillOutcome`` comes back to the load's client queue,
-matched by transfer id. Only ``copay`` exists today; wallet transfers and premium
-payments are added here as their operations land.
+matched by transfer id. ``copay`` submits a bill at the beneficiary's region; ``wallet``
+and ``premium`` are the co-payer's own requests, at the co-payer's region, for the same
+seeded families.
 """
 
 from __future__ import annotations
@@ -14,8 +15,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from contracts.identifiers import region_address
-from contracts.operations import Operation, SubmitBill
+from contracts.operations import (
+    Operation,
+    RecordBinding,
+    RequestPremiumPayment,
+    RequestWalletTransfer,
+    SubmitBill,
+)
 from gongji.cluster.seed import SeededPopulation
+from gongji.population import Person
 
 MIN_BILL_FEN = 1_000
 MAX_BILL_FEN = 300_000
@@ -69,13 +77,87 @@ class CopayFlow:
         return Request(self.name, region_address(payee_region), bill, transfer_id, crossing)
 
 
+WALLET_MIN_FEN = 10_000
+WALLET_MAX_FEN = 126_000
+"""Wallet transfers between ¥100 and ¥1,260: ¥680 on average, the published mean."""
+PREMIUM_YEARS = (2025, 2026)
+"""A premium is paid once per person and year: the later repeats are refused
+(``PREMIUM_ALREADY_PAID``), as a real year's second payment is."""
+
+
+class _FamilyFlow:
+    """A co-payer's own request for a bound relative, sent to the co-payer's region."""
+
+    name = ""
+
+    def __init__(self, seeded: SeededPopulation, reply_to: str) -> None:
+        self.seeded = seeded
+        self.reply_to = reply_to
+        self._binding: dict[str, RecordBinding] = {}
+        for binding in seeded.population.bindings:
+            self._binding.setdefault(binding.beneficiary, binding)
+        self._person: dict[str, Person] = {p.psn_no: p for p in seeded.population.persons}
+
+    def _family(
+        self, rng: random.Random, payee_region: str, cross: bool
+    ) -> tuple[RecordBinding, Person, bool]:
+        pools = (self.seeded.cross_province, self.seeded.same_province)
+        first, second = pools if cross else pools[::-1]
+        pool = first.get(payee_region) or second.get(payee_region) or []
+        if not pool:
+            raise MixError(f"region {payee_region} has no seeded beneficiary")
+        crossing = pool is self.seeded.cross_province.get(payee_region)
+        binding = self._binding[pool[rng.randrange(len(pool))]]
+        return binding, self._person[binding.copayer], crossing
+
+
+class WalletFlow(_FamilyFlow):
+    """A wallet transfer (医保钱包): co-payer to a bound relative's wallet, at most 3 a
+    day per co-payer and ¥2,000 each (the regions refuse the rest)."""
+
+    name = "wallet"
+
+    def make(self, rng: random.Random, transfer_id: str, payee_region: str, cross: bool) -> Request:
+        binding, copayer, crossing = self._family(rng, payee_region, cross)
+        op = RequestWalletTransfer(
+            transfer_id,
+            copayer.psn_no,
+            copayer.secret,
+            binding.beneficiary,
+            binding.beneficiary_region,
+            rng.randint(WALLET_MIN_FEN, WALLET_MAX_FEN),
+            self.reply_to,
+        )
+        return Request(self.name, region_address(copayer.region), op, transfer_id, crossing)
+
+
+class PremiumFlow(_FamilyFlow):
+    """A premium payment (代缴居民医保) for a bound relative, once per person and year."""
+
+    name = "premium"
+
+    def make(self, rng: random.Random, transfer_id: str, payee_region: str, cross: bool) -> Request:
+        binding, copayer, crossing = self._family(rng, payee_region, cross)
+        op = RequestPremiumPayment(
+            transfer_id,
+            copayer.psn_no,
+            copayer.secret,
+            binding.beneficiary,
+            binding.beneficiary_region,
+            rng.choice(PREMIUM_YEARS),
+            self.reply_to,
+        )
+        return Request(self.name, region_address(copayer.region), op, transfer_id, crossing)
+
+
 FlowFactory = Callable[[SeededPopulation, str], Flow]
 
-FLOWS: dict[str, FlowFactory] = {"copay": CopayFlow}
+FLOWS: dict[str, FlowFactory] = {"copay": CopayFlow, "wallet": WalletFlow, "premium": PremiumFlow}
 """Flows the load generator can send."""
 
-PLANNED = ("wallet", "premium")
-"""Flows the vocabulary names but the regions do not carry yet."""
+PLANNED = ("binding",)
+"""Flows the regions carry but the load generator does not send yet (their answer is a
+``BindingOutcome``, not a transfer's outcome)."""
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -92,7 +174,7 @@ def parse_mix(text: str) -> dict[str, float]:
         if weight < 0:
             raise MixError(f"mix weight of {name!r} is negative")
         if name not in FLOWS:
-            hint = " (not carried by the regions yet)" if name in PLANNED else ""
+            hint = " (not sent by the load generator yet)" if name in PLANNED else ""
             raise MixError(f"unknown flow {name!r}{hint}; known: {', '.join(sorted(FLOWS))}")
         weights[name] = weights.get(name, 0.0) + weight
     total = sum(weights.values())

@@ -96,6 +96,8 @@ class LoadResult:
     latency: dict[str, LatencyHistogram] = field(default_factory=dict)
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)
     moved_fen: int = 0
+    family_moved_fen: Counter[str] = field(default_factory=Counter)
+    """Wallet transfers and premiums paid, by flow (in fen; not towards bills)."""
     """Paid towards bills, by every means, as the outcomes report it."""
     copayer_paid_fen: int = 0
     """Of that, paid by co-payers in committed transfers (the mutual aid)."""
@@ -359,6 +361,11 @@ class LoadGenerator:
                     result.latency[pending.flow].record_seconds(now - pending.intended)
                     result.outcomes[pending.flow][op.outcome] += 1
                     result.timeline[bin_index] += 1
+                    if pending.flow != "copay":
+                        # Into a wallet, or a premium: not towards bills.
+                        result.family_moved_fen[pending.flow] += op.paid_fen
+                        result.last_outcome = now
+                        continue
                     # Whatever paid towards the bill (the co-payer's part, and the
                     # beneficiary's own account or wallet, which may pay even when the
                     # mutual aid is refused) lands in the payee region's bills-paid books.

@@ -133,6 +133,7 @@ class LoadReport:
             "errors": self.errors(),
             "moved_fen": result.moved_fen,
             "copayer_paid_fen": result.copayer_paid_fen,
+            "family_moved_fen": dict(sorted(result.family_moved_fen.items())),
             "conserved": self.conserved,
             **self._nemesis_json(),
             "books": None
