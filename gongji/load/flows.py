@@ -35,6 +35,8 @@ class Request:
     op: Operation
     transfer_id: str
     cross_province: bool
+    payee_region: str = ""
+    """The region code the request goes to (the report counts throughput by it)."""
 
 
 class Flow(Protocol):
@@ -66,7 +68,9 @@ class CopayFlow:
         beneficiary = pool[rng.randrange(len(pool))]
         amount = rng.randint(MIN_BILL_FEN, MAX_BILL_FEN)
         bill = SubmitBill(transfer_id, beneficiary, amount, self.reply_to)
-        return Request(self.name, region_address(payee_region), bill, transfer_id, crossing)
+        return Request(
+            self.name, region_address(payee_region), bill, transfer_id, crossing, payee_region
+        )
 
 
 FlowFactory = Callable[[SeededPopulation, str], Flow]
