@@ -177,7 +177,10 @@ class LoadGenerator:
         self._region_weights = zipf_weights(len(self._regions), config.skew)
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._prefix = f"{self.name}-"
+        # A token per run: the load client's name is fixed per cluster, and a second run
+        # with the same ids would be answered with the first run's outcomes (idempotent),
+        # moving nothing, so its outcomes and the books would disagree.
+        self._prefix = f"{self.name}-{uuid.uuid4().hex[:8]}-"
         self.result = LoadResult(config, list(self._regions))
         for flow in self._flows:
             self.result.latency[flow.name] = LatencyHistogram()
