@@ -86,6 +86,13 @@ class ScenarioResult:
     wall_seconds: float
     problems: list[str] = field(default_factory=list)
     simulation: dict[str, Any] | None = None
+    region_names: dict[str, str] = field(default_factory=dict)
+    """Code to name, in the scenario's order."""
+    not_enabled: list[str] = field(default_factory=list)
+    """Regions not enabled once the script (and its roll-out) is done."""
+    money_by_pair: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Fen moved from the payer's region to the payee's (the same region for what the
+    beneficiary's own account or wallet paid); sums to ``moved_fen``."""
 
     def as_json(self) -> dict[str, Any]:
         body = {
@@ -104,9 +111,19 @@ class ScenarioResult:
             "wall_seconds": round(self.wall_seconds, 3),
             "problems": self.problems,
         }
+        body["region_names"] = self.region_names
+        body["not_enabled"] = self.not_enabled
+        body["money_by_region_pair"] = [
+            {"payer": payer, "payee": payee, "fen": fen}
+            for (payer, payee), fen in _largest_first(self.money_by_pair)
+        ]
         if self.simulation is not None:
             body["simulation"] = self.simulation
         return body
+
+
+def _largest_first(pairs: Mapping[tuple[str, str], int]) -> list[tuple[tuple[str, str], int]]:
+    return sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
 def _flow(answer: Answer) -> str:
@@ -124,6 +141,28 @@ def _moved(answer: Answer) -> int:
     return answer.paid_fen
 
 
+def _money_by_pair(
+    answers: Mapping[str, Answer], sent: Mapping[str, Operation]
+) -> dict[tuple[str, str], int]:
+    """Where the money of each answer went: (payer region, payee region) -> fen, counted
+    as ``_moved`` counts it."""
+    pairs: Counter[tuple[str, str]] = Counter()
+    for key, answer in answers.items():
+        op = sent.get(key)
+        if isinstance(answer, BindingOutcome) or op is None or not _moved(answer):
+            continue
+        if isinstance(op, SubmitBill):
+            payee = region_of(op.beneficiary)
+            if answer.paid_fen:
+                pairs[answer.payer_region or payee, payee] += answer.paid_fen
+            own = answer.own_paid_fen + answer.wallet_paid_fen
+            if own:
+                pairs[payee, payee] += own
+        elif isinstance(op, RequestWalletTransfer | RequestPremiumPayment):
+            pairs[region_of(op.copayer), op.beneficiary_region] += answer.paid_fen
+    return dict(pairs)
+
+
 async def play(scenario: Scenario, net: Network, transport: str) -> ScenarioResult:
     """Run the scenario's script on ``net`` and audit the result."""
     started = time.perf_counter()
@@ -134,6 +173,8 @@ async def play(scenario: Scenario, net: Network, transport: str) -> ScenarioResu
     wallets = wallet_transfers_of(scenario, population, reply_to)
     bindings = binding_requests_of(scenario, population, reply_to)
     bills = bills_of(scenario, reply_to, population)
+    sent: dict[str, Operation] = {b.transfer_id: b for b in bills}
+    sent |= {w.transfer_id: w for w in wallets} | {p.transfer_id: p for p in premiums}
     answers: dict[str, Answer] = {}
     # Premiums first: bills may drain a co-payer before the premium is paid.
     answers |= await net.submit([(region_of(p.copayer), p, p.transfer_id) for p in premiums])
@@ -192,6 +233,11 @@ async def play(scenario: Scenario, net: Network, transport: str) -> ScenarioResu
         },
         wall_seconds=time.perf_counter() - started,
         problems=problems,
+        region_names={r.code: r.name for r in scenario.regions},
+        not_enabled=[
+            r.code for r in scenario.regions if r.code not in scenario.enabled_after(len(bills))
+        ],
+        money_by_pair=_money_by_pair(answers, sent),
     )
 
 
@@ -429,6 +475,8 @@ def format_result(result: ScenarioResult) -> str:
         f" regions, {sum(result.requests.values())} requests in {result.wall_seconds:.1f} s"
         f" ({', '.join(f'{n} {f}' for f, n in result.requests.items())})",
         "",
+        *_region_lines(result),
+        "",
         "outcomes:",
     ]
     for outcome, count in sorted(result.outcomes.items(), key=lambda kv: (-kv[1], kv[0])):
@@ -445,5 +493,48 @@ def format_result(result: ScenarioResult) -> str:
         f"books balanced:   {'yes' if result.books_balanced else 'NO'}",
         f"money conserved:  {'yes' if result.conserved else 'NO'}",
     ]
+    lines += _pair_lines(result)
     lines += [f"problem: {p}" for p in result.problems]
     return "\n".join(lines)
+
+
+REGIONS_PER_LINE = 4
+PAIRS_SHOWN = 12
+"""The text names the largest pairs; ``--json`` has them all."""
+
+
+def _region_lines(result: ScenarioResult) -> list[str]:
+    def named(codes: Sequence[str]) -> list[str]:
+        listed = [f"{code} {result.region_names.get(code, '')}".strip() for code in codes]
+        return [
+            "  " + ", ".join(listed[i : i + REGIONS_PER_LINE])
+            for i in range(0, len(listed), REGIONS_PER_LINE)
+        ]
+
+    off = result.not_enabled
+    return [
+        f"regions ({len(result.region_names)}):",
+        *named(list(result.region_names)),
+        f"not enabled at the end ({len(off)}){':' if off else ': none'}",
+        *named(off),
+    ]
+
+
+def _pair_lines(result: ScenarioResult) -> list[str]:
+    pairs = _largest_first(result.money_by_pair)
+    if not pairs:
+        return []
+    across = [(pair, fen) for pair, fen in pairs if pair[0] != pair[1]]
+    within = [(pair, fen) for pair, fen in pairs if pair[0] == pair[1]]
+    lines = ["", "money by region pair (payer → payee, fen):"]
+    for (payer, payee), fen in across[:PAIRS_SHOWN]:
+        lines.append(f"  {payer} → {payee}  {fen:>12}")
+    rest = across[PAIRS_SHOWN:]
+    if rest:
+        lines.append(f"  ... {len(rest)} more pairs, {sum(fen for _, fen in rest)} fen")
+    if within:
+        lines.append(
+            f"  within a region (own account, wallet): {sum(fen for _, fen in within)} fen "
+            f"in {len(within)} regions"
+        )
+    return lines

@@ -121,6 +121,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "fails if a request is lost, stuck or moved money twice, or the audit fails",
     )
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        type=Path,
+        help="also write DIR/index.html: the report with PNG charts beside it (rate and "
+        "latency, outcomes by reason, throughput per region, the faults), for a browser",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -191,4 +198,11 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:
         print(format_report(report))
+    if args.report is not None:
+        # matplotlib loads only when a report is asked for (a second or so).
+        from gongji.load.charts import write_html_report
+
+        extra = {"nemesis": args.nemesis or "none"}
+        page = write_html_report(report, args.report, extra)
+        print(f"gongji load: report written to {page}", file=sys.stderr)
     return 1 if report.failed else 0

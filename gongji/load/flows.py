@@ -43,6 +43,8 @@ class Request:
     op: Operation
     transfer_id: str
     cross_province: bool
+    payee_region: str = ""
+    """The region code the request goes to (the report counts throughput by it)."""
 
 
 class Flow(Protocol):
@@ -74,7 +76,9 @@ class CopayFlow:
         beneficiary = pool[rng.randrange(len(pool))]
         amount = rng.randint(MIN_BILL_FEN, MAX_BILL_FEN)
         bill = SubmitBill(transfer_id, beneficiary, amount, self.reply_to)
-        return Request(self.name, region_address(payee_region), bill, transfer_id, crossing)
+        return Request(
+            self.name, region_address(payee_region), bill, transfer_id, crossing, payee_region
+        )
 
 
 WALLET_MIN_FEN = 10_000
@@ -128,7 +132,9 @@ class WalletFlow(_FamilyFlow):
             rng.randint(WALLET_MIN_FEN, WALLET_MAX_FEN),
             self.reply_to,
         )
-        return Request(self.name, region_address(copayer.region), op, transfer_id, crossing)
+        return Request(
+            self.name, region_address(copayer.region), op, transfer_id, crossing, payee_region
+        )
 
 
 class PremiumFlow(_FamilyFlow):
@@ -147,7 +153,9 @@ class PremiumFlow(_FamilyFlow):
             rng.choice(PREMIUM_YEARS),
             self.reply_to,
         )
-        return Request(self.name, region_address(copayer.region), op, transfer_id, crossing)
+        return Request(
+            self.name, region_address(copayer.region), op, transfer_id, crossing, payee_region
+        )
 
 
 FlowFactory = Callable[[SeededPopulation, str], Flow]

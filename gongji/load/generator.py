@@ -73,10 +73,27 @@ class LoadConfig:
         return max(1, round(self.rate * self.duration_s))
 
 
+SECOND_BIN_BITS = 5
+"""The per-second latency histograms' precision (3 %: enough for a chart, and small)."""
+
+
+@dataclass(slots=True)
+class SecondBin:
+    """What came back during one second of the run (by the time the outcome arrived)."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    """By outcome (``COMMITTED`` or the reason code)."""
+    by_region: Counter[str] = field(default_factory=Counter)
+    """By payee region (the region the request was sent to)."""
+    latency: LatencyHistogram = field(default_factory=lambda: LatencyHistogram(SECOND_BIN_BITS))
+    """Latency from the intended send time, of every flow."""
+
+
 @dataclass(slots=True)
 class _Pending:
     intended: float
     flow: str
+    region: str = ""
     address: str = ""
     op: Operation | None = None
     """What was sent, to send again (same transfer id) when no outcome comes."""
@@ -105,6 +122,9 @@ class LoadResult:
     errors: Counter[str] = field(default_factory=Counter)
     timeline: list[int] = field(default_factory=list)
     """Outcomes per 100 ms since the start."""
+    seconds: list[SecondBin] = field(default_factory=list)
+    """Outcomes by reason and by payee region, and their latency, per second since the
+    start (what the report's charts draw)."""
     unanswered: list[str] = field(default_factory=list)
     """Transfer ids that got no outcome by the end of the drain."""
     unsent: int = 0
@@ -159,7 +179,10 @@ class LoadGenerator:
         self._region_weights = zipf_weights(len(self._regions), config.skew)
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._prefix = f"{self.name}-"
+        # A token per run: the load client's name is fixed per cluster, and a second run
+        # with the same ids would be answered with the first run's outcomes (idempotent),
+        # moving nothing, so its outcomes and the books would disagree.
+        self._prefix = f"{self.name}-{uuid.uuid4().hex[:8]}-"
         self.result = LoadResult(config, list(self._regions))
         for flow in self._flows:
             self.result.latency[flow.name] = LatencyHistogram()
@@ -269,7 +292,7 @@ class LoadGenerator:
                 # A request held back by max_in_flight still counts from its planned time.
                 intended = started + seq * interval
                 self._pending[request.transfer_id] = _Pending(
-                    intended, request.flow, request.address, request.op
+                    intended, request.flow, request.payee_region, request.address, request.op
                 )
                 self.result.cross_province_sent += request.cross_province
                 buffers[request.address].append((request.op, intended))
@@ -348,6 +371,10 @@ class LoadGenerator:
             bin_index = int((now - result.started) * 10)
             if len(result.timeline) <= bin_index:
                 result.timeline.extend([0] * (bin_index + 1 - len(result.timeline)))
+            second_index = bin_index // 10
+            while len(result.seconds) <= second_index:
+                result.seconds.append(SecondBin())
+            second = result.seconds[second_index]
             for delivery in batch:
                 for op in delivery.envelope.operations:
                     if not isinstance(op, BillOutcome):
@@ -358,9 +385,13 @@ class LoadGenerator:
                         # At-least-once delivery: a copy of an outcome already counted.
                         result.errors["duplicate_outcomes"] += 1
                         continue
-                    result.latency[pending.flow].record_seconds(now - pending.intended)
+                    latency_s = now - pending.intended
+                    result.latency[pending.flow].record_seconds(latency_s)
                     result.outcomes[pending.flow][op.outcome] += 1
                     result.timeline[bin_index] += 1
+                    second.outcomes[op.outcome] += 1
+                    second.by_region[pending.region] += 1
+                    second.latency.record_seconds(latency_s)
                     if pending.flow != "copay":
                         # Into a wallet, or a premium: not towards bills.
                         result.family_moved_fen[pending.flow] += op.paid_fen

@@ -6,10 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from gongji.cluster.local import ClusterState
+from gongji.load.charts import CHARTS
+from tests.e2e.conftest import E2E_CODES, load_command
 
 pytestmark = pytest.mark.broker
 
@@ -71,3 +74,28 @@ def test_unknown_flow_in_the_mix_is_refused_clearly(local_cluster: ClusterState)
     )  # fmt: skip
     assert run.returncode == 2
     assert "unknown flow 'teleport'" in run.stderr
+
+
+@pytest.mark.timeout(180)
+def test_load_report_writes_a_page_with_its_charts(
+    amqp_url: str, local_cluster: ClusterState, tmp_path: Path
+) -> None:
+    directory = tmp_path / "report"
+    run = load_command(
+        local_cluster, amqp_url, "--rate", "30", "--duration", "3", "--report", str(directory)
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(run.stdout)
+    page = directory / "index.html"
+    assert f"report written to {page}" in run.stderr
+    text = page.read_text(encoding="utf-8")
+    for chart in CHARTS:
+        assert f'src="{chart.file}"' in text
+        png = (directory / chart.file).read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    # The cluster's four regions, the outcomes it gave, and the money the report counted.
+    for code in E2E_CODES:
+        assert code in text
+    for outcome in report["outcomes"]:
+        assert outcome in text
+    assert f"money moved: {report['moved_fen']} fen" in text

@@ -62,3 +62,31 @@ def test_demo_command_without_a_broker_uses_the_simulation(
     for key in ("outcomes", "moved_fen", "books_balanced", "conserved"):
         assert key in report
     assert report["books_balanced"] is True and report["conserved"] is True
+
+
+@pytest.mark.timeout(120)
+def test_demo_summary_names_the_regions_the_disabled_ones_and_the_money_by_pair(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("AMQP_URL", raising=False)
+    scenario = load_default_scenario()
+    off = [r for r in scenario.regions if r.code not in scenario.enabled_after(100)]
+    assert off  # the default scenario leaves some regions out
+    assert main(["demo", "--transfers", "100", "--persons", "50", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("outcomes", "moved_fen", "books_balanced", "conserved", "window", "regions"):
+        assert key in report  # the keys it had
+    assert report["region_names"] == {r.code: r.name for r in scenario.regions}
+    assert report["not_enabled"] == [r.code for r in off]
+    pairs = report["money_by_region_pair"]
+    assert sum(p["fen"] for p in pairs) == report["moved_fen"]
+    assert any(p["payer"] != p["payee"] for p in pairs)  # the mutual aid crosses regions
+    assert [p["fen"] for p in pairs] == sorted((p["fen"] for p in pairs), reverse=True)
+
+    assert main(["demo", "--transfers", "100", "--persons", "50"]) == 0
+    text = capsys.readouterr().out
+    assert f"regions ({len(scenario.regions)}):" in text
+    assert all(f"{r.code} {r.name}" in text for r in scenario.regions)
+    assert f"not enabled at the end ({len(off)}):" in text
+    biggest = next(p for p in pairs if p["payer"] != p["payee"])
+    assert f"{biggest['payer']} → {biggest['payee']}  {biggest['fen']:>12}" in text
