@@ -15,6 +15,7 @@ from gongji.commands.requesting import (
     no_answer,
     operator_client,
     print_binding_outcome,
+    word_of,
 )
 from gongji.commands.wallet import add_payer_options
 
@@ -30,10 +31,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_payer_options(parser)
     parser.add_argument(
         "--relationship",
-        type=Relationship,
-        choices=list(Relationship),
+        type=word_of(Relationship),
         required=True,
-        help="the beneficiary's relationship to the co-payer",
+        help=f"the beneficiary's relationship to the co-payer: {', '.join(Relationship)}",
     )
     add_request_options(parser)
 

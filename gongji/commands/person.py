@@ -31,6 +31,7 @@ from gongji.commands.requesting import (
     identifier,
     operator_client,
     secret,
+    word_of,
 )
 from regions.service import region_database
 from regions.stores.accounts import person_account, wallet_account
@@ -51,7 +52,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     enroll.add_argument("--region", type=region_code, required=True, metavar="CODE")
     enroll.add_argument("--psn", type=identifier, required=True, help="the person number")
-    enroll.add_argument("--insurance", type=Insurance, choices=list(Insurance), required=True)
+    enroll.add_argument(
+        "--insurance", type=word_of(Insurance), required=True, help=", ".join(Insurance)
+    )
     enroll.add_argument(
         "--balance-fen",
         type=amount_fen,

@@ -13,8 +13,10 @@ import contextlib
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
+from enum import StrEnum
+from typing import TypeVar
 
 from broker.connection import connect
 from broker.topology import Topology
@@ -30,6 +32,8 @@ from gongji.client import BillClient
 from gongji.cluster.local import OPERATOR
 from gongji.commands.options import ClusterTarget, add_cluster_options
 
+E = TypeVar("E", bound=StrEnum)
+
 DEFAULT_TIMEOUT_S = 30.0
 REFUSED = 1
 
@@ -42,6 +46,19 @@ def identifier(value: str) -> str:
             f"{IDENTIFIER_CHARACTERS})"
         )
     return value
+
+
+def word_of(vocabulary: type[E]) -> Callable[[str], E]:
+    """An argument type for one word of ``vocabulary`` (``Insurance``, ``Relationship``)."""
+    words = ", ".join(vocabulary)
+
+    def parse(value: str) -> E:
+        try:
+            return vocabulary(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {words}") from None
+
+    return parse
 
 
 def amount_fen(value: str) -> int:
