@@ -53,7 +53,7 @@ async def _bind(args: argparse.Namespace) -> int:
             outcome = await client.bind(args.copayer_region, request, timeout_s=args.timeout)
         except TimeoutError as error:
             return no_answer("bind", error)
-    return print_binding_outcome("binding", outcome, args.json)
+    return print_binding_outcome("recorded", outcome, args.json)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -162,17 +162,18 @@ def _moved(outcome: BillOutcome) -> str:
     return " + ".join(parts) + left
 
 
-def print_binding_outcome(what: str, outcome: BindingOutcome, as_json: bool) -> int:
-    """Print a binding request's (or revocation's) outcome; 0 when accepted, 1 when refused."""
+def print_binding_outcome(done: str, outcome: BindingOutcome, as_json: bool) -> int:
+    """Print a binding request's (or revocation's) outcome, ``done`` saying what was
+    accepted (recorded, revoked); 0 when accepted, 1 when refused."""
     if as_json:
         fields = asdict(outcome)
         fields["reason"] = None if outcome.reason is None else outcome.reason.value
         print(json.dumps({"outcome": outcome.outcome, **fields}))
     elif outcome.reason is None:
-        print(f"{what} {outcome.binding_id}: {outcome.outcome} (request {outcome.request_id})")
+        print(f"binding {outcome.binding_id}: {done} (request {outcome.request_id})")
     else:
         detail = f": {outcome.detail}" if outcome.detail else ""
-        print(f"{what} refused {outcome.reason.value}{detail} (request {outcome.request_id})")
+        print(f"binding: refused {outcome.reason.value}{detail} (request {outcome.request_id})")
     return 0 if outcome.reason is None else REFUSED
 
 

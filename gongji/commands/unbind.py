@@ -42,7 +42,7 @@ async def _unbind(args: argparse.Namespace) -> int:
             outcome = await client.bind(args.copayer_region, request, timeout_s=args.timeout)
         except TimeoutError as error:
             return no_answer("unbind", error)
-    return print_binding_outcome("binding revoked:", outcome, args.json)
+    return print_binding_outcome("revoked", outcome, args.json)
 
 
 def run(args: argparse.Namespace) -> int:

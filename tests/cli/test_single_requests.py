@@ -175,6 +175,22 @@ def test_a_bound_parents_bill_is_paid_by_the_copayer(
     assert "committed" in text.stdout.splitlines()[0]
 
 
+def test_a_bill_sent_again_with_its_id_is_paid_once(
+    running_cluster: RunningCluster, family: Family
+) -> None:
+    before = available_fen(running_cluster, SHANGHAI, family.copayer)
+    transfer_id = f"cli-bill-{uuid.uuid4().hex[:8]}"
+    bill = ["bill", "submit", "--region", WUHAN, "--beneficiary", family.parent]
+    bill += ["--amount-fen", "1200", "--transfer-id", transfer_id]
+
+    first = run(running_cluster, *bill)
+    again = run(running_cluster, *bill)
+
+    assert first == again
+    assert first["outcome"] == "COMMITTED"
+    assert available_fen(running_cluster, SHANGHAI, family.copayer) == before - 1200
+
+
 def test_a_bill_of_someone_nobody_pays_for_is_refused_with_no_binding(
     running_cluster: RunningCluster, family: Family
 ) -> None:
