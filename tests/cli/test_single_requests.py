@@ -4,6 +4,7 @@ runs them (subprocesses) against one real local cluster (Shanghai and Wuhan)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
@@ -64,16 +65,20 @@ def enroll(cluster: RunningCluster, region: str, psn: str, insurance: str, *more
     )
 
 
-def payer_flags(family: Family) -> list[str]:
+def payer_flags(
+    family: Family, *, secret: str | None = None, beneficiary: str | None = None
+) -> list[str]:
+    """The co-payer (in Shanghai) proving who he or she is, paying for the parent (or
+    ``beneficiary``) in Wuhan."""
     return [
         "--copayer",
         family.copayer,
         "--copayer-region",
         SHANGHAI,
         "--secret",
-        family.secret,
+        family.secret if secret is None else secret,
         "--beneficiary",
-        family.parent,
+        family.parent if beneficiary is None else beneficiary,
         "--beneficiary-region",
         WUHAN,
     ]
@@ -90,15 +95,10 @@ def family(running_cluster: RunningCluster) -> Family:
     )
     enroll(running_cluster, WUHAN, parent, "resident")
     enroll(running_cluster, WUHAN, unbound, "resident")
-    bound = run(
-        running_cluster,
-        "bind",
-        *payer_flags(Family(copayer, parent, "", secret, "")),
-        "--relationship",
-        "parent",
-    )
+    unbound_yet = Family(copayer, parent, unbound, secret, binding_id="")
+    bound = run(running_cluster, "bind", *payer_flags(unbound_yet), "--relationship", "parent")
     assert bound["outcome"] == "COMMITTED" and bound["binding_id"]
-    return Family(copayer, parent, unbound, secret, bound["binding_id"])
+    return dataclasses.replace(unbound_yet, binding_id=bound["binding_id"])
 
 
 def test_an_enrolled_person_shows_insurance_balance_and_binding(
@@ -230,8 +230,7 @@ def test_a_wallet_transfer_moves_money_into_the_relatives_wallet(
 
 
 def test_a_wrong_secret_is_refused(running_cluster: RunningCluster, family: Family) -> None:
-    flags = payer_flags(family)
-    flags[flags.index("--secret") + 1] = "not-the-secret"
+    flags = payer_flags(family, secret="not-the-secret")
 
     done = gongji(
         "wallet",
@@ -274,8 +273,7 @@ def test_unbinding_ends_the_binding(running_cluster: RunningCluster, family: Fam
     tag = uuid.uuid4().hex[:8]
     sibling = f"cli-{tag}-sibling"
     enroll(running_cluster, WUHAN, sibling, "resident")
-    flags = payer_flags(family)
-    flags[flags.index("--beneficiary") + 1] = sibling
+    flags = payer_flags(family, beneficiary=sibling)
     bound = run(running_cluster, "bind", *flags, "--relationship", "sibling")
 
     revoked = run(
