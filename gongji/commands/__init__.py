@@ -14,4 +14,11 @@ COMMANDS: tuple[str, ...] = (
     "load",
     "sim",
     "audit",
+    "person",
+    "bind",
+    "unbind",
+    "bill",
+    "wallet",
+    "premium",
+    "transfer",
 )
