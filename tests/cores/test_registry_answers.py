@@ -52,8 +52,10 @@ def test_enable_disable_and_again_answer_what_happened() -> None:
         region = hub.store.region(BEIJING)
         assert region is not None and region.enabled is on
         # The region is configured each time (idempotent; heals a missed configuration).
-        configure = [o for o in effects.outgoing if isinstance(o.op, ConfigureRegion)]
-        assert [(o.address, o.op.enabled) for o in configure] == [(region_address(BEIJING), on)]
+        configure = [
+            (o.address, o.op.enabled) for o in effects.outgoing if isinstance(o.op, ConfigureRegion)
+        ]
+        assert configure == [(region_address(BEIJING), on)]
 
 
 def test_unknown_region_is_answered_and_changes_nothing() -> None:
