@@ -118,10 +118,20 @@ class Clearing:
         return [Outgoing(reply_to, op) for op in self.report(window)]
 
     def report(self, window: Window) -> list[WindowSummary | WindowPosition]:
-        """A window's summary and each region's position in it."""
+        """A window's summary and a position for every region it concerns.
+
+        A region takes part when it is registered and enabled now, or has a transfer in
+        the window (its money must reconcile, whatever its setting). A disabled region
+        without transfers is listed as such and counted apart, so the count reads
+        "reconciled out of the regions that take part" and never exceeds it.
+        """
         entries = self.store.clearing_entries(window.window)
         checked = self.store.reconciliations(window.window)
         found = self.store.disagreements(window.window)
+        by_region = positions(entries)
+        enabled = {r.code: r.enabled for r in self.store.regions()}
+        codes = sorted(enabled.keys() | by_region.keys())
+        taking_part = {code for code in codes if enabled.get(code, False) or code in by_region}
         summary = WindowSummary(
             window.window,
             window.state,
@@ -129,13 +139,15 @@ class Clearing:
             window.closed_at_ms or 0,
             len(entries),
             sum(e.amount_fen for e in entries),
-            len({r for e in entries for r in (e.payer_region, e.payee_region)}),
-            len(checked),
+            len(taking_part),
+            len(taking_part & checked.keys()),
             len(found),
             sum(1 for d in found if d.state == "repaired"),
+            len(codes) - len(taking_part),
         )
         lines: list[WindowSummary | WindowPosition] = [summary]
-        for region, (paid, received) in positions(entries).items():
+        for region in codes:
+            paid, received = by_region.get(region, (0, 0))
             lines.append(
                 WindowPosition(
                     window.window,
@@ -145,6 +157,7 @@ class Clearing:
                     received - paid,
                     region in checked,
                     checked.get(region, 0),
+                    region in taking_part,
                 )
             )
         return lines

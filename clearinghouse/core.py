@@ -33,6 +33,8 @@ from contracts.operations import (
     Reconciled,
     RecordBinding,
     RegisterRegion,
+    RegistryChanged,
+    RegistryResult,
     RequestAid,
     RequestTransfer,
     ReserveResult,
@@ -102,18 +104,35 @@ class ClearinghouseCore:
     def register_region(self, op: RegisterRegion, now_ms: int) -> Effects:
         if not is_region_code(op.region):
             refused = Anomaly("", f"refused to register bad region code {op.region!r}")
-            return Effects(events=[refused])
+            return Effects(
+                _answer(op.reply_to, op.region, RegistryResult.BAD_REGION_CODE), [refused]
+            )
         region = Region(op.region, op.name, op.province, op.enabled, policy_of(op))
         self.store.upsert_region(region)
-        return Effects([self._configure(region)], [RegionRegistered(op.region)])
+        answer = _answer(op.reply_to, op.region, RegistryResult.REGISTERED)
+        return Effects([self._configure(region), *answer], [RegionRegistered(op.region)])
 
     def set_region_enabled(self, op: SetRegionEnabled, now_ms: int) -> Effects:
-        """Live roll-out: decided transfers complete; new ones see the new setting."""
-        if not self.store.set_enabled(op.region, op.enabled):
-            return Effects(events=[Anomaly("", f"cannot enable unknown region {op.region}")])
+        """Live roll-out: decided transfers complete; new ones see the new setting.
+
+        Enabling an enabled region changes nothing but configures the region again (cheap,
+        idempotent, and heals a region that missed its configuration)."""
+        before = self.store.region(op.region)
+        if before is None:
+            unknown = Anomaly("", f"cannot enable unknown region {op.region}")
+            answer = _answer(op.reply_to, op.region, RegistryResult.UNKNOWN_REGION)
+            return Effects(answer, [unknown])
+        if before.enabled != op.enabled:
+            self.store.set_enabled(op.region, op.enabled)
         region = self.store.region(op.region)
         assert region is not None
-        return Effects([self._configure(region)])
+        if before.enabled == op.enabled:
+            result = (
+                RegistryResult.ALREADY_ENABLED if op.enabled else RegistryResult.ALREADY_DISABLED
+            )
+        else:
+            result = RegistryResult.ENABLED if op.enabled else RegistryResult.DISABLED
+        return Effects([self._configure(region), *_answer(op.reply_to, op.region, result)])
 
     @staticmethod
     def _configure(region: Region) -> Outgoing:
@@ -129,3 +148,8 @@ class ClearinghouseCore:
             p.resident_premium_fen,
         )
         return Outgoing(region_address(region.code), configure)
+
+
+def _answer(reply_to: str, region: str, result: RegistryResult) -> list[Outgoing]:
+    """The operator's answer, when it asked for one (``reply_to`` set)."""
+    return [Outgoing(reply_to, RegistryChanged(region, result))] if reply_to else []

@@ -37,9 +37,23 @@ from contracts.policy import (
     NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY,
 )
 from contracts.reasons import COMMITTED, ReasonCode
-from contracts.vocabulary import Flow, Insurance, PaymentOrder, Relationship, Scope
+from contracts.vocabulary import (
+    Flow,
+    Insurance,
+    PaymentOrder,
+    RegistryResult,
+    Relationship,
+    Scope,
+)
 
-__all__ = ["Flow", "Insurance", "PaymentOrder", "Relationship", "Scope"]  # and the records below
+__all__ = [
+    "Flow",
+    "Insurance",
+    "PaymentOrder",
+    "RegistryResult",
+    "Relationship",
+    "Scope",
+]  # and the records below
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +102,8 @@ class RegisterRegion(Operation):
     wallet_max_per_transfer_fen: int = NATIONAL_WALLET_MAX_PER_TRANSFER_FEN
     wallet_max_transfers_per_day: int = NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY
     resident_premium_fen: int = DEFAULT_RESIDENT_PREMIUM_FEN
+    reply_to: str = ""
+    """Where to send the ``RegistryChanged`` answer; empty: no answer wanted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +128,17 @@ class SetRegionEnabled(Operation):
     TAG: ClassVar[str] = "set_region_enabled"
     region: str
     enabled: bool
+    reply_to: str = ""
+    """Where to send the ``RegistryChanged`` answer; empty: no answer wanted."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryChanged(Operation):
+    """The clearinghouse's answer to ``RegisterRegion`` or ``SetRegionEnabled``."""
+
+    TAG: ClassVar[str] = "registry_changed"
+    region: str
+    result: RegistryResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,9 +635,14 @@ class WindowSummary(Operation):
     transfers: int
     amount_fen: int
     regions: int
+    """Regions that take part: registered and enabled, or with a transfer in the window."""
     reconciled_regions: int
+    """Of those, the ones that have reconciled the window (so never more than ``regions``)."""
     disagreements: int
     repaired: int
+    disabled_regions: int = 0
+    """Registered regions that are disabled and had no transfer in the window: listed
+    (``WindowPosition.taking_part`` false), not counted in ``regions``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -626,6 +658,8 @@ class WindowPosition(Operation):
     net_fen: int
     reconciled: bool
     disagreements: int
+    taking_part: bool = True
+    """False for a disabled region without transfers in the window."""
 
 
 ALL_OPERATIONS: tuple[type[Operation], ...] = (
@@ -633,6 +667,7 @@ ALL_OPERATIONS: tuple[type[Operation], ...] = (
     RegisterRegion,
     ConfigureRegion,
     SetRegionEnabled,
+    RegistryChanged,
     RecordBinding,
     SubmitBill,
     RequestAid,
@@ -762,6 +797,7 @@ FIELD_BOUNDS: Final[dict[str, Text | Whole]] = {
     "reconciled_regions": COUNT,
     "disagreements": COUNT,
     "repaired": COUNT,
+    "disabled_regions": COUNT,
     "wallet_max_transfers_per_day": COUNT,
 }
 """The bound of every field, by name: a name means the same thing in every record."""

@@ -42,6 +42,7 @@ from contracts.operations import (
     RecordBinding,
     Refuse,
     RegisterRegion,
+    RegistryChanged,
     Repair,
     RequestAid,
     RequestBinding,
@@ -83,10 +84,14 @@ class Rule:
     """For a region sender: the field that must be its own region code."""
     own_address: str = ""
     """For a client or operator sender: the field that must be its own address."""
+    answer_optional: bool = False
+    """``own_address`` may be empty: the sender wants no answer (so none goes anywhere)."""
 
 
-def _rule(*roles: Role, own_region: str = "", own_address: str = "") -> Rule:
-    return Rule(frozenset(roles), own_region, own_address)
+def _rule(
+    *roles: Role, own_region: str = "", own_address: str = "", answer_optional: bool = False
+) -> Rule:
+    return Rule(frozenset(roles), own_region, own_address, answer_optional)
 
 
 RULES: dict[type[Operation], Rule] = {
@@ -107,6 +112,7 @@ RULES: dict[type[Operation], Rule] = {
     Repair: _rule(HUB),
     WindowSummary: _rule(HUB),
     WindowPosition: _rule(HUB),
+    RegistryChanged: _rule(HUB),
     # A region answers for itself only.
     RequestAid: _rule(REGION, own_region="beneficiary_region"),
     RequestTransfer: _rule(REGION, own_region="payer_region"),
@@ -133,8 +139,9 @@ RULES: dict[type[Operation], Rule] = {
     RequestPremiumPayment: _rule(CLIENT, ADMIN, own_address="reply_to"),
     PayPremium: _rule(CLIENT, ADMIN, own_address="reply_to"),
     # The operator: the registry, the population's seed, clearing windows.
-    RegisterRegion: _rule(ADMIN),
-    SetRegionEnabled: _rule(ADMIN),
+    # Set-up scripts and the simulator send these without reply_to (no answer wanted).
+    RegisterRegion: _rule(ADMIN, own_address="reply_to", answer_optional=True),
+    SetRegionEnabled: _rule(ADMIN, own_address="reply_to", answer_optional=True),
     EnrollPerson: _rule(ADMIN),
     RecordBinding: _rule(ADMIN),
     CloseWindow: _rule(ADMIN, own_address="reply_to"),
@@ -155,10 +162,8 @@ def refusal(sender: Participant | None, op: Operation) -> str | None:
         return FORBIDDEN
     if rule.own_region and sender.role is REGION and getattr(op, rule.own_region) != sender.name:
         return IMPERSONATION
-    if (
-        rule.own_address
-        and sender.role in (CLIENT, ADMIN)
-        and getattr(op, rule.own_address) != sender.address
-    ):
-        return IMPERSONATION
+    if rule.own_address and sender.role in (CLIENT, ADMIN):
+        address = getattr(op, rule.own_address)
+        if address != sender.address and not (rule.answer_optional and address == ""):
+            return IMPERSONATION
     return None

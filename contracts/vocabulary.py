@@ -1,4 +1,5 @@
-"""The shared vocabulary of enumerations: flows, insurance kinds, relationships, policy settings."""
+"""The shared vocabulary of enumerations: flows, insurance kinds, relationships, policy settings,
+the registry's answers."""
 
 from __future__ import annotations
 
@@ -60,3 +61,18 @@ class PaymentOrder(StrEnum):
     """The beneficiary's own personal account first, the co-payer's for the rest."""
     COPAYER_FIRST = "copayer_first"
     """The co-payer's account first, the beneficiary's own for the rest."""
+
+
+class RegistryResult(StrEnum):
+    """What the clearinghouse did with an operator's change to the registry of regions."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    ALREADY_ENABLED = "already_enabled"
+    ALREADY_DISABLED = "already_disabled"
+    REGISTERED = "registered"
+    """A region registered (or its registration updated)."""
+    UNKNOWN_REGION = "unknown_region"
+    """No region of that code is registered: nothing changed."""
+    BAD_REGION_CODE = "bad_region_code"
+    """Not a 6-digit region code: nothing registered."""

@@ -11,10 +11,10 @@ import uuid
 from pathlib import Path
 
 from broker.connection import connect
-from broker.publisher import Publisher, Unroutable
+from broker.publisher import Publisher, PublishError, Unroutable
 from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE
-from contracts.operations import CloseWindow, SetRegionEnabled
+from contracts.operations import CloseWindow, RegistryChanged, RegistryResult, SetRegionEnabled
 from gongji.client import BillClient
 from gongji.cluster.catalog import regions_by_code, with_enabled
 from gongji.cluster.local import OPERATOR
@@ -28,7 +28,20 @@ from gongji.commands.options import (
 )
 from gongji.population import Population
 from gongji.scenario import ScenarioError, load_scenario, population_of
-from gongji.windows import format_window_report, read_window_report
+from gongji.windows import format_window_report, read_window_report, reconciled_report
+
+ANSWER_TIMEOUT_S = 10.0
+"""How long an admin command waits for the clearinghouse's answer."""
+NO_ANSWER = "gongji: no answer from the clearinghouse in {:g} s (is it running?)"
+
+_SAID: dict[RegistryResult, str] = {
+    RegistryResult.ENABLED: "enabled",
+    RegistryResult.DISABLED: "disabled",
+    RegistryResult.ALREADY_ENABLED: "already enabled (nothing changed)",
+    RegistryResult.ALREADY_DISABLED: "already disabled (nothing changed)",
+    RegistryResult.REGISTERED: "registered",
+}
+"""What a successful answer reads as; any other result is an error."""
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +53,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         add_cluster_options(sub)
     close = actions.add_parser("close-window", help="close the open clearing window")
     close.add_argument("--json", action="store_true", help="print the report as JSON")
+    close.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="wait this long for the regions to reconcile before printing (default: 30; 0: no)",
+    )
     add_cluster_options(close)
     seed = actions.add_parser(
         "seed",
@@ -105,21 +125,60 @@ async def _run(args: argparse.Namespace, target: ClusterTarget) -> int:
     client = await BillClient.open(connection, topology, f"admin-{uuid.uuid4().hex[:8]}")
     try:
         if args.action in ("enable", "disable"):
-            enabled = args.action == "enable"
-            await client.send(CLEARINGHOUSE, SetRegionEnabled(args.region, enabled))
-            print(f"region {args.region}: {'enabled' if enabled else 'disabled'} (sent)")
-            return 0
-        request = CloseWindow(f"close-{uuid.uuid4().hex}", client.address)
-        await client.send(CLEARINGHOUSE, request)
-        report = await read_window_report(client)
-        if args.json:
-            print(json.dumps(report.as_json()))
-        else:
-            print(format_window_report(report))
-        return 0
+            return await _set_enabled(client, args.region, args.action == "enable")
+        return await _close_window(client, args.json, args.wait)
+    except (Unroutable, PublishError) as error:
+        print(f"gongji: {error}; is the clearinghouse running?", file=sys.stderr)
+        return 1
+    except TimeoutError:
+        print(NO_ANSWER.format(ANSWER_TIMEOUT_S), file=sys.stderr)
+        return 1
     finally:
         await client.close()
         await connection.close()
+
+
+async def _set_enabled(client: BillClient, region: str, enabled: bool) -> int:
+    """Ask the clearinghouse to enable or disable a region; report what it answered."""
+    await client.send(CLEARINGHOUSE, SetRegionEnabled(region, enabled, client.address))
+    answer = await _registry_answer(client, region)
+    said = _SAID.get(answer.result)
+    if said is None:
+        problem = (
+            "is not registered (nothing changed)"
+            if answer.result is RegistryResult.UNKNOWN_REGION
+            else f"refused ({answer.result})"
+        )
+        print(f"gongji: region {region} {problem}", file=sys.stderr)
+        return 1
+    print(f"region {region}: {said}")
+    return 0
+
+
+async def _registry_answer(client: BillClient, region: str) -> RegistryChanged:
+    """The clearinghouse's answer about ``region``; TimeoutError when none comes in time."""
+    async with asyncio.timeout(ANSWER_TIMEOUT_S):
+        while True:
+            reply = await client.replies.get()
+            if isinstance(reply, RegistryChanged) and reply.region == region:
+                return reply
+
+
+async def _close_window(client: BillClient, as_json: bool, wait_s: float) -> int:
+    """Close the open window; print its report once its regions reconciled (bounded)."""
+    request = CloseWindow(f"close-{uuid.uuid4().hex}", client.address)
+    await client.send(CLEARINGHOUSE, request)
+    report = await read_window_report(client, ANSWER_TIMEOUT_S)
+    report = await reconciled_report(client, report, wait_s)
+    print(json.dumps(report.as_json()) if as_json else format_window_report(report))
+    if wait_s > 0 and report.pending:
+        print(
+            f"gongji: window {report.summary.window} closed; not reconciled after {wait_s:g} s"
+            f" by {', '.join(report.pending)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,13 +13,11 @@ from pathlib import Path
 
 from broker.connection import connect
 from broker.topology import Topology
-from contracts.identifiers import CLEARINGHOUSE
-from contracts.operations import QueryWindow
 from gongji.client import BillClient
 from gongji.cluster.local import OPERATOR
 from gongji.commands.options import DEFAULT_CLUSTER_DIR, add_cluster_options, cluster_target
 from gongji.timeline import TimelineError, format_timeline, read_timeline
-from gongji.windows import format_window_report, read_window_report
+from gongji.windows import format_window_report, query_window_report
 
 
 def _window_number(value: str) -> int:
@@ -60,8 +58,10 @@ async def _run(args: argparse.Namespace) -> int:
     connection = await connect(target.url_for(OPERATOR), name="gongji-report")
     client = await BillClient.open(connection, topology, f"report-{uuid.uuid4().hex[:8]}")
     try:
-        await client.send(CLEARINGHOUSE, QueryWindow(args.number, client.address))
-        report = await read_window_report(client)
+        report = await query_window_report(client, args.number)
+    except TimeoutError:
+        print("gongji: no answer from the clearinghouse (is it running?)", file=sys.stderr)
+        return 1
     finally:
         await client.close()
         await connection.close()
