@@ -188,7 +188,7 @@ async def play(scenario: Scenario, net: Network, transport: str) -> ScenarioResu
     answers |= await net.submit([_bill(b) for b in bills[done:]])
     replayed, same, mismatch = await _replay(net, bills, wallets, answers, scenario.seed)
     report = await net.close_window(f"demo-close-{uuid.uuid4().hex[:8]}")
-    final = await _reconciled(net, report.summary.window, len(scenario.regions))
+    final = await _reconciled(net, report.summary.window)
     audit = audit_books(net.books())
 
     outcomes = Counter(a.outcome for a in answers.values())
@@ -227,7 +227,9 @@ async def play(scenario: Scenario, net: Network, transport: str) -> ScenarioResu
             "transfers": final.summary.transfers,
             "amount_fen": final.summary.amount_fen,
             "net_sum_fen": net_sum,
+            "regions": final.summary.regions,
             "regions_reconciled": final.summary.reconciled_regions,
+            "regions_disabled": final.summary.disabled_regions,
             "reconciled_clean": clean,
             "disagreements": final.summary.disagreements,
         },
@@ -272,14 +274,13 @@ async def _replay(
     return len(sample), same, mismatch
 
 
-async def _reconciled(
-    net: Network, window: int, regions: int, timeout_s: float = 60.0
-) -> WindowReport:
-    """The window's report once every region has reconciled it (bounded wait)."""
+async def _reconciled(net: Network, window: int, timeout_s: float = 60.0) -> WindowReport:
+    """The window's report once every region taking part has reconciled it (bounded wait)."""
     deadline = time.monotonic() + timeout_s
     while True:
         report = await net.window_report(window)
-        if report.summary.reconciled_regions >= regions or time.monotonic() > deadline:
+        done = report.summary.reconciled_regions >= report.summary.regions
+        if done or time.monotonic() > deadline:
             return report
         await asyncio.sleep(0.1)
 
