@@ -88,14 +88,17 @@ class InProcessCluster:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.stop_all()
-        for connection in self._connections.values():
-            await connection.close()
-        self._connections.clear()
-        if self.connection is not None:
-            await self.connection.close()
-        if self._owns_users and self.credentials is not None:
-            await asyncio.to_thread(delete_users, self.credentials.passwords())
+        try:
+            await self.stop_all()
+            for connection in self._connections.values():
+                await connection.close()
+            self._connections.clear()
+            if self.connection is not None:
+                await self.connection.close()
+        finally:
+            # The users it made go with it, however the services stopped.
+            if self._owns_users and self.credentials is not None:
+                await asyncio.to_thread(delete_users, self.credentials.passwords())
 
     async def open_client(self, name: str) -> BillClient:
         """A client that may also act as an operator (register, enroll, close windows),
