@@ -72,7 +72,8 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _transfer(args: argparse.Namespace) -> int:
+def print_timeline(args: argparse.Namespace) -> int:
+    """Print one transfer's timeline (``transfer_id``, ``data_dir``, ``json`` of args)."""
     try:
         timeline = read_timeline(args.data_dir, args.transfer_id)
     except TimelineError as error:
@@ -87,5 +88,5 @@ def _transfer(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.kind == "transfer":
-        return _transfer(args)
+        return print_timeline(args)
     return asyncio.run(_run(args))

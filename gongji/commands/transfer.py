@@ -4,14 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
 from gongji.commands.options import DEFAULT_CLUSTER_DIR
+from gongji.commands.report import print_timeline
 from gongji.commands.requesting import identifier
-from gongji.timeline import TimelineError, format_timeline, read_timeline
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,13 +32,4 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        timeline = read_timeline(args.data_dir, args.transfer_id)
-    except TimelineError as error:
-        print(f"gongji: {error}", file=sys.stderr)
-        return 1
-    if timeline is None:
-        print(f"gongji: no transfer {args.transfer_id} in {args.data_dir}", file=sys.stderr)
-        return 1
-    print(json.dumps(timeline.as_json()) if args.json else format_timeline(timeline))
-    return 0
+    return print_timeline(args)  # the same as `gongji report transfer ID`
