@@ -28,6 +28,7 @@ from contracts.operations import (
     InsuranceChanged,
     Operation,
     PremiumQuoted,
+    ProposeAwayRegistration,
     ProposeBinding,
     QueryWindow,
     Reconciled,
@@ -39,6 +40,7 @@ from contracts.operations import (
     RequestTransfer,
     ReserveResult,
     SetRegionEnabled,
+    WithdrawAwayRegistration,
     WithdrawBinding,
 )
 from contracts.policy import policy_of
@@ -77,6 +79,8 @@ class ClearinghouseCore:
             WithdrawBinding: d.withdraw_binding,
             InsuranceChanged: d.insurance_changed,
             RecordBinding: d.record_binding,
+            ProposeAwayRegistration: d.propose_away_registration,
+            WithdrawAwayRegistration: d.withdraw_away_registration,
             CloseWindow: k.close_window,
             Reconciled: k.reconciled,
             Disagreement: k.disagreement,
@@ -146,6 +150,8 @@ class ClearinghouseCore:
             p.wallet_max_per_transfer_fen,
             p.wallet_max_transfers_per_day,
             p.resident_premium_fen,
+            p.direct_settlement,
+            p.catalogue_share_permille,
         )
         return Outgoing(region_address(region.code), configure)
 

@@ -1,9 +1,15 @@
-"""The national directory of family bindings: proposals, verification, revocation, endings.
+"""The national directory of family bindings: proposals, verification, revocation, endings;
+and of registrations of care away from home (异地就医备案).
 
 A co-payer's region (identity checked) proposes a binding; the directory checks both
 regions (registered, enabled when they differ) and both regions' policies (relationship
 scope), asks the beneficiary's region whether the beneficiary is insured, and records it.
 A binding ends when the co-payer revokes it or either person's insurance stops.
+
+A beneficiary's insured region (identity checked) records a registration of care away
+from home: the region of care must be registered and settle such bills directly
+(``direct_settlement``); a bill at the region of care is settled only within the period
+of an active registration.
 """
 
 from __future__ import annotations
@@ -11,16 +17,26 @@ from __future__ import annotations
 import dataclasses
 
 from clearinghouse.coordinator import CoordinatorSettings
-from clearinghouse.store import Binding, BindingStatus, ClearinghouseStore, Region
+from clearinghouse.store import (
+    AwayRegistration,
+    Binding,
+    BindingStatus,
+    ClearinghouseStore,
+    Region,
+    RegistrationStatus,
+)
 from contracts.effects import Anomaly, Effects, Outgoing
 from contracts.identifiers import region_address
 from contracts.operations import (
+    AwayRegistrationDecided,
     BeneficiaryVerified,
     BindingDecided,
     InsuranceChanged,
+    ProposeAwayRegistration,
     ProposeBinding,
     RecordBinding,
     VerifyBeneficiary,
+    WithdrawAwayRegistration,
     WithdrawBinding,
 )
 from contracts.reasons import ReasonCode
@@ -44,6 +60,38 @@ def policy_refusal(
         f"region {refuser.label()} refuses: its scope {refuser.policy.scope} does not include"
         f" {relationship}; region {allower.label()} (scope {allower.policy.scope}) allows it",
     )
+
+
+def care_region_refusal(store: ClearinghouseStore, code: str) -> tuple[ReasonCode, str] | None:
+    """Why ``code`` cannot be a region of care for direct settlement, if it cannot."""
+    region = store.region(code)
+    if region is None:
+        return ReasonCode.UNKNOWN_REGION, f"region of care {code} is not registered"
+    if not region.enabled:
+        return ReasonCode.REGION_NOT_ENABLED, f"region of care {region.label()} is not enabled"
+    if not region.policy.direct_settlement:
+        detail = f"region of care {region.label()} does not settle care away from home directly"
+        return ReasonCode.CARE_REGION_NOT_ENABLED, detail
+    return None
+
+
+def registration_refusal(
+    store: ClearinghouseStore, beneficiary: str, insured_region: str, care_region: str, at_ms: int
+) -> tuple[ReasonCode, str] | None:
+    """Why a bill at ``care_region`` at ``at_ms`` is not covered by a registration."""
+    active = [
+        r
+        for r in store.away_registrations.of(beneficiary, insured_region, care_region)
+        if r.status is RegistrationStatus.ACTIVE
+    ]
+    if any(r.covers(at_ms) for r in active):
+        return None
+    where = f"{beneficiary} of {insured_region} at {care_region}"
+    if any(r.until_ms and r.until_ms <= at_ms for r in active):
+        return ReasonCode.REGISTRATION_EXPIRED, f"the registration of {where} has ended"
+    if active:
+        return ReasonCode.REGISTRATION_NOT_STARTED, f"the registration of {where} starts later"
+    return ReasonCode.NOT_REGISTERED_AWAY, f"no registration of care away from home of {where}"
 
 
 class BindingDirectory:
@@ -180,6 +228,63 @@ class BindingDirectory:
                 binding.binding_id, BindingStatus.ENDED, now_ms, None, detail
             )
         return Effects()
+
+    # --- registrations of care away from home ---
+
+    def propose_away_registration(self, op: ProposeAwayRegistration, now_ms: int) -> Effects:
+        """Record a registration (idempotent by id: a known one is answered as decided)."""
+        known = self.store.away_registrations.get(op.registration_id)
+        if known is None:
+            refusal = self._away_refusal(op)
+            status = RegistrationStatus.ACTIVE if refusal is None else RegistrationStatus.REFUSED
+            reason, detail = refusal or (None, "")
+            known = AwayRegistration(
+                op.registration_id,
+                op.beneficiary,
+                op.insured_region,
+                op.care_region,
+                op.from_ms,
+                op.until_ms,
+                status,
+                reason,
+                detail,
+            )
+            self.store.away_registrations.add(known, now_ms)
+        decided = AwayRegistrationDecided(
+            op.registration_id, op.registration_id, known.reason, known.detail
+        )
+        return Effects([Outgoing(region_address(op.insured_region), decided)])
+
+    def _away_refusal(self, op: ProposeAwayRegistration) -> tuple[ReasonCode, str] | None:
+        insured = self.store.region(op.insured_region)
+        if insured is None:
+            detail = f"insured region {op.insured_region} is not registered"
+            return ReasonCode.UNKNOWN_REGION, detail
+        if op.care_region == op.insured_region:
+            detail = f"care in {op.care_region} is not away from the insured region"
+            return ReasonCode.CARE_NOT_AWAY, detail
+        if op.until_ms and op.until_ms <= op.from_ms:
+            return ReasonCode.INVALID_PERIOD, "the registration ends before it starts"
+        return care_region_refusal(self.store, op.care_region)
+
+    def withdraw_away_registration(self, op: WithdrawAwayRegistration, now_ms: int) -> Effects:
+        to_insured = region_address(op.insured_region)
+        known = self.store.away_registrations.get(op.registration_id)
+        if known is None or (known.beneficiary, known.insured_region) != (
+            op.beneficiary,
+            op.insured_region,
+        ):
+            detail = f"{op.beneficiary} has no registration {op.registration_id}"
+            decided = AwayRegistrationDecided(
+                op.request_id, op.registration_id, ReasonCode.UNKNOWN_REGISTRATION, detail
+            )
+            return Effects([Outgoing(to_insured, decided)])
+        if known.status is RegistrationStatus.ACTIVE:
+            self.store.away_registrations.set_status(
+                op.registration_id, RegistrationStatus.REVOKED, now_ms, "revoked by the person"
+            )
+        decided = AwayRegistrationDecided(op.request_id, op.registration_id, None, "revoked")
+        return Effects([Outgoing(to_insured, decided)])
 
     def tick(self, now_ms: int) -> Effects:
         """A beneficiary's region that does not answer in time: the proposal is refused."""

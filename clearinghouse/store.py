@@ -12,12 +12,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clearinghouse.stores import clearing, directory, registry, transfers
+from clearinghouse.stores import away_registrations, clearing, directory, registry, transfers
+from clearinghouse.stores.away_registrations import (
+    AwayRegistration,
+    AwayRegistrations,
+    RegistrationStatus,
+)
 from clearinghouse.stores.clearing import Clearing, ClearingEntry, DisagreementRecord, Window
 from clearinghouse.stores.directory import Binding, BindingStatus, Directory
 from clearinghouse.stores.registry import Region, Registry
 from clearinghouse.stores.transfers import (
     Candidate,
+    Leg,
     Quote,
     StateChange,
     Transfer,
@@ -31,14 +37,17 @@ from storage.sqlite import Database, Synchronous, open_database
 
 __all__ = [
     "SCHEMA",
+    "AwayRegistration",
     "Binding",
     "BindingStatus",
     "Candidate",
     "ClearingEntry",
     "ClearinghouseStore",
     "DisagreementRecord",
+    "Leg",
     "Quote",
     "Region",
+    "RegistrationStatus",
     "StateChange",
     "Transfer",
     "TransferState",
@@ -46,7 +55,9 @@ __all__ = [
     "history_of",
 ]
 
-SCHEMA = "".join(module.SCHEMA for module in (registry, directory, clearing, transfers))
+SCHEMA = "".join(
+    module.SCHEMA for module in (registry, directory, clearing, transfers, away_registrations)
+)
 """Every table of the clearinghouse, in the order first written."""
 
 
@@ -61,6 +72,7 @@ class ClearinghouseStore:
         self.registry = Registry(db)
         self.directory = Directory(db)
         self.clearing = Clearing(db)
+        self.away_registrations = AwayRegistrations(db)
 
         # The names callers use, each one repository's method.
         self.region = self.registry.get
@@ -81,6 +93,9 @@ class ClearinghouseStore:
         self.history = self.transfers.history
         self.add_quote = self.transfers.add_quote
         self.quotes = self.transfers.quotes
+        self.put_leg = self.transfers.put_leg
+        self.leg = self.transfers.leg
+        self.legs = self.transfers.legs
         self.open_window = self.clearing.open_window
         self.window = self.clearing.window
         self.window_closed_by = self.clearing.closed_by
@@ -108,6 +123,8 @@ class ClearinghouseStore:
     def _migrate(self) -> None:
         """Turn an older file's flags into the states they stood for, then drop them."""
         sql = self.db.connection
+        self._add_columns("regions", registry.ADDED_COLUMNS)
+        self._add_columns("transfers", transfers.ADDED_COLUMNS)
         columns = {row[1] for row in sql.execute("PRAGMA table_info(transfers)")}
         old = [c for c in self._FLAG_COLUMNS if c in columns]
         if not old:
@@ -125,6 +142,17 @@ class ClearinghouseStore:
                 )
             for column in old:
                 sql.execute(f"ALTER TABLE transfers DROP COLUMN {column}")
+
+    def _add_columns(self, table: str, added: tuple[str, ...]) -> None:
+        """Give an older file's ``table`` the columns (DDL) it lacks."""
+        sql = self.db.connection
+        columns = {row[1] for row in sql.execute(f"PRAGMA table_info({table})")}
+        missing = [ddl for ddl in added if ddl.split()[0] not in columns]
+        if not missing:
+            return
+        with self.db.transaction():
+            for ddl in missing:
+                sql.execute(f"ALTER TABLE {table} ADD COLUMN {ddl}")
 
     def close(self) -> None:
         self.db.close()

@@ -101,6 +101,18 @@ class TransferEvent(StrEnum):
     """A decided step's answer is overdue: it is sent again."""
     RESUMED = "resumed"
     """The clearinghouse restarted: the current step is sent again, with fresh deadlines."""
+    # A transfer with several payer legs (care away from home): each leg's answer moves
+    # the leg; the transfer moves on (with the events above) once the last one is in.
+    LEG_ANSWERED = "leg_answered"
+    """A leg's reserve was answered and the next leg is asked."""
+    LEG_POSTED = "leg_posted"
+    """A leg's commit was answered while other legs' commits are awaited."""
+    LEG_CREDITED = "leg_credited"
+    """A leg's credit was answered while other legs' credits are awaited."""
+    LEG_RELEASED = "leg_released"
+    """A leg's abort was answered while other legs' aborts are awaited."""
+    LEG_REPEATED = "leg_repeated"
+    """An answer for a leg that has moved past it (a duplicate, or a late one)."""
 
 
 class Reaction(StrEnum):
@@ -221,3 +233,65 @@ def transition(state: TransferState, event: TransferEvent) -> Transition:
         return TRANSITIONS[state][event]
     except KeyError:
         raise TransferStateError(state, event) from None
+
+
+# --- the legs of a transfer with several payers (care away from home) ---------------------
+
+
+class LegState(StrEnum):
+    r"""One payer leg's life at the clearinghouse (the ``transfer_legs`` table).
+
+    Legs are reserved one after another, each for what the earlier ones left unpaid::
+
+        waiting --ask--> asking --held--> held --posted--> posted --credited--> credited
+           \--skip--> skipped  \--refused--> not_held     \--not_posted--> not_posted
+                                (asking, held, not_held) --released--> released
+    """
+
+    WAITING = "waiting"
+    """Not asked yet: an earlier leg's answer decides what is left for it."""
+    ASKING = "asking"
+    """Its region was asked to hold (a prepared hold, which never expires by itself)."""
+    HELD = "held"
+    NOT_HELD = "not_held"
+    """Refused (no account, zero balance, ...): the leg pays nothing."""
+    SKIPPED = "skipped"
+    """Nothing was left to pay when its turn came; never asked."""
+    POSTED = "posted"
+    NOT_POSTED = "not_posted"
+    """The region has no record of the hold (restored from a backup): it paid nothing."""
+    CREDITED = "credited"
+    """The region of care booked the leg's money."""
+    RELEASED = "released"
+    """The transfer aborted and the region confirmed that nothing of the leg is held."""
+
+
+class LegEvent(StrEnum):
+    ASK = "ask"
+    SKIP = "skip"
+    HELD = "held"
+    REFUSED = "refused"
+    POSTED = "posted"
+    NOT_POSTED = "not_posted"
+    CREDITED = "credited"
+    RELEASED = "released"
+
+
+L, LE = LegState, LegEvent
+
+LEG_TRANSITIONS: dict[LegState, dict[LegEvent, LegState]] = {
+    L.WAITING: {LE.ASK: L.ASKING, LE.SKIP: L.SKIPPED},
+    L.ASKING: {LE.HELD: L.HELD, LE.REFUSED: L.NOT_HELD, LE.RELEASED: L.RELEASED},
+    L.HELD: {LE.POSTED: L.POSTED, LE.NOT_POSTED: L.NOT_POSTED, LE.RELEASED: L.RELEASED},
+    L.NOT_HELD: {LE.RELEASED: L.RELEASED},
+    L.POSTED: {LE.CREDITED: L.CREDITED},
+}
+"""state -> event -> next state. A leg's answer whose pair is missing is a repeat or a
+late answer (``TransferEvent.LEG_REPEATED``), never applied."""
+
+del L, LE
+
+
+def leg_transition(state: LegState, event: LegEvent) -> LegState | None:
+    """The leg's next state, or None when ``event`` does not apply to ``state``."""
+    return LEG_TRANSITIONS.get(state, {}).get(event)

@@ -33,6 +33,7 @@ from contracts.identifiers import (
 )
 from contracts.policy import (
     DEFAULT_RESIDENT_PREMIUM_FEN,
+    FULL_CATALOGUE_PERMILLE,
     NATIONAL_WALLET_MAX_PER_TRANSFER_FEN,
     NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY,
 )
@@ -104,6 +105,9 @@ class RegisterRegion(Operation):
     resident_premium_fen: int = DEFAULT_RESIDENT_PREMIUM_FEN
     reply_to: str = ""
     """Where to send the ``RegistryChanged`` answer; empty: no answer wanted."""
+    direct_settlement: bool = False
+    """The region settles bills of persons insured elsewhere (异地就医直接结算)."""
+    catalogue_share_permille: int = FULL_CATALOGUE_PERMILLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,8 @@ class ConfigureRegion(Operation):
     wallet_max_per_transfer_fen: int
     wallet_max_transfers_per_day: int
     resident_premium_fen: int
+    direct_settlement: bool = False
+    catalogue_share_permille: int = FULL_CATALOGUE_PERMILLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +219,11 @@ class Reserve(Operation):
     flow: Flow = Flow.COPAY
     all_or_nothing: bool = False
     """Wallet transfers and premiums are paid in full or not at all."""
+    from_wallet: bool = False
+    """Hold the payer's medical-insurance wallet rather than the personal account."""
+    prepared: bool = False
+    """One leg of a transfer with several payers: the hold never expires by itself (only
+    the clearinghouse's commit or abort ends it), so every leg posts or none does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +338,131 @@ class BillOutcome(Operation):
     @property
     def outcome(self) -> str:
         """``COMMITTED`` or the reason code's value."""
+        return COMMITTED if self.reason is None else self.reason.value
+
+
+# --- care away from home (异地就医) ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitAwayBill(Operation):
+    """A hospital's bill (its out-of-pocket share) for a person insured in another region,
+    sent to the region of care, where the care happened."""
+
+    TAG: ClassVar[str] = "submit_away_bill"
+    transfer_id: str
+    beneficiary: str
+    insured_region: str
+    amount_fen: int
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAwaySettlement(Operation):
+    """The region of care asks the clearinghouse to have the in-catalogue part of a bill
+    paid under the insured region's policy."""
+
+    TAG: ClassVar[str] = "request_away_settlement"
+    transfer_id: str
+    beneficiary: str
+    insured_region: str
+    care_region: str
+    amount_fen: int
+
+
+@dataclass(frozen=True, slots=True)
+class AwaySettled(Operation):
+    """The clearinghouse tells the region of care what each source paid (every leg is
+    credited there already)."""
+
+    TAG: ClassVar[str] = "away_settled"
+    MAY_BE_EMPTY: ClassVar[frozenset[str]] = frozenset({"copayer_region"})
+    transfer_id: str
+    wallet_paid_fen: int
+    own_paid_fen: int
+    copayer_paid_fen: int
+    copayer_region: str
+    reason: ReasonCode | None = None
+    """Why the co-payer paid nothing towards what was left (no binding, zero balance)."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAwayRegistration(Operation):
+    """A beneficiary registers care away from home (异地就医备案) with the insured region."""
+
+    TAG: ClassVar[str] = "request_away_registration"
+    request_id: str
+    beneficiary: str
+    secret: str
+    care_region: str
+    from_ms: int
+    until_ms: int
+    """The first instant after the stay; 0: no end."""
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class RevokeAwayRegistration(Operation):
+    """A beneficiary revokes a registration of care away from home, at the insured region."""
+
+    TAG: ClassVar[str] = "revoke_away_registration"
+    request_id: str
+    beneficiary: str
+    secret: str
+    registration_id: str
+    reply_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeAwayRegistration(Operation):
+    """The insured region, identity checked, records a registration in the national
+    directory (``registration_id`` is the request's id)."""
+
+    TAG: ClassVar[str] = "propose_away_registration"
+    registration_id: str
+    beneficiary: str
+    insured_region: str
+    care_region: str
+    from_ms: int
+    until_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawAwayRegistration(Operation):
+    """The insured region, identity checked, revokes a registration in the directory."""
+
+    TAG: ClassVar[str] = "withdraw_away_registration"
+    request_id: str
+    registration_id: str
+    beneficiary: str
+    insured_region: str
+
+
+@dataclass(frozen=True, slots=True)
+class AwayRegistrationDecided(Operation):
+    """The directory's decision on a registration or its revocation, to the insured region."""
+
+    TAG: ClassVar[str] = "away_registration_decided"
+    request_id: str
+    registration_id: str
+    reason: ReasonCode | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AwayRegistrationOutcome(Operation):
+    """The final answer to a registration or revocation, to the requester."""
+
+    TAG: ClassVar[str] = "away_registration_outcome"
+    MAY_BE_EMPTY: ClassVar[frozenset[str]] = frozenset({"registration_id"})
+    request_id: str
+    registration_id: str
+    reason: ReasonCode | None = None
+    detail: str = ""
+
+    @property
+    def outcome(self) -> str:
         return COMMITTED if self.reason is None else self.reason.value
 
 
@@ -708,6 +844,15 @@ ALL_OPERATIONS: tuple[type[Operation], ...] = (
     QueryWindow,
     WindowSummary,
     WindowPosition,
+    SubmitAwayBill,
+    RequestAwaySettlement,
+    AwaySettled,
+    RequestAwayRegistration,
+    RevokeAwayRegistration,
+    ProposeAwayRegistration,
+    WithdrawAwayRegistration,
+    AwayRegistrationDecided,
+    AwayRegistrationOutcome,
 )
 
 
@@ -782,6 +927,7 @@ FIELD_BOUNDS: Final[dict[str, Text | Whole]] = {
     "transfer_id": IDENTIFIER,
     "binding_id": IDENTIFIER,
     "request_id": IDENTIFIER,
+    "registration_id": IDENTIFIER,
     "reply_to": ADDRESS,
     "detail": Text(MAX_DETAIL_LENGTH, truncated=True),
     "flow": Text(MAX_CODE_LENGTH),
@@ -799,6 +945,7 @@ FIELD_BOUNDS: Final[dict[str, Text | Whole]] = {
     "repaired": COUNT,
     "disabled_regions": COUNT,
     "wallet_max_transfers_per_day": COUNT,
+    "catalogue_share_permille": Whole(1000),
 }
 """The bound of every field, by name: a name means the same thing in every record."""
 

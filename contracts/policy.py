@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # operations take their defaults from here
 
 __all__ = [
     "DEFAULT_RESIDENT_PREMIUM_FEN",
+    "FULL_CATALOGUE_PERMILLE",
     "NATIONAL_WALLET_MAX_PER_TRANSFER_FEN",
     "NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY",
     "SCOPE_RELATIONSHIPS",
@@ -32,6 +33,8 @@ NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY = 3
 """National default: at most three wallet transfers a day per co-payer."""
 DEFAULT_RESIDENT_PREMIUM_FEN = 40_000
 """The yearly resident-insurance premium (¥400, the 2025 national minimum)."""
+FULL_CATALOGUE_PERMILLE = 1000
+"""A catalogue that covers the whole bill (shares are in thousandths)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,11 @@ class Policy:
     wallet_max_per_transfer_fen: int = NATIONAL_WALLET_MAX_PER_TRANSFER_FEN
     wallet_max_transfers_per_day: int = NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY
     resident_premium_fen: int = DEFAULT_RESIDENT_PREMIUM_FEN
+    direct_settlement: bool = False
+    """The region settles bills of persons insured elsewhere (异地就医直接结算)."""
+    catalogue_share_permille: int = FULL_CATALOGUE_PERMILLE
+    """As region of care: the share of a bill within its catalogue (就医地目录), which
+    personal accounts may pay; the rest is left to cash."""
 
     def allows(self, relationship: Relationship) -> bool:
         return relationship in SCOPE_RELATIONSHIPS[self.scope]
@@ -58,4 +66,6 @@ def policy_of(op: RegisterRegion | ConfigureRegion) -> Policy:
         wallet_max_per_transfer_fen=op.wallet_max_per_transfer_fen,
         wallet_max_transfers_per_day=op.wallet_max_transfers_per_day,
         resident_premium_fen=op.resident_premium_fen,
+        direct_settlement=op.direct_settlement,
+        catalogue_share_permille=op.catalogue_share_permille,
     )

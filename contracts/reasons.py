@@ -37,6 +37,13 @@ class ReasonCode(StrEnum):
     INSUFFICIENT_BALANCE = "INSUFFICIENT_BALANCE"
     NOT_RESIDENT_INSURED = "NOT_RESIDENT_INSURED"
     UNKNOWN_BINDING = "UNKNOWN_BINDING"
+    NOT_REGISTERED_AWAY = "NOT_REGISTERED_AWAY"
+    REGISTRATION_EXPIRED = "REGISTRATION_EXPIRED"
+    REGISTRATION_NOT_STARTED = "REGISTRATION_NOT_STARTED"
+    CARE_REGION_NOT_ENABLED = "CARE_REGION_NOT_ENABLED"
+    UNKNOWN_REGISTRATION = "UNKNOWN_REGISTRATION"
+    INVALID_PERIOD = "INVALID_PERIOD"
+    CARE_NOT_AWAY = "CARE_NOT_AWAY"
 
 
 def describe(reason: ReasonCode) -> str:
@@ -80,4 +87,19 @@ _DESCRIPTIONS: dict[ReasonCode, str] = {
         "The person is not resident-insured, so has no premium to pay."
     ),
     ReasonCode.UNKNOWN_BINDING: "No such binding of this co-payer.",
+    ReasonCode.NOT_REGISTERED_AWAY: (
+        "The beneficiary has no registration of care away from home (备案) for this region."
+    ),
+    ReasonCode.REGISTRATION_EXPIRED: (
+        "The beneficiary's registration of care away from home ended before the bill."
+    ),
+    ReasonCode.REGISTRATION_NOT_STARTED: (
+        "The beneficiary's registration of care away from home starts after the bill."
+    ),
+    ReasonCode.CARE_REGION_NOT_ENABLED: (
+        "The region of care has not enabled direct settlement of care away from home."
+    ),
+    ReasonCode.UNKNOWN_REGISTRATION: "No such registration of care away from home of this person.",
+    ReasonCode.INVALID_PERIOD: "The registration's end is not after its start.",
+    ReasonCode.CARE_NOT_AWAY: "The region of care is the insured region itself.",
 }

@@ -15,6 +15,9 @@ class Flow(StrEnum):
     """Money moved into a relative's medical-insurance wallet (医保钱包)."""
     PREMIUM = "premium"
     """A resident relative's yearly premium (代缴居民医保费)."""
+    AWAY = "away"
+    """A bill settled directly at the region of care, away from the insured region
+    (异地就医直接结算): paid from the beneficiary's wallet, own account and co-payer."""
 
 
 class Insurance(StrEnum):

@@ -22,10 +22,13 @@ from broker.topology import Topology
 from contracts.effects import Outgoing
 from contracts.identifiers import client_address, region_address
 from contracts.operations import (
+    AwayRegistrationOutcome,
     BillOutcome,
     BindingOutcome,
     Operation,
+    RequestAwayRegistration,
     RequestBinding,
+    RevokeAwayRegistration,
     RevokeBinding,
     SubmitBill,
 )
@@ -59,6 +62,7 @@ class BillClient:
         """Answers other than outcomes of submitted requests (e.g. window reports)."""
         self._waiters: dict[str, deque[asyncio.Future[BillOutcome]]] = defaultdict(deque)
         self._binding_waiters: dict[str, asyncio.Future[BindingOutcome]] = {}
+        self._away_waiters: dict[str, asyncio.Future[AwayRegistrationOutcome]] = {}
         self._inbox: Inbox | None = None
         self._publisher: Publisher | None = None
         self._sender: BatchingSender | None = None
@@ -93,6 +97,10 @@ class BillClient:
                         waiter = self._binding_waiters.pop(op.request_id, None)
                         if waiter is not None and not waiter.done():
                             waiter.set_result(op)
+                    elif isinstance(op, AwayRegistrationOutcome):
+                        away = self._away_waiters.pop(op.request_id, None)
+                        if away is not None and not away.done():
+                            away.set_result(op)
                     else:
                         self.replies.put_nowait(op)
             await self._inbox.ack_through(batch)
@@ -152,6 +160,21 @@ class BillClient:
             return await self._until_answered(region_address(region), op, waiter, timeout_s)
         finally:
             self._binding_waiters.pop(op.request_id, None)
+
+    async def register_away(
+        self,
+        region: str,
+        op: RequestAwayRegistration | RevokeAwayRegistration,
+        timeout_s: float = 60.0,
+    ) -> AwayRegistrationOutcome:
+        """Send a registration of care away from home (or its revocation) to the insured
+        region; await its outcome."""
+        waiter: asyncio.Future[AwayRegistrationOutcome] = asyncio.get_running_loop().create_future()
+        self._away_waiters[op.request_id] = waiter
+        try:
+            return await self._until_answered(region_address(region), op, waiter, timeout_s)
+        finally:
+            self._away_waiters.pop(op.request_id, None)
 
     async def _until_answered(
         self, address: str, op: Operation, waiter: asyncio.Future[T], timeout_s: float

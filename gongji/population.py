@@ -47,6 +47,8 @@ class RegionSpec:
             wallet_max_per_transfer_fen=p.wallet_max_per_transfer_fen,
             wallet_max_transfers_per_day=p.wallet_max_transfers_per_day,
             resident_premium_fen=p.resident_premium_fen,
+            direct_settlement=p.direct_settlement,
+            catalogue_share_permille=p.catalogue_share_permille,
         )
 
 

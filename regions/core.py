@@ -21,6 +21,7 @@ from contracts.effects import Anomaly, Effects, Outgoing
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
     Abort,
+    AwayRegistrationDecided,
     BindingDecided,
     CheckPremium,
     Commit,
@@ -34,10 +35,12 @@ from contracts.operations import (
     QueryBalance,
     Refuse,
     Repair,
+    RequestAwayRegistration,
     RequestBinding,
     RequestPremiumPayment,
     RequestWalletTransfer,
     Reserve,
+    RevokeAwayRegistration,
     RevokeBinding,
     SettlementLine,
     SettlementReport,
@@ -46,6 +49,7 @@ from contracts.operations import (
 )
 from contracts.policy import policy_of
 from contracts.vocabulary import Insurance
+from regions.away_registration import AwayRegistrationRequests
 from regions.context import RegionContext
 from regions.hold_states import HoldStateError
 from regions.payee import PayeeSide
@@ -69,6 +73,7 @@ class RegionCore:
         self.payer = PayerSide(self.ctx)
         self.payee = PayeeSide(self.ctx)
         self.requests = CopayerRequests(self.ctx)
+        self.away_registrations = AwayRegistrationRequests(self.ctx)
         self.reconciler = Reconciler(self.ctx, self.payer, self.payee)
         self.resender = Resender(self.ctx, self.payee, self.requests)
         self._handlers: dict[type[Operation], Handler] = {
@@ -88,6 +93,9 @@ class RegionCore:
             RequestWalletTransfer: self.requests.request_wallet_transfer,
             RequestPremiumPayment: self.requests.request_premium_payment,
             Completed: self.requests.completed,
+            RequestAwayRegistration: self.away_registrations.request_registration,
+            RevokeAwayRegistration: self.away_registrations.revoke_registration,
+            AwayRegistrationDecided: self.away_registrations.registration_decided,
             SettlementLine: self.reconciler.settlement_line,
             SettlementReport: self.reconciler.settlement_report,
             Repair: self.reconciler.repair,

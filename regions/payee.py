@@ -233,7 +233,7 @@ class PayeeSide:
         elif flow is Flow.PREMIUM:
             target = PREMIUMS_PAID
             self.store.put_premium(beneficiary, year, transfer_id, "paid", amount_fen, now_ms)
-        elif flow is Flow.COPAY:
+        elif flow is Flow.COPAY or flow is Flow.AWAY:
             target = BILLS_PAID
         else:
             assert_never(flow)

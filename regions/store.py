@@ -14,6 +14,7 @@ from contracts.reasons import ReasonCode
 from regions.books import Books
 from regions.hold_states import HoldState
 from regions.stores import (
+    away_requests,
     bills,
     binding_requests,
     credits,
@@ -32,6 +33,7 @@ from regions.stores.accounts import (
     person_account,
     wallet_account,
 )
+from regions.stores.away_requests import AwayRequests
 from regions.stores.bills import Bill, Bills, BillState
 from regions.stores.binding_requests import BindingRequest, BindingRequests
 from regions.stores.credits import Credits
@@ -64,7 +66,17 @@ __all__ = [
 
 SCHEMA = "".join(
     module.SCHEMA
-    for module in (persons, policy, holds, bills, binding_requests, premiums, settlement, credits)
+    for module in (
+        persons,
+        policy,
+        holds,
+        bills,
+        binding_requests,
+        premiums,
+        settlement,
+        credits,
+        away_requests,
+    )
 )
 """Every table of a region's records (the books add theirs), in the order first written."""
 
@@ -94,6 +106,7 @@ class RegionStore:
         self.premiums = Premiums(db)
         self.credits = Credits(db)
         self.settlement = Settlement(db)
+        self.away_requests = AwayRequests(db)
         open_fixed_accounts(self.books)
 
         # The names handlers call, each one repository's method.

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from contracts.policy import (
     DEFAULT_RESIDENT_PREMIUM_FEN,
+    FULL_CATALOGUE_PERMILLE,
     NATIONAL_WALLET_MAX_PER_TRANSFER_FEN,
     NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY,
     Policy,
@@ -25,9 +26,17 @@ CREATE TABLE IF NOT EXISTS regions (
     wallet_enabled INTEGER NOT NULL DEFAULT 1,
     wallet_max_per_transfer_fen INTEGER NOT NULL DEFAULT {NATIONAL_WALLET_MAX_PER_TRANSFER_FEN},
     wallet_max_transfers_per_day INTEGER NOT NULL DEFAULT {NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY},
-    resident_premium_fen INTEGER NOT NULL DEFAULT {DEFAULT_RESIDENT_PREMIUM_FEN}
+    resident_premium_fen INTEGER NOT NULL DEFAULT {DEFAULT_RESIDENT_PREMIUM_FEN},
+    direct_settlement INTEGER NOT NULL DEFAULT 0,
+    catalogue_share_permille INTEGER NOT NULL DEFAULT {FULL_CATALOGUE_PERMILLE}
 );
 """
+
+ADDED_COLUMNS = (
+    "direct_settlement INTEGER NOT NULL DEFAULT 0",
+    f"catalogue_share_permille INTEGER NOT NULL DEFAULT {FULL_CATALOGUE_PERMILLE}",
+)
+"""Columns a file written before care away from home lacks (added on opening)."""
 
 
 @dataclass(frozen=True, slots=True)

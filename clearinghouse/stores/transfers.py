@@ -7,7 +7,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from clearinghouse.transfer_states import TransferEvent, TransferState
+from clearinghouse.transfer_states import LegState, TransferEvent, TransferState
 from contracts.reasons import ReasonCode
 from contracts.vocabulary import Flow
 from storage.cache import MISS, RowCache
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS transfers (
     updated_at_ms INTEGER NOT NULL,
     next_action_ms INTEGER,
     attempts INTEGER NOT NULL DEFAULT 0,
-    year INTEGER NOT NULL DEFAULT 0
+    year INTEGER NOT NULL DEFAULT 0,
+    insured_region TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS transfers_due
     ON transfers (next_action_ms) WHERE next_action_ms IS NOT NULL;
@@ -48,6 +49,20 @@ CREATE TABLE IF NOT EXISTS transfer_history (
     detail TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (transfer_id, seq)
 );
+-- The legs of a transfer with several payers (care away from home): one hold each.
+CREATE TABLE IF NOT EXISTS transfer_legs (
+    leg_id TEXT PRIMARY KEY,
+    transfer_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    region TEXT NOT NULL,
+    payer TEXT NOT NULL,
+    state TEXT NOT NULL,
+    held_fen INTEGER NOT NULL DEFAULT 0,
+    posted_fen INTEGER NOT NULL DEFAULT 0,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS legs_by_transfer ON transfer_legs (transfer_id, seq);
 CREATE TABLE IF NOT EXISTS quotes (
     transfer_id TEXT NOT NULL,
     psn_no TEXT NOT NULL,
@@ -57,6 +72,9 @@ CREATE TABLE IF NOT EXISTS quotes (
     PRIMARY KEY (transfer_id, psn_no, region)
 );
 """
+
+ADDED_COLUMNS = ("insured_region TEXT NOT NULL DEFAULT ''",)
+"""Columns a file written before care away from home lacks (added on opening)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +107,14 @@ class Transfer:
     next_action_ms: int | None = None
     attempts: int = 0
     year: int = 0
+    insured_region: str = ""
+    """Where the beneficiary is insured, for a bill at a region of care (flow ``away``)."""
 
     @property
     def requester_region(self) -> str:
-        """Who asked, and so hears the outcome: the payee for a bill, else the payer."""
-        return self.payee_region if self.flow is Flow.COPAY else self.payer_region
+        """Who asked, and so hears the outcome: the payee for a bill (at the beneficiary's
+        region or at the region of care), else the payer."""
+        return self.payee_region if self.flow in (Flow.COPAY, Flow.AWAY) else self.payer_region
 
     @property
     def payer_posted(self) -> bool:
@@ -127,6 +148,7 @@ class Transfer:
             self.next_action_ms,
             self.attempts,
             self.year,
+            self.insured_region,
         )
 
 
@@ -141,6 +163,24 @@ class StateChange:
     to_state: TransferState
     event: TransferEvent
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One payer leg of a transfer with several payers: a hold at ``region`` on the
+    ``source`` (``wallet``, ``own`` account, ``copayer``'s account) of ``payer``."""
+
+    leg_id: str
+    """The id the leg's hold, commit and credit carry (the transfer id and the source)."""
+    transfer_id: str
+    seq: int
+    source: str
+    region: str
+    payer: str
+    state: LegState
+    held_fen: int = 0
+    posted_fen: int = 0
+    reason: ReasonCode | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +207,7 @@ TRANSFERS = Table(
 """The candidates are one column, a JSON list of [person, region]."""
 HISTORY = Table("transfer_history", StateChange)
 QUOTES = Table("quotes", Quote)
+LEGS = Table("transfer_legs", Leg)
 
 _SELECT = TRANSFERS.select("transfer_id = ?")
 _DUE = TRANSFERS.select(
@@ -182,6 +223,9 @@ _UPDATE_WITH_CANDIDATES = TRANSFERS.update(
 _HISTORY_OF = HISTORY.select("transfer_id = ?", order_by="seq")
 _ADD_QUOTE = QUOTES.insert("transfer_id", verb="INSERT OR IGNORE")
 _QUOTES_OF = QUOTES.select("transfer_id = ?")
+_LEG = LEGS.select("leg_id = ?")
+_LEGS_OF = LEGS.select("transfer_id = ?", order_by="seq")
+_PUT_LEG = LEGS.insert(verb="INSERT OR REPLACE")
 
 
 def history_of(sql: sqlite3.Connection, transfer_id: str) -> list[StateChange]:
@@ -274,3 +318,17 @@ class Transfers:
 
     def quotes(self, transfer_id: str) -> list[Quote]:
         return [QUOTES.read(row) for row in self._sql.execute(_QUOTES_OF, (transfer_id,))]
+
+    # --- legs ---
+
+    def put_leg(self, leg: Leg) -> None:
+        """Write a leg (its changes are written with the transfer's, one transaction)."""
+        self._sql.execute(_PUT_LEG, LEGS.values(leg))
+
+    def leg(self, leg_id: str) -> Leg | None:
+        row = self._sql.execute(_LEG, (leg_id,)).fetchone()
+        return None if row is None else LEGS.read(row)
+
+    def legs(self, transfer_id: str) -> list[Leg]:
+        """A transfer's legs in the order they are reserved."""
+        return [LEGS.read(row) for row in self._sql.execute(_LEGS_OF, (transfer_id,))]

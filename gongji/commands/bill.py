@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from contracts.operations import SubmitBill
+from gongji.commands.away import add_away_bill_action, run_away_bill
 from gongji.commands.options import cluster_target, region_code
 from gongji.commands.requesting import (
     add_request_options,
@@ -40,6 +41,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the bill's transfer id (default: a new one); the same id is the same bill",
     )
     add_request_options(submit)
+    add_away_bill_action(actions)
 
 
 async def _submit(args: argparse.Namespace) -> int:
@@ -55,4 +57,6 @@ async def _submit(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "submit-away":
+        return asyncio.run(run_away_bill(args))
     return asyncio.run(_submit(args))

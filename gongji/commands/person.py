@@ -1,5 +1,6 @@
 """``gongji person enroll``: enroll (or re-insure) one person in a region, as the cluster's
-operator; ``gongji person show``: what the region's file holds about a person.
+operator; ``gongji person show``: what the region's file holds about a person;
+``register-away`` and ``revoke-away``: care away from home (``gongji.commands.away``).
 
 ``show`` prints the person number (the operator asked for that person); it never prints
 the secret. It reads the files read-only, so the running services keep their write locks.
@@ -23,6 +24,7 @@ from clearinghouse.service import clearinghouse_database
 from contracts.identifiers import region_address
 from contracts.operations import EnrollPerson
 from contracts.vocabulary import Insurance
+from gongji.commands.away import add_registration_actions, run_registration
 from gongji.commands.options import DEFAULT_CLUSTER_DIR, UsageError, cluster_target, region_code
 from gongji.commands.requesting import (
     REFUSED,
@@ -68,6 +70,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="what the identity check compares (default: empty)",
     )
     add_request_options(enroll)
+    add_registration_actions(actions)
     show = actions.add_parser(
         "show",
         help="a person's insurance, balances and bindings (reads the SQLite files, read-only)",
@@ -285,4 +288,6 @@ async def _recorded(
 def run(args: argparse.Namespace) -> int:
     if args.action == "show":
         return _show(args)
+    if args.action in ("register-away", "revoke-away"):
+        return asyncio.run(run_registration(args))
     return asyncio.run(_enroll(args))

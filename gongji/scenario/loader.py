@@ -207,6 +207,10 @@ def _policy(entry: Entry, base: Policy) -> Policy:
             "wallet_max_transfers_per_day", base.wallet_max_transfers_per_day
         ),
         resident_premium_fen=entry.integer("resident_premium_fen", base.resident_premium_fen),
+        direct_settlement=entry.boolean("direct_settlement", base.direct_settlement),
+        catalogue_share_permille=entry.integer(
+            "catalogue_share_permille", base.catalogue_share_permille, maximum=1000
+        ),
     )
 
 

@@ -51,7 +51,10 @@ class Policies:
         settings = dict(self._sql.execute("SELECT key, value FROM settings").fetchall())
         if "scope" not in settings:
             return Policy()
-        return Policy(**{name: _field(name, settings[name]) for name in _POLICY_FIELDS})
+        # A file configured before a field existed has no setting for it: its default.
+        return Policy(
+            **{name: _field(name, settings[name]) for name in _POLICY_FIELDS if name in settings}
+        )
 
     def set(self, policy: Policy, enabled: bool) -> None:
         settings = {name: _setting(getattr(policy, name)) for name in _POLICY_FIELDS}

@@ -51,7 +51,8 @@ def sample(cls: type[Operation]) -> Operation:
         if kind is bool:
             values[f.name] = True
         elif kind is int:
-            values[f.name] = -5 if f.name in cls.SIGNED else 1234
+            maximum = getattr(field_bound(f.name), "maximum", 1234)
+            values[f.name] = -5 if f.name in cls.SIGNED else min(1234, maximum)
         elif kind is str:
             form = getattr(field_bound(f.name), "form", Form.FREE)
             values[f.name] = IN_FORM.get(form, f"{f.name}-值")
