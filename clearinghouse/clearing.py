@@ -28,6 +28,7 @@ from contracts.operations import (
     WindowPosition,
     WindowSummary,
 )
+from contracts.vocabulary import Flow
 
 MISSING_THERE = "missing_there"
 
@@ -50,6 +51,23 @@ class Clearing:
 
     def record_commit(self, t: Transfer, now_ms: int) -> None:
         """A committed cross-region transfer joins the open window (a hook of the coordinator)."""
+        if t.flow is Flow.AWAY:
+            # A bill at a region of care: each leg is a transfer of its own between its
+            # payer's region and the region of care (clearinghouse.away).
+            for leg in self.store.legs(t.transfer_id):
+                if leg.posted_fen and leg.region != t.payee_region:
+                    window = self.store.open_window(now_ms)
+                    self.store.add_clearing_entry(
+                        ClearingEntry(
+                            leg.leg_id,
+                            window.window,
+                            t.flow,
+                            leg.region,
+                            t.payee_region,
+                            leg.posted_fen,
+                        )
+                    )
+            return
         if t.payer_region == t.payee_region:
             return  # within one region: nothing to clear between regions
         window = self.store.open_window(now_ms)
@@ -184,7 +202,8 @@ class Clearing:
     def disagreement(self, op: Disagreement, now_ms: int) -> Effects:
         """Record what a region found, and drive it to the recorded decision."""
         entry = self.store.clearing_entry(op.transfer_id)
-        transfer = self.store.transfer(op.transfer_id)
+        leg = self.store.leg(op.transfer_id)
+        transfer = self.store.transfer(op.transfer_id if leg is None else leg.transfer_id)
         # Aborting is decided (a posting there disagrees), though not final.
         matches_a_decision = transfer is not None and (
             transfer.state is TransferState.COMMITTED
@@ -199,7 +218,8 @@ class Clearing:
         events: list[AnyEvent] = []
         if entry is not None and entry.window == op.window and transfer is not None:
             role = "payer" if op.region == entry.payer_region else "payee"
-            psn = transfer.payer if role == "payer" else transfer.beneficiary
+            payer = transfer.payer if leg is None else leg.payer
+            psn = payer if role == "payer" else transfer.beneficiary
             counterparty = entry.payee_region if role == "payer" else entry.payer_region
             repair = Repair(
                 op.transfer_id,

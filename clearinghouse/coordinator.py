@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from clearinghouse.away import AwaySettlements
 from clearinghouse.response_times import ResponseTimes
 from clearinghouse.store import (
     Binding,
@@ -63,6 +64,7 @@ from contracts.operations import (
     QueryBalance,
     Refuse,
     RequestAid,
+    RequestAwaySettlement,
     RequestTransfer,
     Reserve,
     ReserveResult,
@@ -117,6 +119,11 @@ class TransferCoordinator:
         self.settings = settings or CoordinatorSettings()
         self.on_committed = on_committed
         self.response_times = ResponseTimes()
+        self.away = AwaySettlements(self)
+
+    def request_away_settlement(self, op: RequestAwaySettlement, now_ms: int) -> Effects:
+        """A bill at a region of care, paid by several legs (``clearinghouse.away``)."""
+        return self.away.request(op, now_ms)
 
     # --- a request for mutual aid ---
 
@@ -309,6 +316,13 @@ class TransferCoordinator:
         left_out = f"left out, no answer in time: {', '.join(silent)}" if silent else ""
         usable = [q for q in quotes if q.reason is None and q.available_fen > 0]
         failed = Event.QUOTES_FAILED
+        if t.flow is Flow.AWAY and not usable:
+            # The wallet and own account may still pay: go on without a co-payer.
+            why = (ReasonCode.ZERO_BALANCE, "every bound co-payer has a zero balance")
+            if not quotes:
+                why = (ReasonCode.TIMEOUT, "no co-payer region answered")
+            t.detail = left_out
+            return self.away.start(t, Event.QUOTES_COMPLETE, None, now_ms, why)
         if not quotes:
             return self._abort(t, failed, ReasonCode.TIMEOUT, "no co-payer region answered", now_ms)
         if not usable:
@@ -320,6 +334,8 @@ class TransferCoordinator:
         return self._reserve(t, Event.QUOTES_COMPLETE, payer, now_ms)
 
     def _reserve(self, t: Transfer, event: Event, payer: Candidate, now_ms: int) -> Effects:
+        if t.flow is Flow.AWAY:
+            return self.away.start(t, event, payer, now_ms)
         t.payer, t.payer_region = payer.psn_no, payer.region
         t.next_action_ms = now_ms + self.settings.reserve_timeout_ms
         t.attempts = 0
@@ -342,6 +358,8 @@ class TransferCoordinator:
 
     def reserve_result(self, op: ReserveResult, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
+        if t is None and (leg := self.store.leg(op.transfer_id)) is not None:
+            return self.away.reserve_result(leg, op, now_ms)
         if t is None or op.region != t.payer_region:
             return Effects(events=[Anomaly(op.transfer_id, f"reserve result from {op.region}")])
         held = op.reason is None and op.held_fen > 0
@@ -371,6 +389,8 @@ class TransferCoordinator:
 
     def commit_result(self, op: CommitResult, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
+        if t is None and (leg := self.store.leg(op.transfer_id)) is not None:
+            return self.away.commit_result(leg, op, now_ms)
         if t is None or op.region != t.payer_region:
             return Effects(events=[Anomaly(op.transfer_id, f"commit result from {op.region}")])
         posted = op.reason is None and op.posted_fen > 0
@@ -396,6 +416,8 @@ class TransferCoordinator:
 
     def credited(self, op: Credited, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
+        if t is None and (leg := self.store.leg(op.transfer_id)) is not None:
+            return self.away.credited(leg, op, now_ms)
         if t is None or op.region != t.payee_region:
             return Effects(events=[Anomaly(op.transfer_id, f"credited from {op.region}")])
         if not self._advances(t, Event.CREDITED):
@@ -410,6 +432,8 @@ class TransferCoordinator:
 
     def aborted(self, op: Aborted, now_ms: int) -> Effects:
         t = self.store.transfer(op.transfer_id)
+        if t is None and (leg := self.store.leg(op.transfer_id)) is not None:
+            return self.away.aborted(leg, op, now_ms)
         if t is None or op.region != t.payer_region:
             anomaly = Anomaly(op.transfer_id, f"abort confirmed from {op.region}")
             return Effects(events=[anomaly])
@@ -459,7 +483,7 @@ class TransferCoordinator:
             return Effects(events=[allowed])
         t.attempts += 1
         step = self.step(t)
-        [region] = step.awaits
+        region = step.awaits[0]  # several only for the legs of a bill away from home
         t.next_action_ms = self._retry_at(region, now_ms, t.attempts)
         self._save(t, now_ms)
         return Effects(step.messages, [Retried(t.transfer_id, step.name, region)])
@@ -488,7 +512,7 @@ class TransferCoordinator:
             elif t.state is TransferState.RESERVING:
                 t.next_action_ms = now_ms + self.settings.reserve_timeout_ms
             else:
-                [region] = step.awaits
+                region = step.awaits[0]
                 t.next_action_ms = self._retry_at(region, now_ms, t.attempts)
             self._save(t, now_ms)
             out += step.messages
@@ -497,6 +521,8 @@ class TransferCoordinator:
     def step(self, t: Transfer) -> Step:
         """What ``t`` awaits in its state, and the messages that ask for it (every
         receiver is idempotent, so they may be sent again at any time)."""
+        if t.flow is Flow.AWAY and (legs_step := self.away.step(t)) is not None:
+            return legs_step
         payer, payee = region_address(t.payer_region), region_address(t.payee_region)
         match t.state:
             case TransferState.QUOTING if t.flow is Flow.PREMIUM:
@@ -535,6 +561,8 @@ class TransferCoordinator:
         payee of a premium), the abort of a hold, or the payer's Completed. A bill's
         commit has none: the payee's credit settles it, and sending the credit again on
         its answer would loop."""
+        if t.flow is Flow.AWAY:
+            return self.away.decision(t)
         if t.state is TransferState.COMMITTED:
             if t.flow is Flow.COPAY:
                 return []

@@ -37,6 +37,7 @@ from contracts.operations import (
     RegistryChanged,
     RegistryResult,
     RequestAid,
+    RequestAwaySettlement,
     RequestTransfer,
     ReserveResult,
     SetRegionEnabled,
@@ -68,6 +69,7 @@ class ClearinghouseCore:
         self._handlers: dict[type[Operation], Handler] = {
             RequestAid: c.request_aid,
             RequestTransfer: c.request_transfer,
+            RequestAwaySettlement: c.request_away_settlement,
             ReserveResult: c.reserve_result,
             CommitResult: c.commit_result,
             Credited: c.credited,

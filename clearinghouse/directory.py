@@ -15,8 +15,8 @@ of an active registration.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.store import (
     AwayRegistration,
     Binding,
@@ -41,6 +41,9 @@ from contracts.operations import (
 )
 from contracts.reasons import ReasonCode
 from contracts.vocabulary import Insurance, Relationship
+
+if TYPE_CHECKING:  # the coordinator's settings; it imports the checks below
+    from clearinghouse.coordinator import CoordinatorSettings
 
 
 def policy_refusal(

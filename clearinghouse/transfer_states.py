@@ -170,8 +170,9 @@ TRANSITIONS: dict[TransferState, dict[TransferEvent, Transition]] = {
         E.RESERVE_HELD: Transition(S.COMMITTING, R.ADVANCE),
         E.RESERVE_REFUSED: Transition(S.ABORTED, R.ADVANCE),
         E.RESERVE_TIMEOUT: Transition(S.ABORTING, R.ADVANCE),
+        E.LEG_ANSWERED: Transition(S.RESERVING, R.ADVANCE),
         **_stay(S.RESERVING, R.SEND_AGAIN, E.REQUEST_REPEATED, E.RESUMED),
-        **_stay(S.RESERVING, R.IGNORE, E.QUOTE_RECEIVED),
+        **_stay(S.RESERVING, R.IGNORE, E.QUOTE_RECEIVED, E.LEG_REPEATED),
     },
     S.COMMITTING: {
         E.COMMIT_POSTED: Transition(S.CREDITING, R.ADVANCE),
@@ -180,6 +181,8 @@ TRANSITIONS: dict[TransferState, dict[TransferEvent, Transition]] = {
         # A reserve answered twice (a duplicated Reserve; after the hold expired, its
         # answer is a refusal): the commit's answer decides.
         **_stay(S.COMMITTING, R.IGNORE, E.QUOTE_RECEIVED, E.RESERVE_HELD, E.RESERVE_REFUSED),
+        E.LEG_POSTED: Transition(S.COMMITTING, R.ADVANCE),
+        **_stay(S.COMMITTING, R.IGNORE, E.LEG_REPEATED),
     },
     S.CREDITING: {
         E.CREDITED: Transition(S.COMMITTED, R.ADVANCE),
@@ -191,7 +194,9 @@ TRANSITIONS: dict[TransferState, dict[TransferEvent, Transition]] = {
             E.RESERVE_HELD,
             E.RESERVE_REFUSED,
             E.COMMIT_POSTED,
+            E.LEG_REPEATED,
         ),
+        E.LEG_CREDITED: Transition(S.CREDITING, R.ADVANCE),
     },
     S.COMMITTED: {
         **_stay(S.COMMITTED, R.SEND_AGAIN, E.REQUEST_REPEATED),
@@ -203,6 +208,7 @@ TRANSITIONS: dict[TransferState, dict[TransferEvent, Transition]] = {
             E.RESERVE_REFUSED,
             E.COMMIT_POSTED,
             E.CREDITED,
+            E.LEG_REPEATED,
         ),
     },
     S.ABORTING: {
@@ -213,6 +219,8 @@ TRANSITIONS: dict[TransferState, dict[TransferEvent, Transition]] = {
         **_stay(
             S.ABORTING, R.DECISION_AGAIN, E.QUOTE_RECEIVED, E.RESERVE_REFUSED, E.COMMIT_EXPIRED
         ),
+        E.LEG_RELEASED: Transition(S.ABORTING, R.ADVANCE),
+        **_stay(S.ABORTING, R.IGNORE, E.LEG_REPEATED),
     },
     S.ABORTED: {
         # A hold that arrived after the abort was answered (reordered delivery): release it.
@@ -220,6 +228,7 @@ TRANSITIONS: dict[TransferState, dict[TransferEvent, Transition]] = {
         **_stay(S.ABORTED, R.SEND_AGAIN, E.REQUEST_REPEATED),
         **_stay(S.ABORTED, R.DECISION_AGAIN, E.QUOTE_RECEIVED, E.RESERVE_REFUSED, E.COMMIT_EXPIRED),
         **_stay(S.ABORTED, R.IGNORE, E.ABORT_CONFIRMED),
+        **_stay(S.ABORTED, R.DECISION_AGAIN, E.LEG_REPEATED),
     },
 }
 """state -> event -> transition. A pair not here raises ``TransferStateError``: e.g. a

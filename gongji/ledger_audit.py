@@ -49,7 +49,7 @@ from gongji.ledger_snapshot import (
 )
 
 COMMITTED, ABORTED, COMMITTING = "committed", "aborted", "committing"
-COPAY, WALLET_FLOW, PREMIUM = "copay", "wallet", "premium"
+COPAY, WALLET_FLOW, PREMIUM, AWAY = "copay", "wallet", "premium", "away"
 
 KINDS: dict[str, str] = {
     "conservation": "a region's money does not add up to what enrolment put in",
@@ -272,6 +272,7 @@ class _Audit:
                 held += t.debits_pending
             elif id_.startswith(WALLET):
                 wallets += t.posted_balance
+                held += t.debits_pending  # a leg of a bill at a region of care
             elif id_.startswith(INTERREGION):
                 positions += t.posted_balance
         bills = self._balance(r, BILLS_PAID)
@@ -312,7 +313,9 @@ class _Audit:
         payees = self.payees.setdefault(r.code, {})
         pending: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         for e in r.interregion:
-            if e.debit.startswith(PERSON) and e.credit.startswith(INTERREGION):
+            # A payer's hold is on a personal account, or (a leg of a bill at a region of
+            # care) on the beneficiary's wallet.
+            if e.debit.startswith((PERSON, WALLET)) and e.credit.startswith(INTERREGION):
                 side = payers.setdefault(e.transfer_id, _PayerSide(e.credit[len(INTERREGION) :]))
                 self._payer_entry(r.code, e, side, pending[(e.transfer_id, e.debit, e.credit)])
             elif e.debit.startswith(INTERREGION) and e.phase == "posted":
@@ -385,6 +388,7 @@ class _Audit:
             expected = {
                 "posted": (hold.held_fen, 0),
                 "pending": (0, hold.held_fen),
+                "prepared": (0, hold.held_fen),
             }.get(hold.state, (0, 0))
             wrong_way = side is not None and side.payee_region != hold.payee_region
             if (posted, pending) != expected or wrong_way:
@@ -409,7 +413,7 @@ class _Audit:
     def _credits(self, r: RegionSnapshot) -> None:
         payees = self.payees[r.code]
         self.result.checked["credits"] += len(r.credits)
-        targets = {COPAY: BILLS_PAID, PREMIUM: PREMIUMS_PAID}
+        targets = {COPAY: BILLS_PAID, PREMIUM: PREMIUMS_PAID, AWAY: BILLS_PAID}
         for tid, credit in sorted(r.credits.items()):
             side = payees.get(tid)
             target = side.target if side else ""

@@ -22,6 +22,7 @@ from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
     Abort,
     AwayRegistrationDecided,
+    AwaySettled,
     BindingDecided,
     CheckPremium,
     Commit,
@@ -44,12 +45,14 @@ from contracts.operations import (
     RevokeBinding,
     SettlementLine,
     SettlementReport,
+    SubmitAwayBill,
     SubmitBill,
     VerifyBeneficiary,
 )
 from contracts.policy import policy_of
 from contracts.vocabulary import Insurance
 from regions.away_registration import AwayRegistrationRequests
+from regions.care import CareSide
 from regions.context import RegionContext
 from regions.hold_states import HoldStateError
 from regions.payee import PayeeSide
@@ -74,8 +77,9 @@ class RegionCore:
         self.payee = PayeeSide(self.ctx)
         self.requests = CopayerRequests(self.ctx)
         self.away_registrations = AwayRegistrationRequests(self.ctx)
+        self.care = CareSide(self.ctx)
         self.reconciler = Reconciler(self.ctx, self.payer, self.payee)
-        self.resender = Resender(self.ctx, self.payee, self.requests)
+        self.resender = Resender(self.ctx, self.payee, self.requests, self.care)
         self._handlers: dict[type[Operation], Handler] = {
             Reserve: self.payer.reserve,
             Commit: self.payer.commit,
@@ -96,6 +100,8 @@ class RegionCore:
             RequestAwayRegistration: self.away_registrations.request_registration,
             RevokeAwayRegistration: self.away_registrations.revoke_registration,
             AwayRegistrationDecided: self.away_registrations.registration_decided,
+            SubmitAwayBill: self.care.submit_away_bill,
+            AwaySettled: self.care.away_settled,
             SettlementLine: self.reconciler.settlement_line,
             SettlementReport: self.reconciler.settlement_report,
             Repair: self.reconciler.repair,

@@ -13,6 +13,8 @@ answered as the first one was. Any other pair is a protocol error: ``transition`
     ABSENT --reserve--------> PENDING --commit--> POSTED
       |                         |------expire---> EXPIRED
       |                         '------abort----> RELEASED_BY_ABORT
+      |--reserve, prepared--> PREPARED --commit--> POSTED     (one leg of several: it
+      |                         '--------abort---> RELEASED_BY_ABORT      never expires)
       |--reserve, refused---> REFUSED
       '--abort--------------> ABORTED_BEFORE_RESERVE   (a tombstone: no later reserve holds)
 
@@ -35,6 +37,11 @@ class HoldState(StrEnum):
     """No record of the transfer here: where every hold starts. Never stored."""
     PENDING = "pending"
     """The amount is reserved on the co-payer's account, until commit, abort or expiry."""
+    PREPARED = "prepared"
+    """Reserved for one leg of a transfer with several payers (care away from home): it
+    does not expire by itself, so that every leg posts or none does; only the
+    clearinghouse's commit or abort ends it (the clearinghouse retries both until
+    answered, also after a restart)."""
     POSTED = "posted"
     """The reserved amount moved: the transfer's commit point."""
     EXPIRED = "expired"
@@ -54,6 +61,8 @@ class HoldEvent(StrEnum):
     """A first reserve that the region's rules accept."""
     RESERVE_REFUSED = "reserve_refused"
     """A first reserve that the region's rules refuse."""
+    RESERVE_PREPARED = "reserve_prepared"
+    """A first reserve, accepted, for one leg of a transfer with several payers."""
     RESERVE_REPEATED = "reserve_repeated"
     """A reserve for a known transfer with the recorded fields (a tombstone has none)."""
     RESERVE_MISMATCH = "reserve_mismatch"
@@ -110,6 +119,7 @@ TRANSITIONS: dict[HoldState, dict[HoldEvent, Transition]] = {
     S.ABSENT: {
         E.RESERVE: Transition(S.PENDING, A.HELD),
         E.RESERVE_REFUSED: Transition(S.REFUSED, A.NOT_HELD),
+        E.RESERVE_PREPARED: Transition(S.PREPARED, A.HELD),
         # The record is lost (a database restored from an old backup): nothing posts, and
         # the clearinghouse aborts the transfer.
         E.COMMIT: Transition(S.ABSENT, A.NOT_POSTED, R.UNKNOWN_TRANSFER),
@@ -123,6 +133,14 @@ TRANSITIONS: dict[HoldState, dict[HoldEvent, Transition]] = {
         E.ABORT: Transition(S.RELEASED_BY_ABORT, A.ABORTED, R.TIMEOUT),
         E.EXPIRE: Transition(S.EXPIRED, A.NOTHING, R.HOLD_EXPIRED),
         E.REPAIR: Transition(S.POSTED, A.NOTHING),
+    },
+    S.PREPARED: {
+        E.RESERVE_REPEATED: Transition(S.PREPARED, A.HELD),
+        E.RESERVE_MISMATCH: Transition(S.PREPARED, A.NOT_HELD, R.DUPLICATE_MISMATCH),
+        E.COMMIT: Transition(S.POSTED, A.POSTED),
+        E.ABORT: Transition(S.RELEASED_BY_ABORT, A.ABORTED, R.TIMEOUT),
+        E.REPAIR: Transition(S.POSTED, A.NOTHING),
+        # No EXPIRE: a leg's hold waits for the clearinghouse's decision.
     },
     S.POSTED: {
         E.RESERVE_REPEATED: Transition(S.POSTED, A.HELD),

@@ -26,7 +26,12 @@ from contracts.reasons import ReasonCode
 from contracts.vocabulary import Insurance
 from regions.context import RegionContext
 from regions.hold_states import Answer, HoldEvent, HoldState, Transition, transition
-from regions.store import Hold, interregion_account, person_account
+from regions.store import Hold, interregion_account, person_account, wallet_account
+
+
+def held_account(payer: str, from_wallet: bool) -> str:
+    """The ledger account a hold is on: the payer's wallet or personal account."""
+    return wallet_account(payer) if from_wallet else person_account(payer)
 
 
 class PayerSide:
@@ -88,12 +93,16 @@ class PayerSide:
             )
             event = HoldEvent.RESERVE_REPEATED if same else HoldEvent.RESERVE_MISMATCH
             return self._answer(hold, transition(op.transfer_id, hold.state, event))
-        account = person_account(op.payer)
+        account = held_account(op.payer, op.from_wallet)
+        if op.from_wallet:
+            self.books.open_account(account, no_overdraft=True)
         available = self.books.available(account)
         refusal = self._reserve_refusal(op, available)
         event = HoldEvent.RESERVE if refusal is None else HoldEvent.RESERVE_REFUSED
+        if refusal is None and op.prepared:
+            event = HoldEvent.RESERVE_PREPARED
         step = transition(op.transfer_id, HoldState.ABSENT, event)
-        pending = step.next_state is HoldState.PENDING
+        pending = step.next_state in (HoldState.PENDING, HoldState.PREPARED)
         held = min(available, op.amount_fen) if pending else 0
         if pending:
             creditor = interregion_account(op.payee_region)
@@ -110,6 +119,7 @@ class PayerSide:
             now_ms + op.hold_timeout_ms if pending else now_ms,
             now_ms,
             op.flow,
+            op.from_wallet,
         )
         hold = self.store.hold(op.transfer_id)
         assert hold is not None
@@ -121,7 +131,7 @@ class PayerSide:
         insurance = self.store.insurance_of(op.payer)
         if insurance is None:
             return ReasonCode.UNKNOWN_PERSON
-        if insurance is not Insurance.EMPLOYEE:
+        if insurance is not Insurance.EMPLOYEE and not op.from_wallet:
             return ReasonCode.NO_PERSONAL_ACCOUNT
         if available <= 0:
             return ReasonCode.INSUFFICIENT_BALANCE if op.all_or_nothing else ReasonCode.ZERO_BALANCE
@@ -161,7 +171,7 @@ class PayerSide:
         assert hold.payer is not None and hold.payee_region is not None
         self.books.post(
             hold.transfer_id,
-            person_account(hold.payer),
+            held_account(hold.payer, hold.from_wallet),
             interregion_account(hold.payee_region),
             hold.held_fen,
             now_ms,
@@ -173,7 +183,7 @@ class PayerSide:
         assert hold.payer is not None and hold.payee_region is not None
         self.books.void(
             hold.transfer_id,
-            person_account(hold.payer),
+            held_account(hold.payer, hold.from_wallet),
             interregion_account(hold.payee_region),
             hold.held_fen,
             now_ms,
@@ -196,16 +206,19 @@ class PayerSide:
         transition(op.transfer_id, state, HoldEvent.REPAIR)  # -> POSTED, or not allowed
         if hold is not None and hold.state is HoldState.POSTED:
             return True, []
-        if hold is not None and hold.state is HoldState.PENDING and hold.held_fen == op.amount_fen:
+        waiting = (HoldState.PENDING, HoldState.PREPARED)
+        if hold is not None and hold.state in waiting and hold.held_fen == op.amount_fen:
             self._post(hold, now_ms)
             return True, []
-        account = person_account(op.psn_no)
+        # A lost record of a wallet leg is repaired on the personal account: the report
+        # does not say which account a leg was on.
+        account = held_account(op.psn_no, hold is not None and hold.from_wallet)
         if self.books.available(account) < op.amount_fen:
             what = f"cannot repair: {account} cannot cover {op.amount_fen}"
             return False, [Anomaly(op.transfer_id, what)]
         creditor = interregion_account(op.counterparty_region)
         self.books.open_account(creditor, no_overdraft=False)
-        if hold is not None and hold.state is HoldState.PENDING:
+        if hold is not None and hold.state in waiting:
             # A hold of another amount: released, and the recorded amount posted instead.
             assert hold.payee_region is not None
             payee_account = interregion_account(hold.payee_region)

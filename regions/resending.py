@@ -15,19 +15,24 @@ from contracts.effects import AnyEvent, Effects, Outgoing, Retried
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Operation
 from contracts.vocabulary import Flow
+from regions.care import CareSide
 from regions.context import RegionContext, resend_delay_ms
 from regions.payee import PayeeSide
 from regions.requests import CopayerRequests
 
 REQUEST_AID, REQUEST_TRANSFER, BINDING_REQUEST = "request_aid", "request_transfer", "binding"
+REQUEST_AWAY = "request_away_settlement"
 """The steps a region re-sends, as ``Retried`` names them."""
 
 
 class Resender:
     """Re-sends, from the region's timer, what has waited too long for an outcome."""
 
-    def __init__(self, ctx: RegionContext, payee: PayeeSide, requests: CopayerRequests) -> None:
+    def __init__(
+        self, ctx: RegionContext, payee: PayeeSide, requests: CopayerRequests, care: CareSide
+    ) -> None:
         self.ctx = ctx
+        self.care = care
         self.store = ctx.store
         self.payee = payee
         self.requests = requests
@@ -39,6 +44,8 @@ class Resender:
             request: Operation
             if bill.flow == Flow.COPAY:
                 request, step = self.payee.aid_request(bill), REQUEST_AID
+            elif bill.flow == Flow.AWAY:
+                request, step = self.care.settlement_request(bill), REQUEST_AWAY
             else:
                 request, step = self.requests.transfer_request(bill), REQUEST_TRANSFER
             self.store.resent(bill.transfer_id, now_ms + resend_delay_ms(resends + 1))

@@ -96,6 +96,7 @@ class RegionStore:
         self.db = db
         db.executescript(SCHEMA)
         self._migrate()
+        self._add_columns("holds", holds.ADDED_COLUMNS)
         db.executescript(AFTER_MIGRATION)
         self.books = Books(db)
         self.persons = Persons(db)
@@ -196,6 +197,17 @@ class RegionStore:
                 ),
             )
             sql.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _add_columns(self, table: str, added: tuple[str, ...]) -> None:
+        """Give an older file's ``table`` the columns (DDL) it lacks."""
+        sql = self.db.connection
+        columns = {row[1] for row in sql.execute(f"PRAGMA table_info({table})")}
+        missing = [ddl for ddl in added if ddl.split()[0] not in columns]
+        if not missing:
+            return
+        with self.db.transaction():
+            for ddl in missing:
+                sql.execute(f"ALTER TABLE {table} ADD COLUMN {ddl}")
 
     def close(self) -> None:
         self.db.close()

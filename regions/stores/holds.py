@@ -25,11 +25,15 @@ CREATE TABLE IF NOT EXISTS holds (
     reason TEXT,
     expires_at_ms INTEGER NOT NULL,
     created_at_ms INTEGER NOT NULL,
-    resolved_at_ms INTEGER
+    resolved_at_ms INTEGER,
+    from_wallet INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS holds_pending_by_expiry
     ON holds (expires_at_ms) WHERE state = 'pending';
 """
+
+ADDED_COLUMNS = ("from_wallet INTEGER NOT NULL DEFAULT 0",)
+"""Columns a file written before care away from home lacks (added on opening)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,9 @@ class Hold:
     reason: ReasonCode | None
     expires_at_ms: int
     flow: Flow = Flow.COPAY
+    from_wallet: bool = False
+    """The hold is on the payer's wallet (a leg of a bill away from home), not the
+    personal account."""
 
 
 HOLDS = Table("holds", Hold)
@@ -76,6 +83,7 @@ class Holds:
         expires_at_ms: int,
         at_ms: int,
         flow: Flow = Flow.COPAY,
+        from_wallet: bool = False,
     ) -> None:
         """A hold as it begins (``at_ms``); one that begins resolved is resolved then."""
         hold = Hold(
@@ -88,8 +96,9 @@ class Holds:
             reason,
             expires_at_ms,
             flow,
+            from_wallet,
         )
-        resolved_at_ms = None if state is HoldState.PENDING else at_ms
+        resolved_at_ms = None if state in (HoldState.PENDING, HoldState.PREPARED) else at_ms
         self._sql.execute(
             _INSERT, HOLDS.values(hold, created_at_ms=at_ms, resolved_at_ms=resolved_at_ms)
         )

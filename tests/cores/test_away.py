@@ -3,17 +3,27 @@ registration (备案) at the insured region, and bills at the region of care."""
 
 from __future__ import annotations
 
+from clearinghouse.store import TransferState
+from contracts.effects import WindowClosed
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import (
     AwayRegistrationOutcome,
+    BillOutcome,
+    CloseWindow,
     EnrollPerson,
     Insurance,
+    RecordBinding,
     RegisterRegion,
+    Relationship,
     RequestAwayRegistration,
+    RequestWalletTransfer,
     RevokeAwayRegistration,
+    SubmitAwayBill,
 )
 from contracts.reasons import COMMITTED, ReasonCode
+from contracts.vocabulary import Flow, PaymentOrder
 from gongji.loopback import Loopback
+from regions.store import BILLS_PAID, person_account, wallet_account
 
 HENAN, GUANGZHOU, SHANGHAI, BEIJING = "410100", "440100", "310000", "110000"
 """Insured region (Zhengzhou), a region of care that settles directly, a third region, and
@@ -116,3 +126,160 @@ def test_registration_asked_again_is_answered_again_and_revocation_ends_it() -> 
     assert answers["u2"].outcome == ReasonCode.UNKNOWN_REGISTRATION
     recorded = net.clearinghouse.store.away_registrations.get("r1")
     assert recorded is not None and recorded.status == "revoked"
+
+
+# --- bills at the region of care ----------------------------------------------------------
+
+
+def family(net: Loopback, *, copayer_region: str) -> None:
+    """P1 (Henan, resident, no own account) is registered for care in Guangzhou; P2 (Henan,
+    employee) for care in Shanghai. Their son S1 works in ``copayer_region``."""
+    net.send(region_address(copayer_region), EnrollPerson("S1", Insurance.EMPLOYEE, 50_000, "s"))
+    net.send(
+        CLEARINGHOUSE,
+        RecordBinding("b1", "S1", copayer_region, "P1", HENAN, Relationship.PARENT),
+    )
+    net.send(
+        CLEARINGHOUSE,
+        RecordBinding("b2", "S1", copayer_region, "P2", HENAN, Relationship.PARENT),
+    )
+    net.deliver_all()
+    register_away(net, "r1", "P1", GUANGZHOU, secret="s1")
+    register_away(net, "r2", "P2", SHANGHAI, secret="s2")
+
+
+def away_bill(net: Loopback, tid: str, psn: str, care: str, amount: int) -> BillOutcome:
+    net.send(region_address(care), SubmitAwayBill(tid, psn, HENAN, amount, CLIENT))
+    net.deliver_all()
+    return net.outcomes[tid][-1]
+
+
+def check_books(net: Loopback) -> None:
+    for region in net.regions.values():
+        assert region.books.check() == []
+        assert region.store.holds_by_state().get("prepared", 0) == 0
+
+
+def test_copayer_in_the_region_of_care_pays_what_the_own_account_cannot() -> None:
+    net = world()
+    family(net, copayer_region=GUANGZHOU)
+    # 10,000 fen bill, 80 % within Guangzhou's catalogue: 8,000 to pay from accounts.
+    outcome = away_bill(net, "t1", "P1", GUANGZHOU, 10_000)
+    assert (outcome.outcome, outcome.flow) == (COMMITTED, Flow.AWAY)
+    assert (outcome.wallet_paid_fen, outcome.own_paid_fen, outcome.paid_fen) == (0, 0, 8_000)
+    assert (outcome.payer_region, outcome.remaining_fen) == (GUANGZHOU, 2_000)
+    guangzhou = net.regions[GUANGZHOU]
+    assert guangzhou.books.available(person_account("S1")) == 42_000
+    assert guangzhou.books.sum_posted_balance(BILLS_PAID) == 8_000
+    t = net.clearinghouse.store.transfer("t1")
+    assert t is not None and t.state is TransferState.COMMITTED
+    check_books(net)
+
+
+def test_copayer_in_a_third_region_and_own_account_first() -> None:
+    net = world()
+    family(net, copayer_region=SHANGHAI)
+    # P2 has 10,000 fen of his own; own first (Henan's default): own 10,000, son 6,000.
+    outcome = away_bill(net, "t1", "P2", SHANGHAI, 20_000)
+    assert (outcome.own_paid_fen, outcome.paid_fen, outcome.remaining_fen) == (10_000, 6_000, 4_000)
+    assert net.regions[HENAN].books.available(person_account("P2")) == 0
+    assert net.regions[SHANGHAI].books.available(person_account("S1")) == 44_000
+    check_books(net)
+    # Three regions: Henan and Shanghai's son pay, Shanghai (the region of care) is paid.
+    net.send(CLEARINGHOUSE, CloseWindow("w1", ""))
+    net.deliver_all()
+    [closed] = [e for e in net.events[CLEARINGHOUSE] if isinstance(e, WindowClosed)]
+    assert dict(closed.positions) == {HENAN: -10_000, SHANGHAI: 10_000}
+    assert sum(net for _, net in closed.positions) == 0
+    for code in (HENAN, SHANGHAI):
+        report = net.regions[code].store.settlement_report(1)
+        assert report is not None and report.disagreements == 0
+
+
+def test_a_three_region_bill_clears_to_zero_and_every_region_reconciles() -> None:
+    net = world()
+    family(net, copayer_region=SHANGHAI)
+    outcome = away_bill(net, "t1", "P2", GUANGZHOU, 20_000)
+    assert outcome.outcome == ReasonCode.NOT_REGISTERED_AWAY  # P2 registered Shanghai only
+    register_away(net, "r3", "P2", GUANGZHOU, secret="s2")
+    outcome = away_bill(net, "t2", "P2", GUANGZHOU, 20_000)  # 16,000 in the catalogue
+    assert (outcome.own_paid_fen, outcome.paid_fen) == (10_000, 6_000)
+    net.send(CLEARINGHOUSE, CloseWindow("w1", ""))
+    net.deliver_all()
+    [closed] = [e for e in net.events[CLEARINGHOUSE] if isinstance(e, WindowClosed)]
+    assert dict(closed.positions) == {HENAN: -10_000, SHANGHAI: -6_000, GUANGZHOU: 16_000}
+    for code in (HENAN, SHANGHAI, GUANGZHOU):
+        report = net.regions[code].store.settlement_report(1)
+        assert report is not None and report.disagreements == 0, code
+
+
+def test_copayer_first_insured_region_pays_the_copayer_before_the_own_account() -> None:
+    net = world()
+    net.send(
+        CLEARINGHOUSE,
+        RegisterRegion(HENAN, "region", "p", True, payment_order=PaymentOrder.COPAYER_FIRST),
+    )
+    family(net, copayer_region=SHANGHAI)
+    outcome = away_bill(net, "t1", "P2", SHANGHAI, 20_000)  # 16,000 in the catalogue
+    assert (outcome.paid_fen, outcome.own_paid_fen, outcome.remaining_fen) == (16_000, 0, 4_000)
+    assert net.regions[HENAN].books.available(person_account("P2")) == 10_000
+    check_books(net)
+
+
+def test_the_wallet_pays_first_whatever_the_order() -> None:
+    net = world()
+    family(net, copayer_region=SHANGHAI)
+    net.send(
+        CLEARINGHOUSE,
+        RecordBinding("b3", "S1", SHANGHAI, "P2", HENAN, Relationship.PARENT),
+    )
+    net.send(
+        region_address(SHANGHAI),
+        RequestWalletTransfer("w1", "S1", "s", "P1", HENAN, 3_000, CLIENT),
+    )
+    net.deliver_all()
+    assert net.outcomes["w1"][-1].outcome == COMMITTED
+    outcome = away_bill(net, "t1", "P1", GUANGZHOU, 10_000)  # 8,000 in the catalogue
+    assert (outcome.wallet_paid_fen, outcome.own_paid_fen, outcome.paid_fen) == (3_000, 0, 5_000)
+    assert net.regions[HENAN].books.available(wallet_account("P1")) == 0
+    check_books(net)
+
+
+def test_refusals_of_a_bill_hold_nothing() -> None:
+    net = world()
+    family(net, copayer_region=SHANGHAI)
+    register_away(net, "r-old", "P2", GUANGZHOU, secret="s2", until_ms=DAY_MS)
+    register_away(net, "r-late", "P1", SHANGHAI, secret="s1", from_ms=5 * DAY_MS)
+    net.now_ms = 2 * DAY_MS
+    got = {
+        "t-none": away_bill(net, "t-none", "N1", GUANGZHOU, 1_000),
+        "t-home": away_bill(net, "t-home", "P1", HENAN, 1_000),
+        "t-expired": away_bill(net, "t-expired", "P2", GUANGZHOU, 1_000),
+        "t-later": away_bill(net, "t-later", "P1", SHANGHAI, 1_000),
+        "t-beijing": away_bill(net, "t-beijing", "P1", BEIJING, 1_000),
+        "t-zero": away_bill(net, "t-zero", "P1", GUANGZHOU, 0),
+    }
+    assert {tid: o.outcome for tid, o in got.items()} == {
+        "t-none": ReasonCode.NOT_REGISTERED_AWAY,
+        "t-home": ReasonCode.CARE_NOT_AWAY,
+        "t-expired": ReasonCode.REGISTRATION_EXPIRED,
+        "t-later": ReasonCode.REGISTRATION_NOT_STARTED,
+        "t-beijing": ReasonCode.CARE_REGION_NOT_ENABLED,
+        "t-zero": ReasonCode.INVALID_AMOUNT,
+    }
+    for region in net.regions.values():
+        assert region.store.holds_by_state() == {}
+    check_books(net)
+
+
+def test_a_duplicate_bill_is_paid_once() -> None:
+    net = world()
+    family(net, copayer_region=GUANGZHOU)
+    first = away_bill(net, "t1", "P1", GUANGZHOU, 1_000)
+    again = away_bill(net, "t1", "P1", GUANGZHOU, 1_000)
+    assert (first.outcome, again.outcome) == (COMMITTED, COMMITTED)
+    assert again.paid_fen == first.paid_fen == 800
+    assert net.regions[GUANGZHOU].books.available(person_account("S1")) == 49_200
+    other = away_bill(net, "t1", "P1", GUANGZHOU, 2_000)
+    assert other.outcome == ReasonCode.DUPLICATE_MISMATCH
+    assert net.regions[GUANGZHOU].books.available(person_account("S1")) == 49_200

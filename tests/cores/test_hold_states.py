@@ -53,6 +53,12 @@ SPEC: dict[tuple[HoldState, HoldEvent], tuple[HoldState, Answer, ReasonCode | No
     (S.PENDING, E.ABORT): (S.RELEASED_BY_ABORT, A.ABORTED, R.TIMEOUT),
     (S.PENDING, E.EXPIRE): (S.EXPIRED, A.NOTHING, R.HOLD_EXPIRED),
     (S.PENDING, E.REPAIR): (S.POSTED, A.NOTHING, None),
+    (S.ABSENT, E.RESERVE_PREPARED): (S.PREPARED, A.HELD, None),
+    (S.PREPARED, E.RESERVE_REPEATED): (S.PREPARED, A.HELD, None),
+    (S.PREPARED, E.RESERVE_MISMATCH): (S.PREPARED, A.NOT_HELD, R.DUPLICATE_MISMATCH),
+    (S.PREPARED, E.COMMIT): (S.POSTED, A.POSTED, None),
+    (S.PREPARED, E.ABORT): (S.RELEASED_BY_ABORT, A.ABORTED, R.TIMEOUT),
+    (S.PREPARED, E.REPAIR): (S.POSTED, A.NOTHING, None),
     (S.POSTED, E.RESERVE_REPEATED): (S.POSTED, A.HELD, None),
     (S.POSTED, E.RESERVE_MISMATCH): (S.POSTED, A.NOT_HELD, R.DUPLICATE_MISMATCH),
     (S.POSTED, E.COMMIT): (S.POSTED, A.POSTED, None),
@@ -110,6 +116,8 @@ def test_the_table_names_no_pair_outside_the_spec() -> None:
 WUHAN, CHENGDU = "420100", "510100"
 TID, TIMEOUT_MS, HELD_FEN, BALANCE_FEN = "t1", 60_000, 5_000, 50_000
 FIRST = Reserve(TID, "A1", HELD_FEN, CHENGDU, TIMEOUT_MS)
+PREPARED = Reserve(TID, "A1", HELD_FEN, CHENGDU, TIMEOUT_MS, prepared=True)
+"""One leg of several (a bill at a region of care): a hold that never expires by itself."""
 REFUSABLE = Reserve(TID, "Z0", HELD_FEN, CHENGDU, TIMEOUT_MS)
 """Z0 has a zero balance: the reserve is refused."""
 
@@ -154,6 +162,7 @@ def _expire(p: Payer) -> None:
 SETUPS: dict[HoldState, tuple[Callable[[Payer], object], Reserve]] = {
     S.ABSENT: (lambda p: None, FIRST),
     S.PENDING: (lambda p: p.send(FIRST), FIRST),
+    S.PREPARED: (lambda p: p.send(PREPARED), PREPARED),
     S.POSTED: (lambda p: (p.send(FIRST), p.send(Commit(TID))), FIRST),
     S.EXPIRED: (_expire, FIRST),
     S.RELEASED_BY_ABORT: (lambda p: (p.send(FIRST), p.send(Abort(TID))), FIRST),
@@ -173,6 +182,8 @@ def _operation(state: HoldState, event: HoldEvent) -> Operation | None:
             return FIRST
         case E.RESERVE_REFUSED if not known:
             return REFUSABLE
+        case E.RESERVE_PREPARED if not known:
+            return PREPARED
         case E.RESERVE_REPEATED if known:
             return reserved_with
         case E.RESERVE_MISMATCH if known and state is not S.ABORTED_BEFORE_RESERVE:
@@ -187,7 +198,7 @@ def _operation(state: HoldState, event: HoldEvent) -> Operation | None:
 
 
 def _expected_answer(state: HoldState, answer: Answer, reason: ReasonCode | None) -> list[Outgoing]:
-    held = HELD_FEN if state in (S.PENDING, S.POSTED) else 0
+    held = HELD_FEN if state in (S.PENDING, S.PREPARED, S.POSTED) else 0
     refusal = reason or ReasonCode.ZERO_BALANCE  # Z0's refusal, as decided and recorded
     messages: dict[Answer, list[Operation]] = {
         A.HELD: [ReserveResult(TID, WUHAN, held)],
@@ -227,7 +238,10 @@ def test_the_payer_core_does_what_the_table_says(state: HoldState, event: HoldEv
         assert p.state() is next_state
         assert out == _expected_answer(next_state, answer, reason)
         # The account shows the amount reserved or moved exactly when the hold says so.
-        moved = next_state in (S.PENDING, S.POSTED) and SETUPS[state][1] is FIRST
+        moved = next_state in (S.PENDING, S.PREPARED, S.POSTED) and SETUPS[state][1] in (
+            FIRST,
+            PREPARED,
+        )
         assert p.available() == BALANCE_FEN - (HELD_FEN if moved else 0)
         if event is E.REPAIR:
             assert [e for e in events if isinstance(e, Repaired)] == [Repaired(1, WUHAN, TID)]
@@ -246,7 +260,8 @@ def test_the_expiry_timer_releases_pending_holds_only(state: HoldState) -> None:
         assert p.state() is SPEC[state, E.EXPIRE][0]
     else:
         assert p.state() is state  # the timer never fires EXPIRE on it
-    assert p.available() == BALANCE_FEN - (HELD_FEN if p.state() is S.POSTED else 0)
+    kept = (S.POSTED, S.PREPARED)  # a prepared hold outlives any deadline
+    assert p.available() == BALANCE_FEN - (HELD_FEN if p.state() in kept else 0)
 
 
 def test_a_commit_after_the_deadline_meets_an_expired_hold_though_the_timer_has_not_run() -> None:

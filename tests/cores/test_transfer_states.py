@@ -302,7 +302,10 @@ def test_each_input_in_each_state(c: Case) -> None:
 
 
 def test_the_cases_cover_every_pair_the_table_allows() -> None:
-    allowed = {(s, e) for s, events in TRANSITIONS.items() for e in events}
+    # The legs' events (a bill at a region of care): test_away_states.
+    allowed = {
+        (s, e) for s, events in TRANSITIONS.items() for e in events if not e.name.startswith("LEG_")
+    }
     covered = {(c.state or S.RECEIVED, c.event) for c in CASES if c.after is not None}
     assert covered == allowed
 
