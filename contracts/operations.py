@@ -105,7 +105,7 @@ class RegisterRegion(Operation):
     resident_premium_fen: int = DEFAULT_RESIDENT_PREMIUM_FEN
     reply_to: str = ""
     """Where to send the ``RegistryChanged`` answer; empty: no answer wanted."""
-    direct_settlement: bool = False
+    direct_settlement: bool = True
     """The region settles bills of persons insured elsewhere (异地就医直接结算)."""
     catalogue_share_permille: int = FULL_CATALOGUE_PERMILLE
 
@@ -123,7 +123,7 @@ class ConfigureRegion(Operation):
     wallet_max_per_transfer_fen: int
     wallet_max_transfers_per_day: int
     resident_premium_fen: int
-    direct_settlement: bool = False
+    direct_settlement: bool = True
     catalogue_share_permille: int = FULL_CATALOGUE_PERMILLE
 
 

@@ -47,8 +47,9 @@ class Policy:
     wallet_max_per_transfer_fen: int = NATIONAL_WALLET_MAX_PER_TRANSFER_FEN
     wallet_max_transfers_per_day: int = NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY
     resident_premium_fen: int = DEFAULT_RESIDENT_PREMIUM_FEN
-    direct_settlement: bool = False
-    """The region settles bills of persons insured elsewhere (异地就医直接结算)."""
+    direct_settlement: bool = True
+    """The region settles bills of persons insured elsewhere (异地就医直接结算), as
+    every province does nationally; a scenario may switch it off."""
     catalogue_share_permille: int = FULL_CATALOGUE_PERMILLE
     """As region of care: the share of a bill within its catalogue (就医地目录), which
     personal accounts may pay; the rest is left to cash."""

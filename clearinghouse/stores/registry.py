@@ -27,13 +27,13 @@ CREATE TABLE IF NOT EXISTS regions (
     wallet_max_per_transfer_fen INTEGER NOT NULL DEFAULT {NATIONAL_WALLET_MAX_PER_TRANSFER_FEN},
     wallet_max_transfers_per_day INTEGER NOT NULL DEFAULT {NATIONAL_WALLET_MAX_TRANSFERS_PER_DAY},
     resident_premium_fen INTEGER NOT NULL DEFAULT {DEFAULT_RESIDENT_PREMIUM_FEN},
-    direct_settlement INTEGER NOT NULL DEFAULT 0,
+    direct_settlement INTEGER NOT NULL DEFAULT 1,
     catalogue_share_permille INTEGER NOT NULL DEFAULT {FULL_CATALOGUE_PERMILLE}
 );
 """
 
 ADDED_COLUMNS = (
-    "direct_settlement INTEGER NOT NULL DEFAULT 0",
+    "direct_settlement INTEGER NOT NULL DEFAULT 1",
     f"catalogue_share_permille INTEGER NOT NULL DEFAULT {FULL_CATALOGUE_PERMILLE}",
 )
 """Columns a file written before care away from home lacks (added on opening)."""

@@ -4,7 +4,9 @@ A flow turns (sequence number, payee region, cross-province or not) into one ope
 sent to a region; its one final ``BillOutcome`` comes back to the load's client queue,
 matched by transfer id. ``copay`` submits a bill at the beneficiary's region; ``wallet``
 and ``premium`` are the co-payer's own requests, at the co-payer's region, for the same
-seeded families.
+seeded families; ``away`` is a bill at the co-payer's region for a beneficiary insured in
+another province who registered care there (the migrant family treated where the
+co-payer works), its registrations sent before the load starts (``setup``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from contracts.identifiers import region_address
 from contracts.operations import (
     Operation,
     RecordBinding,
+    RequestAwayRegistration,
     RequestPremiumPayment,
     RequestWalletTransfer,
+    SubmitAwayBill,
     SubmitBill,
 )
 from gongji.cluster.seed import SeededPopulation
@@ -158,9 +162,67 @@ class PremiumFlow(_FamilyFlow):
         )
 
 
+AWAY_REGISTERED_PER_REGION = 50
+"""Beneficiaries of each region registered for care away from home before a load."""
+
+
+class AwayFlow(_FamilyFlow):
+    """A bill at the region of care (异地就医): the co-payer's region, for a beneficiary
+    insured in another province, registered there by ``setup``."""
+
+    name = "away"
+
+    def __init__(self, seeded: SeededPopulation, reply_to: str) -> None:
+        super().__init__(seeded, reply_to)
+        self._registered: dict[str, list[RecordBinding]] = {}
+        for region, beneficiaries in seeded.cross_province.items():
+            bindings = [self._binding[b] for b in beneficiaries]
+            away = [b for b in bindings if b.copayer_region != b.beneficiary_region]
+            if away:
+                self._registered[region] = away[:AWAY_REGISTERED_PER_REGION]
+
+    def setup(self) -> list[tuple[str, RequestAwayRegistration]]:
+        """The registrations (address, request) to be recorded before the first bill; the
+        same ids on every run, so a second run is answered as recorded."""
+        out = []
+        for bindings in self._registered.values():
+            for b in bindings:
+                person = self._person[b.beneficiary]
+                request = RequestAwayRegistration(
+                    f"away-{b.beneficiary}-{b.copayer_region}",
+                    b.beneficiary,
+                    person.secret,
+                    b.copayer_region,
+                    0,
+                    0,
+                    self.reply_to,
+                )
+                out.append((region_address(b.beneficiary_region), request))
+        return out
+
+    def make(self, rng: random.Random, transfer_id: str, payee_region: str, cross: bool) -> Request:
+        registered = self._registered.get(payee_region) or [
+            b for bindings in self._registered.values() for b in bindings
+        ]
+        if not registered:
+            raise MixError("no beneficiary has a co-payer in another region to be treated at")
+        b = registered[rng.randrange(len(registered))]
+        amount = rng.randint(MIN_BILL_FEN, MAX_BILL_FEN)
+        bill = SubmitAwayBill(
+            transfer_id, b.beneficiary, b.beneficiary_region, amount, self.reply_to
+        )
+        care = b.copayer_region
+        return Request(self.name, region_address(care), bill, transfer_id, True, care)
+
+
 FlowFactory = Callable[[SeededPopulation, str], Flow]
 
-FLOWS: dict[str, FlowFactory] = {"copay": CopayFlow, "wallet": WalletFlow, "premium": PremiumFlow}
+FLOWS: dict[str, FlowFactory] = {
+    "copay": CopayFlow,
+    "wallet": WalletFlow,
+    "premium": PremiumFlow,
+    "away": AwayFlow,
+}
 """Flows the load generator can send."""
 
 PLANNED = ("binding",)

@@ -26,11 +26,11 @@ from broker.inbox import Inbox
 from broker.publisher import Publisher, PublishError, Unroutable
 from broker.topology import Topology
 from contracts.identifiers import client_address
-from contracts.operations import BillOutcome, Operation
+from contracts.operations import AwayRegistrationOutcome, BillOutcome, Operation
 from contracts.reasons import COMMITTED
 from gongji.client import own_name
 from gongji.cluster.seed import SeededPopulation
-from gongji.load.flows import FLOWS, Flow, Request, zipf_weights
+from gongji.load.flows import FLOWS, AwayFlow, Flow, Request, zipf_weights
 from gongji.load.histogram import LatencyHistogram
 
 
@@ -193,6 +193,8 @@ class LoadGenerator:
         self.sending = asyncio.Event()
         """Set when the first request is due (``result.started``)."""
         self._answered = asyncio.Event()
+        self._setup_waiting: set[str] = set()
+        self._set_up = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
@@ -242,6 +244,7 @@ class LoadGenerator:
                 self._progress(progress, progress_every_s)
             )
         try:
+            await self._setup(publisher)
             await self._send_all(publisher)
             await self._drain()
         finally:
@@ -325,6 +328,23 @@ class LoadGenerator:
             await asyncio.sleep(max(floor, min(wake - time.monotonic(), 0.05)))
         self.result.send_seconds = time.monotonic() - started
 
+    async def _setup(self, publisher: Publisher, timeout_s: float = 30.0) -> None:
+        """What a flow needs recorded before its first request (registrations of care away
+        from home), sent and awaited (bounded: what is unanswered is counted)."""
+        by_address: dict[str, list[Operation]] = defaultdict(list)
+        for flow in self._flows:
+            if isinstance(flow, AwayFlow):
+                for address, request in flow.setup():
+                    by_address[address].append(request)
+                    self._setup_waiting.add(request.request_id)
+        if not by_address:
+            return
+        await publisher.publish(dict(by_address))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._set_up.wait()
+        self.result.errors["setup_unanswered"] += len(self._setup_waiting)
+
     def _spawn(self, coroutine: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
@@ -377,6 +397,9 @@ class LoadGenerator:
             second = result.seconds[second_index]
             for delivery in batch:
                 for op in delivery.envelope.operations:
+                    if isinstance(op, AwayRegistrationOutcome):
+                        self._set_up_one(op)
+                        continue
                     if not isinstance(op, BillOutcome):
                         result.errors["unexpected_operation"] += 1
                         continue
@@ -392,7 +415,7 @@ class LoadGenerator:
                     second.outcomes[op.outcome] += 1
                     second.by_region[pending.region] += 1
                     second.latency.record_seconds(latency_s)
-                    if pending.flow != "copay":
+                    if pending.flow not in ("copay", "away"):
                         # Into a wallet, or a premium: not towards bills.
                         result.family_moved_fen[pending.flow] += op.paid_fen
                         result.last_outcome = now
@@ -406,6 +429,15 @@ class LoadGenerator:
                     result.last_outcome = now
             self._check_answered()
             await inbox.ack_through(batch)
+
+    def _set_up_one(self, outcome: AwayRegistrationOutcome) -> None:
+        if outcome.request_id not in self._setup_waiting:
+            return  # a copy
+        self._setup_waiting.discard(outcome.request_id)
+        if outcome.reason is not None:
+            self.result.errors[f"setup_refused_{outcome.reason.value}"] += 1
+        if not self._setup_waiting:
+            self._set_up.set()
 
     async def _resubmit(self, publisher: Publisher) -> None:
         """Submit again what has waited too long for its outcome (the same transfer id:
