@@ -105,6 +105,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="share of requests that are premium payments (default: %(default)s)",
     )
     parser.add_argument(
+        "--away-share",
+        type=_share,
+        default=defaults.away_share,
+        help="share of requests that are bills at a region of care, away from home"
+        " (default: %(default)s)",
+    )
+    parser.add_argument(
         "--window-ms",
         type=_ms,
         default=defaults.window_ms,
@@ -124,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         requests_per_second=args.rate,
         wallet_share=args.wallet_share,
         premium_share=args.premium_share,
+        away_share=args.away_share,
         window_ms=args.window_ms,
     )
     bar = None if args.json or not sys.stderr.isatty() else ProgressBar(sys.stderr)

@@ -21,7 +21,7 @@ from contracts.operations import BillOutcome
 from contracts.reasons import COMMITTED
 from contracts.vocabulary import Flow
 from gongji.audit import audit_books
-from gongji.sim import views
+from gongji.sim import away_checks, views
 from gongji.sim.views import (
     ABORT_STATES,
     ABORTED,
@@ -163,6 +163,9 @@ class Checker:
         request = self.requests.get(tid)
         if request is None:
             return
+        if request.flow == Flow.AWAY:
+            self._away(tid, request, now_ms)
+            return
         t = views.transfer(self.ch, tid)
         bill = views.bill(self.region_sql[request.region], tid)
         payee = t.payee_region if t is not None else request.region
@@ -176,6 +179,26 @@ class Checker:
         _agree(bad, t, hold, credit, payer, payee)
         if bill is not None and bill.state == SETTLED:
             _settled(bad, request.region, bill, t, credit)
+
+    def _away(self, tid: str, request: Request, now_ms: int) -> None:
+        """A bill at a region of care: its legs, each at the region that paid it."""
+        self.checked["agreement"] += 1
+        legs = views.legs(self.ch, tid)
+        care = self.region_sql[request.region]
+        holds = {
+            leg.leg_id: views.hold(self.region_sql[leg.region], leg.leg_id)
+            for leg in legs
+            if leg.region in self.region_sql
+        }
+        credits = {leg.leg_id: views.credit(care, leg.leg_id) for leg in legs}
+        away_checks.agree(
+            self.reporter("agreement", tid, now_ms),
+            views.transfer(self.ch, tid),
+            legs,
+            holds,
+            credits,
+            views.bill(care, tid),
+        )
 
     def aggregates(self, now_ms: int) -> None:
         """Money conserved with what is in flight; nothing negative. Cheap: sums in SQLite."""
@@ -235,10 +258,30 @@ class Checker:
         holds = {code: views.all_holds(sql) for code, sql in self.region_sql.items()}
         credits = {code: views.all_credits(sql) for code, sql in self.region_sql.items()}
         bills = {code: views.all_bills(sql) for code, sql in self.region_sql.items()}
+        legs = views.all_legs(self.ch)
+        legs_of: dict[str, list[views.LegRow]] = defaultdict(list)
+        for leg in legs.values():
+            legs_of[leg.transfer_id].append(leg)
         for tid, request in self.requests.items():
             t = ch.get(tid)
             self.checked["liveness"] += 1
             self.checked["agreement"] += 1
+            if request.flow == Flow.AWAY:
+                mine = legs_of.get(tid, [])
+                late = self.reporter("liveness", tid, now_ms)
+                bad = self.reporter("agreement", tid, now_ms)
+                bill = bills[request.region].get(tid)
+                _told_as_settled(late, bad, request, first_outcomes.get(tid), bill)
+                away_checks.final(
+                    late,
+                    bad,
+                    t,
+                    mine,
+                    {x.leg_id: holds.get(x.region, {}).get(x.leg_id) for x in mine},
+                    {x.leg_id: credits.get(request.region, {}).get(x.leg_id) for x in mine},
+                    bill,
+                )
+                continue
             _final_transfer(
                 self.reporter("liveness", tid, now_ms),
                 self.reporter("agreement", tid, now_ms),
@@ -249,7 +292,7 @@ class Checker:
                 holds.get(t.payer_region, {}).get(tid) if t is not None else None,
                 credits.get(t.payee_region, {}).get(tid) if t is not None else None,
             )
-        self._orphans(ch, holds, credits, now_ms)
+        self._orphans(ch, holds, credits, now_ms, legs)
         self.checked["exactly_once"] += 1
         for first, other in conflicts:
             detail = (
@@ -269,12 +312,16 @@ class Checker:
         holds: Mapping[str, Mapping[str, views.HoldRow]],
         credits: Mapping[str, Mapping[str, views.CreditRow]],
         now_ms: int,
+        legs: Mapping[str, views.LegRow],
     ) -> None:
         """Money moved anywhere belongs to a transfer committed there, and every hold ends."""
         self.checked["agreement"] += 1
         self.checked["liveness"] += 1
         for code, holds_here in holds.items():
             for tid, hold in holds_here.items():
+                if tid in legs:  # a leg of a bill at a region of care
+                    self._orphan_leg(ch, legs[tid], code, hold.state, hold.held_fen, now_ms)
+                    continue
                 t = ch.get(tid)
                 if hold.state == PENDING:
                     detail = f"hold of {hold.held_fen} still pending at {code}"
@@ -287,6 +334,16 @@ class Checker:
                     self.fail("agreement", detail, tid, now_ms)
         for code, credits_here in credits.items():
             for tid, credit in credits_here.items():
+                if tid in legs:
+                    parent = ch.get(legs[tid].transfer_id)
+                    if (
+                        parent is None
+                        or parent.state != CH_COMMITTED
+                        or parent.payee_region != code
+                    ):
+                        detail = f"region {code} credited leg {tid}; the clearinghouse has {parent}"
+                        self.fail("agreement", detail, tid, now_ms)
+                    continue
                 t = ch.get(tid)
                 if t is None or t.state != CH_COMMITTED or t.payee_region != code:
                     state = "nothing" if t is None else f"{t.state} for {t.payee_region}"
@@ -294,6 +351,25 @@ class Checker:
                         f"region {code} credited {credit.amount_fen}; the clearinghouse has {state}"
                     )
                     self.fail("agreement", detail, tid, now_ms)
+
+    def _orphan_leg(
+        self,
+        ch: Mapping[str, views.TransferRow],
+        leg: views.LegRow,
+        code: str,
+        state: str,
+        held_fen: int,
+        now_ms: int,
+    ) -> None:
+        parent = ch.get(leg.transfer_id)
+        if state in (PENDING, away_checks.PREPARED):
+            detail = f"leg hold of {held_fen} still {state} at {code}"
+            self.fail("liveness", detail, leg.leg_id, now_ms)
+        elif state == POSTED and (
+            parent is None or parent.state != CH_COMMITTED or leg.region != code
+        ):
+            detail = f"region {code} posted leg {leg.leg_id}; the clearinghouse has {parent}"
+            self.fail("agreement", detail, leg.leg_id, now_ms)
 
     def _money(self, now_ms: int, first_outcomes: Mapping[str, BillOutcome]) -> None:
         """The books conserve money, and agree with what the submitters were told."""
@@ -307,7 +383,7 @@ class Checker:
         told: dict[str, int] = defaultdict(int)
         for tid, o in first_outcomes.items():
             flow = self.requests[tid].flow if tid in self.requests else Flow.COPAY
-            if flow == Flow.COPAY:
+            if flow in (Flow.COPAY, Flow.AWAY):
                 told["bills paid"] += o.paid_fen + o.own_paid_fen + o.wallet_paid_fen
                 told["wallets"] -= o.wallet_paid_fen
             elif o.reason is None:  # a wallet transfer or a premium payment went through
@@ -339,7 +415,29 @@ class Checker:
         """Every committed cross-region transfer cleared once, as committed; reconciled."""
         self.checked["clearing"] += 1
         entries = views.clearing_entries(self.ch)
+        legs = views.all_legs(self.ch)
+        for leg in legs.values():
+            parent = ch.get(leg.transfer_id)
+            entry = entries.pop(leg.leg_id, None)
+            crosses = (
+                parent is not None
+                and parent.state == CH_COMMITTED
+                and leg.posted_fen > 0
+                and leg.region != parent.payee_region
+            )
+            expected = (leg.region, parent.payee_region, leg.posted_fen) if parent else None
+            seen = (
+                None
+                if entry is None
+                else (entry.payer_region, entry.payee_region, entry.amount_fen)
+            )
+            if (crosses and seen != expected) or (not crosses and entry is not None):
+                detail = f"leg cleared as {entry}; the clearinghouse has {parent} and {leg}"
+                self.fail("clearing", detail, leg.leg_id, now_ms)
+        away = {leg.transfer_id for leg in legs.values()}
         for tid, t in ch.items():
+            if tid in away:
+                continue  # cleared by its legs, above
             entry = entries.get(tid)
             crosses = t.state == CH_COMMITTED and t.payer_region != t.payee_region
             if crosses and entry is None:
@@ -429,6 +527,25 @@ def _settled(
                 f"region {where} refused it ({bill.reason}); "
                 f"the clearinghouse is {t.state} ({t.reason})"
             )
+
+
+def _told_as_settled(
+    late: Report,
+    bad: Report,
+    request: Request,
+    first: BillOutcome | None,
+    bill: views.BillRow | None,
+) -> None:
+    """The submitter got an outcome, the region recorded one, and they are the same."""
+    where = request.region
+    if first is None:
+        late("the submitter never got an outcome")
+    if bill is None or bill.state != SETTLED:
+        late(f"region {where} has no final outcome ({'no record' if bill is None else bill.state})")
+    elif first is not None:
+        told = (None if first.reason is None else first.reason.value, first.paid_fen)
+        if told != (bill.reason, bill.paid_fen):
+            bad(f"the submitter was told {told}; region {where} recorded {bill}")
 
 
 def _final_transfer(

@@ -29,6 +29,9 @@ class SimConfig:
     """Of the requests, co-payers' wallet transfers to bound relatives."""
     premium_share: float = 0.04
     """Of the requests, co-payers paying a bound resident relative's premium."""
+    away_share: float = 0.04
+    """Of the requests, bills at the co-payer's region for a relative insured elsewhere
+    (care away from home), each registered at set-up."""
     requests_per_second: int = 1_000
     """Arrival rate of requests, in simulated time."""
     max_batch: int = 64
@@ -84,6 +87,7 @@ class SimConfig:
             ("--rate", self.requests_per_second, defaults.requests_per_second),
             ("--wallet-share", self.wallet_share, defaults.wallet_share),
             ("--premium-share", self.premium_share, defaults.premium_share),
+            ("--away-share", self.away_share, defaults.away_share),
             ("--window-ms", self.window_ms, defaults.window_ms),
         ):
             if value != default:

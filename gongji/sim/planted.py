@@ -10,6 +10,7 @@ working while the cores grow.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,14 @@ from broker.engine import Ack, Inbound, Settlement, Step, StepEngine
 from clearinghouse.coordinator import TransferCoordinator
 from clearinghouse.store import TransferState
 from contracts.effects import Effects
-from contracts.operations import Commit, Credit, Operation, RequestAid, RequestTransfer
+from contracts.operations import (
+    Commit,
+    Credit,
+    Operation,
+    RequestAid,
+    RequestTransfer,
+    Reserve,
+)
 from regions.core import RegionCore
 from regions.store import BILLS_PAID, HoldState, RegionStore, interregion_account, person_account
 
@@ -51,6 +59,16 @@ class DoubleCreditingRegion(RegionCore):
         if isinstance(op, Credit) and self.store.credit_amount(op.transfer_id) is not None:
             account = interregion_account(op.payer_region)
             self.books.transfer(op.transfer_id, account, BILLS_PAID, op.amount_fen, now_ms)
+        return super().handle(op, now_ms)
+
+
+class ExpiringLegsRegion(RegionCore):
+    """Lets the hold of a leg of a bill away from home expire like any other (ignores
+    ``prepared``): one leg can then expire while another posts."""
+
+    def handle(self, op: Operation, now_ms: int) -> Effects:
+        if isinstance(op, Reserve) and op.prepared:
+            op = dataclasses.replace(op, prepared=False)
         return super().handle(op, now_ms)
 
 
@@ -152,6 +170,11 @@ PLANTS: dict[str, Plant] = {
             "double-credit",
             "a region credits a bill again on a redelivered credit",
             region=DoubleCreditingRegion,
+        ),
+        Plant(
+            "expiring-legs",
+            "a region lets the hold of a leg of a bill away from home expire by itself",
+            region=ExpiringLegsRegion,
         ),
         Plant(
             "abort-on-restart",

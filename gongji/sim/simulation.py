@@ -62,7 +62,7 @@ from gongji.sim.scheduler import (
 from gongji.sim.services import Services
 from gongji.sim.stats import Stats
 from gongji.sim.trace import Trace
-from gongji.sim.workload import Request, build_workload
+from gongji.sim.workload import Request, away_registrations, build_workload
 from regions.books import Books
 
 
@@ -117,6 +117,7 @@ class Simulation:
             CLIENT,
             wallet_share=config.wallet_share,
             premium_share=config.premium_share,
+            away_share=config.away_share,
         )
         self.clock = Scheduler()
         self.stats = Stats()
@@ -196,7 +197,10 @@ class Simulation:
         Set-up is not under test, so it takes the short way: each round applies every
         node's pending operations in one transaction, until nothing more is sent.
         """
-        pending = self.population.setup_operations()
+        # Registrations of care away from home go the real way, through the insured region.
+        pending = self.population.setup_operations() + away_registrations(
+            self.population, self.requests, CLIENT
+        )
         while pending:
             by_node: dict[str, list[Operation]] = {}
             for item in pending:

@@ -241,3 +241,29 @@ def unreconciled_count(sql: sqlite3.Connection, regions: int) -> int:
         " WHERE w.state = 'closed'"
     ).fetchone()[0]
     return int(closed) * regions - int(done)
+
+
+@dataclass(frozen=True, slots=True)
+class LegRow:
+    """One payer leg of a bill at a region of care (``transfer_legs``)."""
+
+    leg_id: str
+    transfer_id: str
+    source: str
+    region: str
+    state: str
+    held_fen: int
+    posted_fen: int
+
+
+_LEG = "SELECT leg_id, transfer_id, source, region, state, held_fen, posted_fen FROM transfer_legs"
+
+
+def legs(sql: sqlite3.Connection, transfer_id: str) -> list[LegRow]:
+    rows = sql.execute(f"{_LEG} WHERE transfer_id = ? ORDER BY seq", (transfer_id,))
+    return [LegRow(*row) for row in rows]
+
+
+def all_legs(sql: sqlite3.Connection) -> dict[str, LegRow]:
+    """Leg id -> leg, of every bill at a region of care."""
+    return {str(row[0]): LegRow(*row) for row in sql.execute(_LEG)}

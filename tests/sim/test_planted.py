@@ -9,7 +9,12 @@ import pytest
 
 from gongji.sim import SimConfig, SimReport, format_report, parse_faults, run_simulation
 
-ONLY_COPAY: dict[str, Any] = {"window_ms": 0, "wallet_share": 0.0, "premium_share": 0.0}
+ONLY_COPAY: dict[str, Any] = {
+    "window_ms": 0,
+    "wallet_share": 0.0,
+    "premium_share": 0.0,
+    "away_share": 0.0,
+}
 
 
 def run(
@@ -114,3 +119,12 @@ def test_engine_believing_every_sender_is_caught_by_the_hostile_participant() ->
     assert kinds(report)["forgeries have no effect"]
     clean = run("", "hostile=5")
     assert clean.ok and clean.faults_injected["hostile"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_a_leg_hold_that_expires_by_itself_is_caught() -> None:
+    """With several payer legs, a hold that expires by itself lets one leg post while
+    another does not: money moves in some regions and not in others."""
+    found = kinds(run("expiring-legs", "expiry=0.3,delay=0.2", away_share=0.5))
+    assert found["no_anomaly"]  # "leg not posted ...: HOLD_EXPIRED"
+    assert run("", "expiry=0.3,delay=0.2", away_share=0.5).ok  # prepared holds: clean
