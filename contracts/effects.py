@@ -95,8 +95,9 @@ class Retried:
     transfer_id: str
     step: str
     """What was sent again: ``commit``, ``credit``, ``abort`` or ``completed`` (by the
-    clearinghouse); ``request_aid``, ``request_transfer`` or ``binding`` (by a region,
-    whose ``region`` is then the clearinghouse)."""
+    clearinghouse); ``request_aid``, ``request_transfer``, ``binding``,
+    ``request_away_settlement`` or ``away_registration`` (by a region, whose ``region`` is
+    then the clearinghouse)."""
     region: str
 
 

@@ -20,7 +20,7 @@ from contracts.operations import (
 )
 from contracts.reasons import COMMITTED, ReasonCode
 from contracts.vocabulary import Insurance
-from regions.context import RegionContext
+from regions.context import RegionContext, resend_delay_ms
 from regions.stores.away_requests import REGISTER, REVOKE, AwayRequest, AwayRequestState
 
 AWAY_REGISTRATION = "away_registration"
@@ -77,7 +77,7 @@ class AwayRegistrationRequests:
         known = self.requests.get(request.request_id)
         if known is not None:
             return self._seen_before(known, request)
-        self.requests.add(request, now_ms)
+        self.requests.add(request, now_ms, resend_at_ms=now_ms + resend_delay_ms(0))
         started = Effects(events=[TransferStarted(request.request_id, AWAY_REGISTRATION)])
         refusal = self._identity_refusal(request.beneficiary, secret)
         if refusal is not None:

@@ -79,7 +79,9 @@ class RegionCore:
         self.away_registrations = AwayRegistrationRequests(self.ctx)
         self.care = CareSide(self.ctx)
         self.reconciler = Reconciler(self.ctx, self.payer, self.payee)
-        self.resender = Resender(self.ctx, self.payee, self.requests, self.care)
+        self.resender = Resender(
+            self.ctx, self.payee, self.requests, self.care, self.away_registrations
+        )
         self._handlers: dict[type[Operation], Handler] = {
             Reserve: self.payer.reserve,
             Commit: self.payer.commit,

@@ -1,7 +1,9 @@
 """Requests a region forwarded for a client, sent again until their outcome is known.
 
 A bill's ``RequestAid``, a co-payer's ``RequestTransfer`` (wallet transfer, premium) or
-binding request (``ProposeBinding``, ``WithdrawBinding``) can be lost on the way:
+binding request (``ProposeBinding``, ``WithdrawBinding``), a bill at the region of care
+(``RequestAwaySettlement``) or a registration of care away from home
+(``ProposeAwayRegistration``, ``WithdrawAwayRegistration``) can be lost on the way:
 dead-lettered in a crash loop, or published by nobody after a crash between commit and
 publish. The clearinghouse is idempotent by transfer (or binding) id and answers a repeat
 with the current step, or the decision, of what it knows: asking again is harmless, and
@@ -15,13 +17,14 @@ from contracts.effects import AnyEvent, Effects, Outgoing, Retried
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Operation
 from contracts.vocabulary import Flow
+from regions.away_registration import AwayRegistrationRequests
 from regions.care import CareSide
 from regions.context import RegionContext, resend_delay_ms
 from regions.payee import PayeeSide
 from regions.requests import CopayerRequests
 
 REQUEST_AID, REQUEST_TRANSFER, BINDING_REQUEST = "request_aid", "request_transfer", "binding"
-REQUEST_AWAY = "request_away_settlement"
+REQUEST_AWAY, AWAY_REGISTRATION = "request_away_settlement", "away_registration"
 """The steps a region re-sends, as ``Retried`` names them."""
 
 
@@ -29,10 +32,16 @@ class Resender:
     """Re-sends, from the region's timer, what has waited too long for an outcome."""
 
     def __init__(
-        self, ctx: RegionContext, payee: PayeeSide, requests: CopayerRequests, care: CareSide
+        self,
+        ctx: RegionContext,
+        payee: PayeeSide,
+        requests: CopayerRequests,
+        care: CareSide,
+        away: AwayRegistrationRequests,
     ) -> None:
         self.ctx = ctx
         self.care = care
+        self.away = away
         self.store = ctx.store
         self.payee = payee
         self.requests = requests
@@ -56,4 +65,9 @@ class Resender:
             self.store.binding_request_resent(rid, now_ms + resend_delay_ms(resends + 1))
             events.append(Retried(rid, BINDING_REQUEST, CLEARINGHOUSE))
             out.append(Outgoing(CLEARINGHOUSE, self.requests.binding_request_op(binding)))
+        for away, resends in self.store.away_requests.due(now_ms):
+            rid = away.request_id
+            self.store.away_requests.resent(rid, now_ms + resend_delay_ms(resends + 1))
+            events.append(Retried(rid, AWAY_REGISTRATION, CLEARINGHOUSE))
+            out.append(Outgoing(CLEARINGHOUSE, self.away.directory_op(away)))
         return Effects(out, events)

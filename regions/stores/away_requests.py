@@ -1,5 +1,6 @@
 """Registrations of care away from home (异地就医备案) this region's insured asked for, and
-their revocations, with a row per state change (``away_request_history``)."""
+their revocations, with a row per state change (``away_request_history``); one under way
+is asked again at ``resend_at_ms``."""
 
 from __future__ import annotations
 
@@ -22,8 +23,12 @@ CREATE TABLE IF NOT EXISTS away_requests (
     reply_to TEXT NOT NULL,
     state TEXT NOT NULL,
     reason TEXT,
-    detail TEXT NOT NULL DEFAULT ''
+    detail TEXT NOT NULL DEFAULT '',
+    resend_at_ms INTEGER,
+    resends INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS away_requests_resend_due
+    ON away_requests (resend_at_ms) WHERE resend_at_ms IS NOT NULL;
 CREATE TABLE IF NOT EXISTS away_request_history (
     request_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -64,7 +69,7 @@ class AwayRequest:
 
 AWAY_REQUESTS = Table("away_requests", AwayRequest)
 _SELECT = AWAY_REQUESTS.select("request_id = ?")
-_INSERT = AWAY_REQUESTS.insert()
+_INSERT = AWAY_REQUESTS.insert("resend_at_ms")
 
 
 class AwayRequests:
@@ -77,8 +82,9 @@ class AwayRequests:
         row = self._sql.execute(_SELECT, (request_id,)).fetchone()
         return None if row is None else AWAY_REQUESTS.read(row)
 
-    def add(self, request: AwayRequest, at_ms: int) -> None:
-        self._sql.execute(_INSERT, AWAY_REQUESTS.values(request))
+    def add(self, request: AwayRequest, at_ms: int, resend_at_ms: int | None = None) -> None:
+        """``resend_at_ms`` as for ``Bills.add``: cleared when the request is settled."""
+        self._sql.execute(_INSERT, AWAY_REQUESTS.values(request, resend_at_ms=resend_at_ms))
         self._history(request.request_id, at_ms, request.state, request.reason, request.detail)
 
     def settle(
@@ -90,10 +96,26 @@ class AwayRequests:
         at_ms: int,
     ) -> None:
         self._sql.execute(
-            "UPDATE away_requests SET state = ?, reason = ?, detail = ? WHERE request_id = ?",
+            "UPDATE away_requests SET state = ?, reason = ?, detail = ?, resend_at_ms = NULL"
+            " WHERE request_id = ?",
             (state, reason, detail, request_id),
         )
         self._history(request_id, at_ms, state, reason, detail)
+
+    def due(self, now_ms: int, limit: int = 1000) -> list[tuple[AwayRequest, int]]:
+        """Requests under way whose re-send time has come, with their re-sends so far."""
+        rows = self._sql.execute(
+            "SELECT request_id, resends FROM away_requests WHERE resend_at_ms <= ?"
+            " AND state = 'requested' ORDER BY resend_at_ms, request_id LIMIT ?",
+            (now_ms, limit),
+        ).fetchall()
+        return [(r, resends) for rid, resends in rows if (r := self.get(rid)) is not None]
+
+    def resent(self, request_id: str, next_at_ms: int) -> None:
+        self._sql.execute(
+            "UPDATE away_requests SET resend_at_ms = ?, resends = resends + 1 WHERE request_id = ?",
+            (next_at_ms, request_id),
+        )
 
     def _history(
         self,

@@ -283,3 +283,20 @@ def test_a_duplicate_bill_is_paid_once() -> None:
     other = away_bill(net, "t1", "P1", GUANGZHOU, 2_000)
     assert other.outcome == ReasonCode.DUPLICATE_MISMATCH
     assert net.regions[GUANGZHOU].books.available(person_account("S1")) == 49_200
+
+
+def test_a_lost_registration_is_asked_again_by_the_insured_region() -> None:
+    net = world()
+    net.send(
+        region_address(HENAN), RequestAwayRegistration("r1", "P1", "s1", GUANGZHOU, 0, 0, CLIENT)
+    )
+    net._deliver(net.queue.popleft())  # the insured region forwards it ...
+    lost = net.queue.popleft()  # ... and the proposal is lost
+    assert lost.address == CLEARINGHOUSE
+    net.advance(5_000)  # the re-send timer
+    net.deliver_all()
+    [answer] = [r for r in net.replies if isinstance(r, AwayRegistrationOutcome)]
+    assert answer.outcome == COMMITTED
+    net.advance(60_000)
+    net.deliver_all()
+    assert len([r for r in net.replies if isinstance(r, AwayRegistrationOutcome)]) == 1
