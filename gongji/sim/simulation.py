@@ -395,7 +395,8 @@ class Simulation:
         self.clock.at(now + self.config.check_interval_ms, CHECK)
 
     def _quiet(self) -> bool:
-        """Every request answered, nothing in flight, unfinished, held or unreconciled."""
+        """Every request answered, nothing in flight, unfinished, held, unreconciled or
+        unsettled."""
         submitter = self.submitter
         requests = len(self.requests)
         if len(submitter.outcomes) < requests or submitter.next_request < requests:
@@ -409,6 +410,8 @@ class Simulation:
         if views.unfinished_transfers(ch):
             return False
         if views.unreconciled_count(ch, len(network.region_nodes)):
+            return False
+        if views.unbooked_settlements(ch):
             return False
         return not any(views.pending_holds(connection(n)) for n in network.region_nodes.values())
 
