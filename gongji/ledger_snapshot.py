@@ -234,6 +234,12 @@ def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
+def read_only(path: Path) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    """A read-only connection to one of a cluster's files, in one read transaction (as the
+    audit reads them; ``SnapshotError`` when it cannot be read)."""
+    return _read_only(path)
+
+
 def _newest(db: sqlite3.Connection, *queries: str) -> int:
     return max(int(db.execute(q).fetchone()[0] or 0) for q in queries)
 
