@@ -12,8 +12,8 @@ from contracts.operations import (
     Insurance,
     RecordBinding,
     RegisterRegion,
-    Repair,
     Relationship,
+    Repair,
     Reserve,
     SubmitBill,
 )
