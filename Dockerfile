@@ -2,7 +2,9 @@
 # The one image of every gongji service, with the same commands as the CLI:
 #   docker run --rm gongji:dev clearinghouse
 #   docker run --rm gongji:dev region --code 420100
-# compose.yaml runs the whole cluster from it.
+# compose.yaml runs the whole cluster from it. PYTHON_IMAGE may name another Debian-based
+# Python 3.11 with `python` on the PATH and groupadd/useradd: tests/image/ builds on a
+# local bookworm made with debootstrap, where nothing can be pulled.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -11,10 +13,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1
 WORKDIR /src
+# The dependencies first, named by pyproject.toml alone: a layer that a change of the
+# code leaves cached, so a rebuild downloads nothing.
+COPY pyproject.toml .
+RUN python -m venv /opt/gongji \
+    && python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
+print(*p["build-system"]["requires"], *p["project"]["dependencies"], sep="\n")' \
+        >/tmp/requirements.txt \
+    && /opt/gongji/bin/pip install -r /tmp/requirements.txt
 # .dockerignore lets in only what `pip install .` needs.
 COPY . .
-RUN python -m venv /opt/gongji \
-    && /opt/gongji/bin/pip install . \
+RUN /opt/gongji/bin/pip install . --no-deps --no-build-isolation \
     && /opt/gongji/bin/gongji --help >/dev/null
 
 # Same base as the build stage, so the venv's interpreter path stays valid.
