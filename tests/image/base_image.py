@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.image.engine import Engine
+from tests.image.engine import Engine, with_system_path
 
 ROOTFS_TAG = "gongji-base:bookworm-rootfs"
 BASE_TAG = "gongji-base:bookworm"
@@ -60,7 +60,8 @@ def ensure_base_image(engine: Engine) -> str:
 
 
 def _import_rootfs(engine: Engine) -> None:
-    debootstrap = shutil.which("debootstrap") or shutil.which("debootstrap", path="/usr/sbin")
+    env = with_system_path(os.environ)
+    debootstrap = shutil.which("debootstrap", path=env["PATH"])
     if debootstrap is None:
         raise BaseUnavailable(
             "no debootstrap to make the Python base image (scripts/ensure-docker installs "
@@ -79,7 +80,7 @@ def _import_rootfs(engine: Engine) -> None:
         ]
         with LOG.open("wb") as out:
             done = subprocess.run(
-                argv, stdout=out, stderr=subprocess.STDOUT, timeout=DEBOOTSTRAP_TIMEOUT_S
+                argv, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=DEBOOTSTRAP_TIMEOUT_S
             )
         if done.returncode != 0:
             raise BaseUnavailable(f"debootstrap {SUITE} failed: {_reason(LOG)}")

@@ -27,7 +27,7 @@ def docker_engine() -> Iterator[Engine]:
             if left:
                 print(f"image test: {left}", file=sys.stderr)
         return
-    pytest.skip(f"no Docker engine: {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -38,4 +38,4 @@ def gongji_image(docker_engine: Engine) -> str:
         reason = str(error)
     else:
         return build_image(docker_engine, base)
-    pytest.skip(f"no base image: {reason}")
+    pytest.skip(reason)

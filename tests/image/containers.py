@@ -244,3 +244,9 @@ def _metrics_answer(port: int) -> bool:
             return bool(reply.status == 200)
     except OSError:
         return False
+
+
+def remove_stopped(engine: Engine) -> None:
+    """Containers of earlier runs that stopped with their engine (a killed session leaves
+    them behind); running ones, of another session, are left alone."""
+    engine.docker("container", "prune", "--force", "--filter", f"label={LABEL}")

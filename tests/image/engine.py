@@ -22,7 +22,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -37,6 +37,7 @@ USERS_LOCK = Path("/run/gongji-docker.users.lock")
 HOST_ENV = "GONGJI_DOCKER_HOST"
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
 class EngineUnavailable(RuntimeError):
@@ -103,6 +104,14 @@ def docker_client() -> str:
     if found is None:
         raise EngineUnavailable("no docker client on the PATH (Debian's docker.io has one)")
     return found
+
+
+def with_system_path(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the system's sbin directories on its PATH: dockerd runs runc and
+    debootstrap runs chroot from there, and a user's PATH may lack them."""
+    path = env.get("PATH", "")
+    missing = [d for d in SYSTEM_PATH if d not in path.split(":")]
+    return {**env, "PATH": ":".join([path, *missing] if path else missing)}
 
 
 def answers(host: str) -> bool:
@@ -172,7 +181,7 @@ def close_engine(engine: Engine) -> str | None:
 
 
 def _start_dockerd(host: str) -> subprocess.Popen[bytes]:
-    dockerd = shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin:/usr/bin")
+    dockerd = shutil.which("dockerd", path=with_system_path(os.environ)["PATH"])
     if dockerd is None:
         raise EngineUnavailable(
             "no dockerd here: scripts/ensure-docker installs Debian's docker.io "
@@ -194,7 +203,12 @@ def _start_dockerd(host: str) -> subprocess.Popen[bytes]:
     with LOG.open("ab") as log:
         # A session of its own: the terminal's Ctrl-C goes to pytest, which stops it.
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=with_system_path(os.environ),
+            start_new_session=True,
         )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not answers(host):

@@ -24,7 +24,7 @@ from clearinghouse.service import clearinghouse_database
 from contracts.participants import HUB, region
 from gongji.cluster.local import LOAD_CLIENT, OPERATOR
 from regions.service import region_database
-from tests.image.containers import IMAGE_UID, ContainerCluster
+from tests.image.containers import IMAGE_UID, ContainerCluster, remove_stopped
 from tests.image.engine import Engine
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -41,6 +41,7 @@ def cluster(
     amqp_url: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ContainerCluster]:
+    remove_stopped(docker_engine)
     data_dir = tmp_path_factory.mktemp("image-data")
     os.chown(data_dir, IMAGE_UID, IMAGE_UID)  # the services write there as gongji
     cluster = ContainerCluster(
