@@ -21,10 +21,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiormq.exceptions
+
 from broker.connection import connect
 from broker.topology import Topology, ensure_topology
 from broker.users import Credentials, provision
-from contracts.identifiers import CLEARINGHOUSE
 from contracts.participants import HUB, Participant, region
 from gongji.cluster.catalog import regions_by_code
 from gongji.cluster.local import (
@@ -52,10 +53,6 @@ class Service:
     participant: Participant
     argv: list[str]
     metrics_port: int
-
-    @property
-    def address(self) -> str:
-        return CLEARINGHOUSE if self.participant == HUB else self.participant.address
 
 
 @dataclass
@@ -160,8 +157,8 @@ class ContainerCluster:
                     self._fail_if_exited(service)
                     if not _metrics_answer(service.metrics_port):
                         continue
-                    queue = topology.queue_for(service.address)
-                    with contextlib.suppress(Exception):  # not declared yet
+                    queue = topology.queue_for(service.participant.address)
+                    with contextlib.suppress(aiormq.exceptions.AMQPError):  # not declared yet
                         if (await consumers(connection, queue))[1]:
                             del pending[service.name]
                 if time.monotonic() > deadline:
