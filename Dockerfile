@@ -21,8 +21,8 @@ RUN python -m venv /opt/gongji \
 print(*p["build-system"]["requires"], *p["project"]["dependencies"], sep="\n")' \
         >/tmp/requirements.txt \
     && /opt/gongji/bin/pip install -r /tmp/requirements.txt \
-    && /opt/gongji/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
-        | xargs -I{} sh -c 'echo /opt/gongji-app >{}/gongji-app.pth'
+    && site="$(/opt/gongji/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" \
+    && echo /opt/gongji-app >"$site/gongji-app.pth"
 # .dockerignore lets in only what `pip install .` needs. The project goes beside the venv
 # (on its path through the .pth above), so the runtime stage copies the venv unchanged,
 # from its cache, and only this small tree anew.
