@@ -200,7 +200,7 @@ def _start_dockerd(host: str) -> subprocess.Popen[bytes]:
         f"--exec-root={EXEC_ROOT}",
         f"--pidfile={PIDFILE}",
     ]
-    with LOG.open("ab") as log:
+    with LOG.open("wb") as log:  # this start's log only
         # A session of its own: the terminal's Ctrl-C goes to pytest, which stops it.
         process = subprocess.Popen(
             argv,
