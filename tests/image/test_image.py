@@ -109,6 +109,7 @@ def test_a_short_load_settles_and_the_audit_finds_every_fen_in_place(
         "load",
         *cluster.population_options(),
         *("--data-dir", "/data", "--rate", RATE, "--duration", DURATION_S, "--drain", "60"),
+        *("--mix", "copay=1.0"),  # bills only: each is one transfer the audit counts
         *("--json", "--no-progress"),
     )
     assert load.returncode == 0, load.stderr[-3000:]
