@@ -2,7 +2,8 @@
 
 Each repository (``clearinghouse.stores``) owns its table(s) and their SQL:
 ``transfers`` (records, history, quotes), ``registry`` (regions), ``directory``
-(bindings), ``clearing`` (windows and their reconciliation). ``ClearinghouseStore``
+(bindings), ``clearing`` (windows and their reconciliation), ``settlement`` (regions' advances
+and each window's settlement). ``ClearinghouseStore``
 opens the file, creates and migrates the schema, and holds them. Callers may reach a
 repository (``store.transfers.get``) or the store's own names for the same methods
 (``store.transfer``), which stay for the many callers written before the split.
@@ -12,7 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clearinghouse.stores import away_registrations, clearing, directory, registry, transfers
+from clearinghouse.stores import (
+    away_registrations,
+    clearing,
+    directory,
+    registry,
+    settlement,
+    transfers,
+)
 from clearinghouse.stores.away_registrations import (
     AwayRegistration,
     AwayRegistrations,
@@ -21,6 +29,7 @@ from clearinghouse.stores.away_registrations import (
 from clearinghouse.stores.clearing import Clearing, ClearingEntry, DisagreementRecord, Window
 from clearinghouse.stores.directory import Binding, BindingStatus, Directory
 from clearinghouse.stores.registry import Region, Registry
+from clearinghouse.stores.settlement import RegionSettlement, Settlements
 from clearinghouse.stores.transfers import (
     Candidate,
     Leg,
@@ -47,6 +56,7 @@ __all__ = [
     "Leg",
     "Quote",
     "Region",
+    "RegionSettlement",
     "RegistrationStatus",
     "StateChange",
     "Transfer",
@@ -56,7 +66,8 @@ __all__ = [
 ]
 
 SCHEMA = "".join(
-    module.SCHEMA for module in (registry, directory, clearing, transfers, away_registrations)
+    module.SCHEMA
+    for module in (registry, directory, clearing, transfers, settlement, away_registrations)
 )
 """Every table of the clearinghouse, in the order first written."""
 
@@ -73,6 +84,7 @@ class ClearinghouseStore:
         self.directory = Directory(db)
         self.clearing = Clearing(db)
         self.away_registrations = AwayRegistrations(db)
+        self.settlements = Settlements(db)
 
         # The names callers use, each one repository's method.
         self.region = self.registry.get

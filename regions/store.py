@@ -18,6 +18,7 @@ from regions.stores import (
     bills,
     binding_requests,
     credits,
+    fund_settlements,
     holds,
     persons,
     policy,
@@ -28,6 +29,8 @@ from regions.stores.accounts import (
     BILLS_PAID,
     OPENING_FUND,
     PREMIUMS_PAID,
+    SETTLEMENT_ADVANCE,
+    SETTLEMENT_FUND,
     interregion_account,
     open_fixed_accounts,
     person_account,
@@ -37,6 +40,7 @@ from regions.stores.away_requests import AwayRequests
 from regions.stores.bills import Bill, Bills, BillState
 from regions.stores.binding_requests import BindingRequest, BindingRequests
 from regions.stores.credits import Credits
+from regions.stores.fund_settlements import FundSettlementRecord, FundSettlements
 from regions.stores.holds import Hold, Holds
 from regions.stores.persons import Persons
 from regions.stores.policy import Policies
@@ -50,9 +54,12 @@ __all__ = [
     "PREMIUMS_PAID",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "SETTLEMENT_ADVANCE",
+    "SETTLEMENT_FUND",
     "Bill",
     "BillState",
     "BindingRequest",
+    "FundSettlementRecord",
     "Hold",
     "HoldState",
     "Premium",
@@ -76,6 +83,7 @@ SCHEMA = "".join(
         settlement,
         credits,
         away_requests,
+        fund_settlements,
     )
 )
 """Every table of a region's records (the books add theirs), in the order first written."""
@@ -108,6 +116,7 @@ class RegionStore:
         self.credits = Credits(db)
         self.settlement = Settlement(db)
         self.away_requests = AwayRequests(db)
+        self.fund_settlements = FundSettlements(db)
         open_fixed_accounts(self.books)
 
         # The names handlers call, each one repository's method.

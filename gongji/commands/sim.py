@@ -11,11 +11,14 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import TextIO
 
 from gongji.commands.options import positive_int
+from gongji.scenario import ScenarioError
 from gongji.sim import SimConfig, format_report, parse_faults, run_simulation
 from gongji.sim.faults import KINDS, FaultRates
+from gongji.sim.month import DAYS_IN_A_MONTH, month_config
 from gongji.sim.places import MAX_REGIONS
 from gongji.sim.planted import PLANTS
 
@@ -117,6 +120,26 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=defaults.window_ms,
         help="close a clearing window this often, 0: never (default: %(default)s)",
     )
+    parser.add_argument(
+        "--scenario",
+        type=Path,
+        help="simulate a month of this scenario file's regions: windows closed daily or"
+        " monthly as its [clearing] says, settled between the regional funds; --regions,"
+        " --rate and --window-ms then follow from the file and the days",
+    )
+    parser.add_argument(
+        "--days",
+        type=positive_int,
+        default=DAYS_IN_A_MONTH,
+        help="days of the month, with --scenario (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--day-ms",
+        type=positive_int,
+        default=defaults.day_ms,
+        help="virtual time of one simulated day, with --scenario (default: %(default)s; a"
+        " day's activity, compressed: the cores' timers keep their real lengths)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -134,14 +157,24 @@ def run(args: argparse.Namespace) -> int:
         away_share=args.away_share,
         window_ms=args.window_ms,
     )
+    regions = None
+    if args.scenario is not None:
+        try:
+            config, regions = month_config(
+                args.scenario, config, days=args.days, day_ms=args.day_ms
+            )
+        except ScenarioError as error:
+            for problem in error.problems:
+                print(f"gongji: {problem}", file=sys.stderr)
+            return 2
     bar = None if args.json or not sys.stderr.isatty() else ProgressBar(sys.stderr)
-    report = run_simulation(config, progress=bar)
+    report = run_simulation(config, progress=bar, regions=regions)
     if bar is not None:
         bar.done()
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:
-        print(format_report(report))
+        print(format_report(report, show_flows=regions is not None))
     return 0 if report.ok else 1
 
 

@@ -15,18 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from contracts.identifiers import IDENTIFIER_CHARACTERS, MAX_IDENTIFIER_LENGTH, is_identifier
+from contracts.operations import MAX_AMOUNT_FEN
 from contracts.policy import Policy
 from contracts.vocabulary import Insurance, PaymentOrder, Relationship, Scope
 from gongji.population import RegionSpec
 from gongji.scenario.fields import Entry, Problems
 from gongji.scenario.records import (
     BillSpec,
+    ClearingSpec,
     InsuranceMix,
     NamedBinding,
     NamedPerson,
     PopulationSpec,
     RolloutStep,
     Scenario,
+    WindowCadence,
 )
 
 IDENTIFIER_RULE = f"1 to {MAX_IDENTIFIER_LENGTH} of {IDENTIFIER_CHARACTERS}"
@@ -109,12 +112,26 @@ def _build(data: dict[str, Any], problems: Problems, default_name: str) -> Scena
     if bills_table is not None:
         bills = _bills(Entry(problems, "bills", bills_table))
 
+    clearing = ClearingSpec()
+    clearing_table = top.table("clearing")
+    if clearing_table is not None:
+        clearing = _clearing(Entry(problems, "clearing", clearing_table))
+
     rollout = _rollout(top, problems, codes, bills.count)
     persons = _persons(top, problems, codes)
     bindings = _bindings(top, problems, {p.psn_no: p for p in persons})
     top.finish()
     return Scenario(
-        name, description, seed, tuple(regions), population, bills, rollout, persons, bindings
+        name,
+        description,
+        seed,
+        tuple(regions),
+        population,
+        bills,
+        rollout,
+        persons,
+        bindings,
+        clearing,
     )
 
 
@@ -259,6 +276,17 @@ def _population(entry: Entry, codes: set[str]) -> PopulationSpec:
             "unregistered_copayer_share", d.unregistered_copayer_share
         ),
         unregistered_region=unregistered,
+    )
+    entry.finish()
+    return spec
+
+
+def _clearing(entry: Entry) -> ClearingSpec:
+    """``[clearing]``: window (daily or monthly), advance_fen."""
+    d = ClearingSpec()
+    spec = ClearingSpec(
+        window=entry.choice("window", WindowCadence, d.window),
+        advance_fen=entry.integer("advance_fen", d.advance_fen, maximum=MAX_AMOUNT_FEN),
     )
     entry.finish()
     return spec

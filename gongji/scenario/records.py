@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from contracts.policy import NATIONAL_WALLET_MAX_PER_TRANSFER_FEN
 from contracts.vocabulary import Insurance, Relationship
@@ -84,6 +85,24 @@ class PopulationSpec:
         )
 
 
+class WindowCadence(StrEnum):
+    """How often the operator closes the clearing window (and so settles between funds)."""
+
+    DAILY = "daily"
+    MONTHLY = "monthly"
+
+
+@dataclass(frozen=True, slots=True)
+class ClearingSpec:
+    """``[clearing]``: the clearing period (清算周期) and the regions' advances (预付金)."""
+
+    window: WindowCadence = WindowCadence.MONTHLY
+    """Monthly in practice; daily shows more settlements in one simulated month."""
+    advance_fen: int = 0
+    """Each region's advance at the clearinghouse, topped up to this at every close; 0:
+    none (each close settles the nets between the funds)."""
+
+
 @dataclass(frozen=True, slots=True)
 class BillSpec:
     """The requests of a run: bills, and for the demo wallet transfers, premium payments
@@ -155,6 +174,7 @@ class Scenario:
     """Named persons, enrolled besides the drawn population."""
     bindings: tuple[NamedBinding, ...] = ()
     """Named bindings between persons of ``persons``."""
+    clearing: ClearingSpec = field(default_factory=ClearingSpec)
 
     @property
     def codes(self) -> list[str]:

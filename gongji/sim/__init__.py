@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from gongji.population import RegionSpec
 from gongji.sim.config import SimConfig
 from gongji.sim.faults import DEFAULT_RATES, NO_FAULTS, FaultRates, parse_faults
 from gongji.sim.places import sim_regions
@@ -30,10 +31,17 @@ Progress = Callable[[int, int, int, str], None]
 
 
 def run_simulation(
-    config: SimConfig, *, progress: Progress | None = None, explain: bool = True
+    config: SimConfig,
+    *,
+    progress: Progress | None = None,
+    explain: bool = True,
+    regions: tuple[RegionSpec, ...] | None = None,
 ) -> SimReport:
-    """Run one seed; with ``explain``, replay it to trace the transfers of any violation."""
-    regions = sim_regions(config.regions)
+    """Run one seed; with ``explain``, replay it to trace the transfers of any violation.
+
+    ``regions``: a scenario's (``gongji.sim.month``); by default ``config.regions`` of the
+    simulator's own places."""
+    regions = regions or sim_regions(config.regions)
     started = time.perf_counter()
     result = Simulation(config, regions, progress=progress).run()
     report = build_report(result, time.perf_counter() - started)

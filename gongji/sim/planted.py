@@ -26,9 +26,20 @@ from contracts.operations import (
     RequestAid,
     RequestTransfer,
     Reserve,
+    Settle,
 )
+from contracts.settlement_states import SettlementState
 from regions.core import RegionCore
-from regions.store import BILLS_PAID, HoldState, RegionStore, interregion_account, person_account
+from regions.settling import top_up_transfer_id
+from regions.store import (
+    BILLS_PAID,
+    SETTLEMENT_ADVANCE,
+    SETTLEMENT_FUND,
+    HoldState,
+    RegionStore,
+    interregion_account,
+    person_account,
+)
 
 RegionFactory = Callable[[str, RegionStore], RegionCore]
 EngineFactory = Callable[..., StepEngine[Any]]
@@ -69,6 +80,26 @@ class ExpiringLegsRegion(RegionCore):
     def handle(self, op: Operation, now_ms: int) -> Effects:
         if isinstance(op, Reserve) and op.prepared:
             op = dataclasses.replace(op, prepared=False)
+        return super().handle(op, now_ms)
+
+
+class DoubleSettlingRegion(RegionCore):
+    """Books a window's settlement again when its ``Settle`` is redelivered (or re-sent by a
+    close asked again): it forgets the window was booked."""
+
+    def handle(self, op: Operation, now_ms: int) -> Effects:
+        if isinstance(op, Settle):
+            record = self.store.fund_settlements.get(op.window)
+            if record is not None and record.state is SettlementState.BOOKED:
+                top_up = record.top_up_fen
+                if top_up > 0:
+                    self.books.transfer(
+                        top_up_transfer_id(op.window),
+                        SETTLEMENT_ADVANCE,
+                        SETTLEMENT_FUND,
+                        top_up,
+                        now_ms,
+                    )
         return super().handle(op, now_ms)
 
 
@@ -175,6 +206,11 @@ PLANTS: dict[str, Plant] = {
             "expiring-legs",
             "a region lets the hold of a leg of a bill away from home expire by itself",
             region=ExpiringLegsRegion,
+        ),
+        Plant(
+            "double-settle",
+            "a region books a window's settlement again on a redelivered settle",
+            region=DoubleSettlingRegion,
         ),
         Plant(
             "abort-on-restart",

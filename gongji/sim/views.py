@@ -267,3 +267,8 @@ def legs(sql: sqlite3.Connection, transfer_id: str) -> list[LegRow]:
 def all_legs(sql: sqlite3.Connection) -> dict[str, LegRow]:
     """Leg id -> leg, of every bill at a region of care."""
     return {str(row[0]): LegRow(*row) for row in sql.execute(_LEG)}
+
+
+def unbooked_settlements(sql: sqlite3.Connection) -> int:
+    """Settlements issued at a close that their region has not yet said it booked."""
+    return int(sql.execute("SELECT COUNT(*) FROM settlements WHERE state = 'issued'").fetchone()[0])
