@@ -3,6 +3,9 @@ registration (备案) at the insured region, and bills at the region of care."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from clearinghouse.store import TransferState
 from contracts.effects import WindowClosed
 from contracts.identifiers import CLEARINGHOUSE, region_address
@@ -23,7 +26,8 @@ from contracts.operations import (
 from contracts.reasons import COMMITTED, ReasonCode
 from contracts.vocabulary import Flow, PaymentOrder
 from gongji.loopback import Loopback
-from regions.store import BILLS_PAID, person_account, wallet_account
+from regions.core import RegionCore
+from regions.store import BILLS_PAID, RegionStore, person_account, wallet_account
 
 HENAN, GUANGZHOU, SHANGHAI, BEIJING = "410100", "440100", "310000", "110000"
 """Insured region (Zhengzhou), a region of care that settles directly, a third region, and
@@ -300,3 +304,32 @@ def test_a_lost_registration_is_asked_again_by_the_insured_region() -> None:
     net.advance(60_000)
     net.deliver_all()
     assert len([r for r in net.replies if isinstance(r, AwayRegistrationOutcome)]) == 1
+
+
+def test_a_region_of_care_restored_from_a_backup_is_repaired_leg_by_leg(tmp_path: Path) -> None:
+    net = world()
+    family(net, copayer_region=SHANGHAI)
+    register_away(net, "r3", "P2", GUANGZHOU, secret="s2")
+    backup = tmp_path / "guangzhou.sqlite"
+    file = sqlite3.connect(backup)
+    try:
+        net.regions[GUANGZHOU].store.db.connection.backup(file)
+    finally:
+        file.close()
+    outcome = away_bill(net, "t1", "P2", GUANGZHOU, 20_000)
+    assert (outcome.own_paid_fen, outcome.paid_fen) == (10_000, 6_000)
+    # Guangzhou loses both legs' credits: its file is restored from before the bill.
+    net.regions[GUANGZHOU].store.close()
+    net.regions[GUANGZHOU] = RegionCore(GUANGZHOU, RegionStore.open(backup))
+    net.send(CLEARINGHOUSE, CloseWindow("w1", ""))
+    net.deliver_all()
+    found = net.clearinghouse.store.disagreements(1)
+    assert {(d.region, d.transfer_id, d.state) for d in found} == {
+        (GUANGZHOU, "t1:o", "repaired"),
+        (GUANGZHOU, "t1:c", "repaired"),
+    }
+    guangzhou = net.regions[GUANGZHOU].store
+    assert (guangzhou.credit_amount("t1:o"), guangzhou.credit_amount("t1:c")) == (10_000, 6_000)
+    report = guangzhou.settlement_report(1)
+    assert report is not None and report.disagreements == 0
+    check_books(net)
