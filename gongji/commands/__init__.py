@@ -6,6 +6,7 @@ To add a command, write a module here and add its name to ``COMMANDS``.
 COMMANDS: tuple[str, ...] = (
     "clearinghouse",
     "region",
+    "province",
     "demo",
     "admin",
     "report",
