@@ -93,6 +93,10 @@ class RegionHost:
         """Whether every hosted region consumes its queue."""
         return all(service.started for service in self.regions)
 
+    async def wait_started(self) -> None:
+        """Return once every hosted region consumes its queue."""
+        await asyncio.gather(*(service.shell.ready.wait() for service in self.regions))
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run every region until ``stop``. If one region fails, the others stop too and
         its error is raised: the process exits and is restarted whole, as a process of

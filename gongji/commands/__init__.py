@@ -11,6 +11,7 @@ COMMANDS: tuple[str, ...] = (
     "admin",
     "report",
     "cluster",
+    "compose",
     "logs",
     "load",
     "sim",
