@@ -184,3 +184,21 @@ def test_cluster_up_can_still_run_a_process_per_region(amqp_url: str, tmp_path: 
         if state is not None:
             gongji("cluster", "down", *common)
             asyncio.run(delete_queues(amqp_url, state))
+
+
+def test_logs_of_a_hosted_region_are_its_hosts(tmp_path: Path) -> None:
+    """``gongji logs 440300`` in a cluster hosted by province prints province-440000's log."""
+    from gongji.cluster.local import ClusterState, ServiceRecord, _write_state
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "clearinghouse.log").write_text('{"event": "a"}\n')
+    (logs / "province-440000.log").write_text('{"event": "b", "service": "region-440300"}\n')
+    state = ClusterState("ns", str(tmp_path), [], 1, 1, 0, "", hosting="province")
+    for name, codes in (("clearinghouse", []), ("province-440000", ["440100", "440300"])):
+        record = ServiceRecord(name, "", 1, 0, 0, str(logs / f"{name}.log"), [])
+        record.codes = codes
+        state.services.append(record)
+    _write_state(state)
+    done = gongji("logs", "440300", "--data-dir", str(tmp_path))
+    assert (done.returncode, done.stdout) == (0, '{"event": "b", "service": "region-440300"}\n')
