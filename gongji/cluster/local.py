@@ -371,6 +371,25 @@ class HostPlan:
         return ["region", "--code", self.codes[0]]
 
 
+MANY_REGIONS = 64
+"""From this many regions on, the clearinghouse gets a deeper pipeline (see below)."""
+MANY_REGIONS_TUNING = {
+    "GONGJI_SHELL_PIPELINE_DEPTH": "8",
+    "GONGJI_SHELL_MAX_BATCH": "512",
+    "GONGJI_SHELL_PREFETCH": "8192",
+}
+"""With ~146 regions a clearinghouse step answers up to one queue per region and waits for
+all their confirms; at the shell's default depth of 2 a 200/s load left requests without
+an outcome, at 8 none (docs/province-hosting.md). Only what the caller did not set."""
+
+
+def clearinghouse_tuning(regions: int, env: dict[str, str]) -> dict[str, str]:
+    """The clearinghouse's shell settings for a cluster of ``regions`` regions."""
+    if regions < MANY_REGIONS:
+        return {}
+    return {k: v for k, v in MANY_REGIONS_TUNING.items() if not env.get(k)}
+
+
 def host_plan(codes: Sequence[str], hosting: str) -> list[HostPlan]:
     """The clearinghouse, then the regions' processes: one per province or per region."""
     if hosting not in HOSTINGS:
@@ -493,13 +512,16 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
                 name = plan.name
                 argv = _service_argv(plan, config, ports[name])
                 log = data_dir / LOG_DIR / f"{name}.log"
+                own = extra
+                if plan.participant == HUB:
+                    own = clearinghouse_tuning(len(codes), env) | extra
                 # Its own broker user; in the environment, not on the command line (ps).
                 url = credentials.url(plan.participant)
-                process = _spawn(argv, log, env | {"AMQP_URL": url})
+                process = _spawn(argv, log, env | own | {"AMQP_URL": url})
                 stat = _proc_stat(process.pid)
                 ticks = stat[1] if stat else 0
                 record = ServiceRecord(
-                    name, plan.address, process.pid, ticks, ports[name], str(log), argv, extra
+                    name, plan.address, process.pid, ticks, ports[name], str(log), argv, own
                 )
                 record.codes = list(plan.codes)
                 state.services.append(record)

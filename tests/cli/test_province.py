@@ -202,3 +202,15 @@ def test_logs_of_a_hosted_region_are_its_hosts(tmp_path: Path) -> None:
     _write_state(state)
     done = gongji("logs", "440300", "--data-dir", str(tmp_path))
     assert (done.returncode, done.stdout) == (0, '{"event": "b", "service": "region-440300"}\n')
+
+
+def test_a_cluster_of_many_regions_gives_the_clearinghouse_a_deeper_pipeline() -> None:
+    from gongji.cluster.local import MANY_REGIONS, clearinghouse_tuning
+
+    assert clearinghouse_tuning(MANY_REGIONS - 1, {}) == {}
+    deep = clearinghouse_tuning(146, {})
+    assert deep["GONGJI_SHELL_PIPELINE_DEPTH"] == "8"
+    # What the caller set wins.
+    assert "GONGJI_SHELL_PIPELINE_DEPTH" not in clearinghouse_tuning(
+        146, {"GONGJI_SHELL_PIPELINE_DEPTH": "4"}
+    )
