@@ -31,6 +31,7 @@ from gongji.load import (
     run_load,
 )
 from gongji.load.nemesis import Nemesis, NemesisError, parse_nemesis
+from gongji.scenario import load_scenario
 from telemetry.logs import configure_logging
 
 
@@ -104,6 +105,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which = population.add_mutually_exclusive_group()
     which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
     which.add_argument("--regions", type=positive_int, help="the first N catalog regions")
+    which.add_argument(
+        "--scenario",
+        type=Path,
+        help="the regions of a scenario file (as `admin seed --scenario F --load-population`)",
+    )
     population.add_argument("--enable-all", action="store_true")
     population.add_argument("--persons", type=positive_int, default=DEFAULT_PERSONS)
     population.add_argument("--population-seed", type=int, default=1)
@@ -135,14 +141,21 @@ def _target(args: argparse.Namespace) -> tuple[ClusterTarget, Target]:
     """The broker URL and what to load."""
     cluster = cluster_target(args)
     state = cluster.state
-    if state is not None and not (args.codes or args.regions):
+    given = args.codes or args.regions or args.scenario
+    if state is not None and not given:
         return cluster, Target(cluster.namespace, state.population(), Path(state.data_dir))
-    if not (args.codes or args.regions):
+    if not given:
         raise ClusterError(
             f"no local cluster state in {cluster.cluster_dir} (start one with "
-            "`gongji cluster up`), and no --codes or --regions to build the population from"
+            "`gongji cluster up`), and no --codes, --regions or --scenario to build the "
+            "population from"
         )
-    regions = regions_by_code(args.codes) if args.codes else first_regions(args.regions)
+    if args.scenario is not None:
+        regions = load_scenario(args.scenario).regions
+    elif args.codes:
+        regions = regions_by_code(args.codes)
+    else:
+        regions = first_regions(args.regions)
     regions = with_enabled(regions, True if args.enable_all else None)
     seeded = seed_population(regions, args.persons, args.population_seed)
     # Without a state file, the books are read only if the cluster's files are there.
