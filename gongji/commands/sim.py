@@ -14,6 +14,8 @@ import time
 from typing import TextIO
 
 from gongji.commands.options import positive_int
+from gongji.scenario import ScenarioError, load_scenario
+from gongji.scenario.loader import scenario_path, shipped_scenarios
 from gongji.sim import SimConfig, format_report, parse_faults, run_simulation
 from gongji.sim.faults import KINDS, FaultRates
 from gongji.sim.places import MAX_REGIONS
@@ -66,6 +68,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--transfers", type=positive_int, default=10_000, help="requests to send")
     parser.add_argument("--regions", type=_regions, default=20, help="pooling regions (2-42)")
     parser.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="take the regions (policies, enabled flags, wallet) and the population from a"
+        f" scenario: a shipped one ({', '.join(shipped_scenarios())}) or a TOML file;"
+        " instead of --regions",
+    )
+    parser.add_argument(
         "--faults",
         type=_faults,
         default="all",
@@ -114,10 +123,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    scenario = None
+    if args.scenario is not None:
+        try:
+            scenario = load_scenario(scenario_path(args.scenario))
+        except ScenarioError as error:
+            print(f"gongji sim: {error}", file=sys.stderr)
+            return 2
     config = SimConfig(
         seed=args.seed,
         transfers=args.transfers,
-        regions=args.regions,
+        regions=args.regions if scenario is None else len(scenario.regions),
+        scenario=args.scenario or "",
         faults=args.faults,
         plant=args.plant,
         client_retry_ms=args.client_retry_ms,
@@ -127,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         window_ms=args.window_ms,
     )
     bar = None if args.json or not sys.stderr.isatty() else ProgressBar(sys.stderr)
-    report = run_simulation(config, progress=bar)
+    report = run_simulation(config, progress=bar, scenario=scenario)
     if bar is not None:
         bar.done()
     if args.json:

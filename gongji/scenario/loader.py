@@ -49,6 +49,19 @@ class ScenarioError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+def shipped_scenarios() -> list[str]:
+    """The names of the scenarios shipped with the package (``default``, ``national``...)."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def scenario_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A shipped scenario by name (``national``), else the path as given."""
+    text = os.fspath(name_or_path)
+    if text in shipped_scenarios():
+        return SCENARIO_DIR / f"{text}.toml"
+    return Path(text)
+
+
 def load_default_scenario() -> Scenario:
     """The scenario shipped as ``gongji/scenarios/default.toml``."""
     return load_scenario(DEFAULT_SCENARIO_PATH)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from gongji.scenario.records import Scenario
+from gongji.scenario.requests import population_of
 from gongji.sim.config import SimConfig
 from gongji.sim.faults import DEFAULT_RATES, NO_FAULTS, FaultRates, parse_faults
 from gongji.sim.places import sim_regions
@@ -30,16 +32,28 @@ Progress = Callable[[int, int, int, str], None]
 
 
 def run_simulation(
-    config: SimConfig, *, progress: Progress | None = None, explain: bool = True
+    config: SimConfig,
+    *,
+    progress: Progress | None = None,
+    explain: bool = True,
+    scenario: Scenario | None = None,
 ) -> SimReport:
-    """Run one seed; with ``explain``, replay it to trace the transfers of any violation."""
-    regions = sim_regions(config.regions)
+    """Run one seed; with ``explain``, replay it to trace the transfers of any violation.
+
+    With a ``scenario``, its regions (policies, enabled flags) and its population
+    (drawn and named) replace the built-in list and ``config.regions``; the requests
+    are still the simulator's workload of ``config.transfers``.
+    """
+    regions = sim_regions(config.regions) if scenario is None else scenario.regions
+    population = None if scenario is None else population_of(scenario)
     started = time.perf_counter()
-    result = Simulation(config, regions, progress=progress).run()
+    result = Simulation(config, regions, population=population, progress=progress).run()
     report = build_report(result, time.perf_counter() - started)
     if report.violations and explain:
         watch = result.checker.involved_transfers()
-        again = Simulation(config, regions, watch=watch).run()
+        if scenario is not None:
+            population = population_of(scenario)  # a fresh one: the run may change it
+        again = Simulation(config, regions, population=population, watch=watch).run()
         report.traces = again.trace_lines
         report.replay_hash_matches = again.trace_hash == result.trace_hash
     return report

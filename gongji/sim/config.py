@@ -21,6 +21,9 @@ class SimConfig:
     transfers: int = 1_000
     regions: int = 10
     faults: FaultRates = DEFAULT_RATES
+    scenario: str = ""
+    """The scenario file (or shipped name) whose regions and population the run uses
+    instead of ``regions`` built-in ones; only named here, for the replay command."""
     plant: str = ""
     """A planted bug from ``gongji.sim.planted.PLANTS`` (tests and demonstrations)."""
     persons_per_region: int = 0
@@ -74,7 +77,7 @@ class SimConfig:
             "gongji sim",
             f"--seed {self.seed}",
             f"--transfers {self.transfers}",
-            f"--regions {self.regions}",
+            f"--scenario {self.scenario}" if self.scenario else f"--regions {self.regions}",
             f"--faults {self.faults.spec()}",
         ]
         defaults = SimConfig()
