@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -185,11 +186,24 @@ def fates_of(data_dir: Path, unanswered: Sequence[str]) -> Fates:
     known = set(hub.transfers) | {tid for r in regions for tid in r.bills}
     final = {t for t, row in hub.transfers.items() if row.state in ("committed", "aborted")}
     final |= {tid for r in regions for tid, bill in r.bills.items() if bill.state != "requested"}
+    for path in files.regions.values():  # binding requests and revocations
+        states = binding_request_states(path)
+        known |= set(states)
+        final |= {rid for rid, state in states.items() if state != "requested"}
     lost = sum(1 for tid in unanswered if tid not in known)
     stuck = sum(1 for tid in unanswered if tid in known and tid not in final)
     audit = audit_data_dir(data_dir)
     twice = sum(1 for v in audit.violations if v.kind in ("double_post", "double_credit"))
     return Fates(lost, stuck, twice, audit.ok, [str(v) for v in audit.violations[:50]])
+
+
+def binding_request_states(path: Path) -> dict[str, str]:
+    """Request id -> state of a region's binding requests (read-only)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            return dict(db.execute("SELECT request_id, state FROM binding_requests"))
+        except sqlite3.OperationalError:  # a region that never had one: no table yet
+            return {}
 
 
 def format_report(report: LoadReport) -> str:

@@ -1,4 +1,5 @@
-"""``gongji load --mix``: co-payments, wallet transfers and premium payments under load."""
+"""``gongji load --mix``: co-payments, wallet transfers, premium payments, binding requests
+and revocations under load."""
 
 from __future__ import annotations
 
@@ -21,14 +22,20 @@ def test_every_flow_is_carried_and_reported(amqp_url: str, tmp_path: Path) -> No
             state,
             amqp_url,
             *("--rate", "100", "--duration", "6", "--drain", "60"),
-            *("--mix", "copay=0.5,wallet=0.3,premium=0.2"),
+            *("--mix", "copay=0.5,wallet=0.2,premium=0.1,binding=0.2"),
         )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     by_flow = report["outcomes_by_flow"]
-    assert set(by_flow) == {"copay", "wallet", "premium"}
+    flows = {"copay", "wallet", "premium", "binding", "revoke"}
+    assert set(by_flow) == flows
     assert report["completed"] == report["sent"]
-    assert set(report["latency_ms"]) == {"copay", "wallet", "premium"}
+    assert set(report["latency_ms"]) == flows
+    # New relatives are bound (the directory records them) and some of those the load
+    # made are revoked again once their binding was seen recorded.
+    assert by_flow["binding"].get("COMMITTED", 0) > 0
+    assert by_flow["revoke"].get("COMMITTED", 0) > 0
+    assert report["latency_ms"]["revoke"]["count"] == sum(by_flow["revoke"].values())
     # Wallet transfers commit, and the daily limit (3 a day per co-payer) refuses some.
     assert by_flow["wallet"].get("COMMITTED", 0) > 0
     # A premium is paid once per person and year: repeats are refused.
@@ -37,6 +44,9 @@ def test_every_flow_is_carried_and_reported(amqp_url: str, tmp_path: Path) -> No
     assert report["conserved"] is True
 
 
-def test_a_flow_the_generator_does_not_send_is_refused() -> None:
-    with pytest.raises(MixError, match="not sent by the load generator yet"):
-        parse_mix("copay,binding")
+def test_the_mix_of_the_issue_parses_and_an_unknown_flow_is_refused() -> None:
+    assert parse_mix("copay=0.6,wallet=0.2,premium=0.1,binding=0.1") == pytest.approx(
+        {"copay": 0.6, "wallet": 0.2, "premium": 0.1, "binding": 0.1}
+    )
+    with pytest.raises(MixError, match="unknown flow 'bind'"):
+        parse_mix("copay,bind")

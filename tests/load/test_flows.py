@@ -1,0 +1,55 @@
+"""The load's flows without a broker: binding requests and revocations, and a seeded
+population whose beneficiaries have several co-payers."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from contracts.operations import BindingOutcome, RequestBinding, RevokeBinding
+from contracts.reasons import ReasonCode
+from gongji.cluster.catalog import regions_by_code
+from gongji.cluster.seed import seed_population
+from gongji.load.flows import REVOKE, BindingFlow
+
+CODES = ["310000", "420100", "510100", "440100", "440300"]
+
+
+def test_some_seeded_beneficiaries_have_two_or_three_distinct_copayers() -> None:
+    seeded = seed_population(regions_by_code(CODES), 60, seed=1)
+    copayers: dict[str, set[str]] = {}
+    for b in seeded.population.bindings:
+        copayers.setdefault(b.beneficiary, set()).add(b.copayer)
+    counts = Counter(len(c) for c in copayers.values())
+    assert counts[1] > counts[2] > counts[3] > 0
+    bindings_per_beneficiary = Counter(b.beneficiary for b in seeded.population.bindings)
+    assert bindings_per_beneficiary == Counter({k: len(v) for k, v in copayers.items()})
+
+
+def test_the_binding_flow_revokes_only_what_it_saw_recorded_as_its_own() -> None:
+    seeded = seed_population(regions_by_code(CODES), 20, seed=1)
+    flow = BindingFlow(seeded, "client.test")
+    rng = random.Random(3)
+    binds = [flow.make(rng, f"b-{i}", "420100", True) for i in range(20)]
+    assert all(isinstance(r.op, RequestBinding) and r.flow == "binding" for r in binds)
+    # A cross-province bind asks a co-payer of another province, at the co-payer's region.
+    provinces = {r.code: r.province for r in seeded.regions}
+    for request in binds:
+        assert isinstance(request.op, RequestBinding)
+        copayer_region = request.address.rsplit(".", 1)[-1]
+        assert provinces[copayer_region] != provinces["420100"]
+    # Nothing answered yet: nothing to revoke, every request binds.
+    assert all(
+        isinstance(flow.make(rng, f"x-{i}", "420100", True).op, RequestBinding) for i in range(5)
+    )
+    flow.answered(BindingOutcome("b-0", "b-0"))  # recorded: ours
+    flow.answered(BindingOutcome("b-1", "bind-seeded", None, "bound already"))  # not ours
+    flow.answered(BindingOutcome("b-2", "b-2", ReasonCode.REGION_NOT_ENABLED))  # refused
+    revokes = [
+        r for r in (flow.make(rng, f"y-{i}", "420100", True) for i in range(40)) if r.flow == REVOKE
+    ]
+    assert len(revokes) == 1
+    op = revokes[0].op
+    assert isinstance(op, RevokeBinding) and op.binding_id == "b-0"
+    first = binds[0].op
+    assert isinstance(first, RequestBinding) and op.copayer == first.copayer
