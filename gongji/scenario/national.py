@@ -342,6 +342,8 @@ PROVINCES: tuple[Province, ...] = (
     ),
 )
 
+REGION_COUNT = sum(len(p.regions) for p in PROVINCES)
+
 UNREGISTERED_REGION = "150100"
 """Hohhot: a real code outside the 17 provinces, the population's unregistered region."""
 
@@ -374,22 +376,47 @@ def _region_block(code: str, name: str, province: str, enabled: bool, wallet: bo
 
 _POPULATION = f"""\
 [population]
-# Small per region so that 205 regions load and simulate in seconds; shares are the
-# calibrated ones (docs/calibration.md).
+# Few persons a region, so that {REGION_COUNT} regions load and simulate in seconds; every
+# number below and its source: docs/calibration.md.
 persons_per_region = 12
+insurance_mix = {{ employee = 0.3, resident = 0.65, none = 0.05 }}
+zero_balance_share = 0.1
+short_balance_share = 0.2
+short_balance_max_fen = 10000
+balance_fen = {{ min = 10000, max = 1070000 }}
+beneficiary_share = 0.75
+bindings_per_beneficiary = {{ 1 = 0.6, 2 = 0.3, 3 = 0.1 }}
+cross_region_share = 0.8
+unregistered_copayer_share = 0.01
 unregistered_region = "{UNREGISTERED_REGION}"
+
+# Co-payers working in Guangdong, Jiangsu, Shanghai, Tianjin, Shandong for families at
+# home in Henan, Sichuan, Anhui, Guizhou, Guangxi, Chongqing, Hubei (Zhejiang, Beijing
+# and Hunan are not among the 17 provinces).
+[population.migration]
+share = 0.7
+work = ["44", "32", "31", "12", "37"]
+home = ["41", "51", "34", "52", "45", "50", "42"]
 
 [bills]
 count = 600
+amount_fen = {{ min = 1000, max = 26000 }}
 wallet_transfers = 60
+wallet_amount_fen = {{ min = 10000, max = 126000 }}
 premium_payments = 30
 binding_requests = 30
+
+[calibration]
+wallet_amount_fen = 68000
+premium_money_share = 0.171
+flow_shares = {{ copay = 0.6, wallet = 0.2, premium = 0.1, binding = 0.1 }}
+bills_paid = {{ full = 0.55, part = 0.15, refused = 0.3 }}
 """
 
 
 def render() -> str:
     """The text of ``national.toml``."""
-    blocks = [_HEADER.format(regions=sum(len(p.regions) for p in PROVINCES))]
+    blocks = [_HEADER.format(regions=REGION_COUNT)]
     for province in PROVINCES:
         enabled = min(province.enabled, len(province.regions))
         blocks.append(
