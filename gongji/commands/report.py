@@ -1,4 +1,5 @@
 """``gongji report window N``: a clearing window's net positions and reconciliation;
+``gongji report calibration``: a load run against its scenario's targets;
 ``gongji report transfer ID``: one transfer's timeline, from the services' SQLite files."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from broker.connection import connect
 from broker.topology import Topology
 from gongji.client import BillClient
 from gongji.cluster.local import OPERATOR
+from gongji.commands import calibration
 from gongji.commands.options import DEFAULT_CLUSTER_DIR, add_cluster_options, cluster_target
 from gongji.timeline import TimelineError, format_timeline, read_timeline
 from gongji.windows import format_window_report, query_window_report
@@ -50,6 +52,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
         help="where the clearinghouse and region files are (default: %(default)s)",
     )
+    calibration.add_parser(kinds)
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -89,4 +92,6 @@ def print_timeline(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.kind == "transfer":
         return print_timeline(args)
+    if args.kind == "calibration":
+        return calibration.run(args)
     return asyncio.run(_run(args))

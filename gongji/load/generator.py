@@ -118,6 +118,9 @@ class LoadResult:
     """Paid towards bills, by every means, as the outcomes report it."""
     copayer_paid_fen: int = 0
     """Of that, paid by co-payers in committed transfers (the mutual aid)."""
+    bills_paid: Counter[str] = field(default_factory=Counter)
+    """Co-payments by how they ended: ``full`` (committed, nothing left to pay),
+    ``part`` (committed, some left to other means), ``refused`` (a reason code)."""
     cross_province_sent: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     timeline: list[int] = field(default_factory=list)
@@ -409,6 +412,7 @@ class LoadGenerator:
                     result.moved_fen += op.paid_fen + op.own_paid_fen + op.wallet_paid_fen
                     if op.outcome == COMMITTED:
                         result.copayer_paid_fen += op.paid_fen
+                    result.bills_paid[bill_ending(op)] += 1
                     result.last_outcome = now
             self._check_answered()
             await inbox.ack_through(batch)
@@ -474,6 +478,13 @@ class LoadGenerator:
             channel = await self.connection.channel()
             await channel.queue_delete(self.topology.queue_for(self.address))
             await channel.close()
+
+
+def bill_ending(outcome: BillOutcome) -> str:
+    """``full``, ``part`` or ``refused``: how a co-payment ended (``LoadResult.bills_paid``)."""
+    if outcome.reason is not None:
+        return "refused"
+    return "part" if outcome.remaining_fen > 0 else "full"
 
 
 def _request_id(op: Operation) -> str:

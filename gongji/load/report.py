@@ -134,6 +134,7 @@ class LoadReport:
             "errors": self.errors(),
             "moved_fen": result.moved_fen,
             "copayer_paid_fen": result.copayer_paid_fen,
+            "bills_paid": {k: result.bills_paid.get(k, 0) for k in ("full", "part", "refused")},
             "family_moved_fen": dict(sorted(result.family_moved_fen.items())),
             "conserved": self.conserved,
             **self._nemesis_json(),

@@ -3,6 +3,8 @@ and revocations under load."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,26 @@ def test_every_flow_is_carried_and_reported(amqp_url: str, tmp_path: Path) -> No
     assert by_flow["premium"].get("COMMITTED", 0) > 0
     assert report["family_moved_fen"]["wallet"] > 0
     assert report["conserved"] is True
+    # Co-payments end paid in full, in part or refused, and the run compares with the
+    # national scenario's targets.
+    assert sum(report["bills_paid"].values()) == sum(by_flow["copay"].values())
+    saved = tmp_path / "load.json"
+    saved.write_text(done.stdout, encoding="utf-8")
+    compared = subprocess.run(
+        [
+            *(sys.executable, "-m", "gongji.cli", "report", "calibration", str(saved)),
+            *("--scenario", "national", "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert compared.returncode == 0, compared.stderr
+    figures = {f["name"]: f for f in json.loads(compared.stdout)["figures"]}
+    assert sum(
+        figures[f"flow_shares.{f}"]["measured"] for f in ("copay", "wallet", "premium", "binding")
+    ) == pytest.approx(1.0)
+    assert 10_000 <= figures["wallet_amount_fen"]["measured"] <= 126_000
 
 
 def test_the_mix_of_the_issue_parses_and_an_unknown_flow_is_refused() -> None:
