@@ -47,10 +47,41 @@ class SeededPopulation:
     """Region code -> beneficiaries whose one co-payer is insured in another province."""
     same_province: dict[str, list[str]] = field(default_factory=dict)
     """Region code -> beneficiaries whose one co-payer is in the same province."""
+    bill_fen: tuple[int, int] | None = None
+    """Bill amounts (inclusive range) the load draws; None: the load's own."""
+    wallet_fen: tuple[int, int] | None = None
+    """Wallet transfer amounts the load draws; None: the load's own."""
 
     @property
     def regions(self) -> tuple[RegionSpec, ...]:
         return self.population.regions
+
+
+def seeded_from(
+    population: Population,
+    *,
+    bill_fen: tuple[int, int] | None = None,
+    wallet_fen: tuple[int, int] | None = None,
+) -> SeededPopulation:
+    """A population drawn elsewhere (a scenario's: ``gongji.scenario.population_of``),
+    its beneficiaries sorted for the load by their first binding to a co-payer the
+    population holds: another province's, or the own province's; with the amounts the
+    load should draw."""
+    province = {r.code: r.province for r in population.regions}
+    persons = {p.psn_no for p in population.persons}
+    seeded = SeededPopulation(population, bill_fen=bill_fen, wallet_fen=wallet_fen)
+    for region in population.regions:
+        seeded.cross_province[region.code] = []
+        seeded.same_province[region.code] = []
+    first: dict[str, RecordBinding] = {}
+    for binding in population.bindings:
+        if binding.copayer in persons and binding.beneficiary_region in province:
+            first.setdefault(binding.beneficiary, binding)
+    for beneficiary, binding in first.items():
+        crossing = province.get(binding.copayer_region) != province[binding.beneficiary_region]
+        pools = seeded.cross_province if crossing else seeded.same_province
+        pools[binding.beneficiary_region].append(beneficiary)
+    return seeded
 
 
 def seed_population(

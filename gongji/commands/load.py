@@ -13,7 +13,7 @@ from broker.publisher import Publisher
 from broker.topology import Topology
 from gongji.cluster.catalog import first_regions, regions_by_code, with_enabled
 from gongji.cluster.local import DEFAULT_PERSONS, LOAD_CLIENT, OPERATOR, ClusterError
-from gongji.cluster.seed import SeededPopulation, seed_population
+from gongji.cluster.seed import SeededPopulation, seed_population, seeded_from
 from gongji.commands.options import (
     ClusterTarget,
     add_cluster_options,
@@ -31,6 +31,8 @@ from gongji.load import (
     run_load,
 )
 from gongji.load.nemesis import Nemesis, NemesisError, parse_nemesis
+from gongji.scenario import ScenarioError, load_scenario, population_of
+from gongji.scenario.loader import scenario_path
 from telemetry.logs import configure_logging
 
 
@@ -104,6 +106,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which = population.add_mutually_exclusive_group()
     which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
     which.add_argument("--regions", type=positive_int, help="the first N catalog regions")
+    which.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="a scenario's regions and population (shipped, e.g. national, or a TOML file),"
+        " as `gongji admin seed --scenario` sets it up",
+    )
     population.add_argument("--enable-all", action="store_true")
     population.add_argument("--persons", type=positive_int, default=DEFAULT_PERSONS)
     population.add_argument("--population-seed", type=int, default=1)
@@ -135,6 +143,16 @@ def _target(args: argparse.Namespace) -> tuple[ClusterTarget, Target]:
     """The broker URL and what to load."""
     cluster = cluster_target(args)
     state = cluster.state
+    if args.scenario is not None:
+        scenario = load_scenario(scenario_path(args.scenario))
+        bills = scenario.bills
+        seeded = seeded_from(
+            population_of(scenario),
+            bill_fen=(bills.amount_fen.min, bills.amount_fen.max),
+            wallet_fen=(bills.wallet_amount_fen.min, bills.wallet_amount_fen.max),
+        )
+        data_dir = Path(state.data_dir) if state is not None else None
+        return cluster, Target(cluster.namespace, seeded, data_dir)
     if state is not None and not (args.codes or args.regions):
         return cluster, Target(cluster.namespace, state.population(), Path(state.data_dir))
     if not (args.codes or args.regions):
@@ -186,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
                 say=lambda line: print(line, file=sys.stderr, flush=True),
             )
             nemesis.check()
-    except (MixError, ClusterError, ValueError) as error:
+    except (MixError, ClusterError, ScenarioError, ValueError) as error:
         print(f"gongji load: {error}", file=sys.stderr)
         return 2
     if args.setup:

@@ -80,7 +80,7 @@ class CopayFlow:
             raise MixError(f"region {payee_region} has no seeded beneficiary")
         crossing = pool is self.seeded.cross_province.get(payee_region)
         beneficiary = pool[rng.randrange(len(pool))]
-        amount = rng.randint(MIN_BILL_FEN, MAX_BILL_FEN)
+        amount = rng.randint(*(self.seeded.bill_fen or (MIN_BILL_FEN, MAX_BILL_FEN)))
         bill = SubmitBill(transfer_id, beneficiary, amount, self.reply_to)
         return Request(
             self.name, region_address(payee_region), bill, transfer_id, crossing, payee_region
@@ -103,10 +103,13 @@ class _FamilyFlow:
     def __init__(self, seeded: SeededPopulation, reply_to: str) -> None:
         self.seeded = seeded
         self.reply_to = reply_to
+        self._person: dict[str, Person] = {p.psn_no: p for p in seeded.population.persons}
         self._binding: dict[str, RecordBinding] = {}
         for binding in seeded.population.bindings:
-            self._binding.setdefault(binding.beneficiary, binding)
-        self._person: dict[str, Person] = {p.psn_no: p for p in seeded.population.persons}
+            # A co-payer outside the population (a scenario's unregistered region) cannot
+            # be asked to pay from his or her own region.
+            if binding.copayer in self._person:
+                self._binding.setdefault(binding.beneficiary, binding)
 
     def _family(
         self, rng: random.Random, payee_region: str, cross: bool
@@ -135,7 +138,7 @@ class WalletFlow(_FamilyFlow):
             copayer.secret,
             binding.beneficiary,
             binding.beneficiary_region,
-            rng.randint(WALLET_MIN_FEN, WALLET_MAX_FEN),
+            rng.randint(*(self.seeded.wallet_fen or (WALLET_MIN_FEN, WALLET_MAX_FEN))),
             self.reply_to,
         )
         return Request(

@@ -178,7 +178,12 @@ class LoadGenerator:
         self._rng = random.Random(config.seed)
         self._flows: list[Flow] = [FLOWS[name](seeded, self.address) for name in config.mix]
         self._flow_weights = [config.mix[f.name] for f in self._flows]
-        self._regions = [r.code for r in seeded.regions]
+        # Regions with a beneficiary to send for (a drawn population may leave one none).
+        self._regions = [
+            r.code
+            for r in seeded.regions
+            if seeded.cross_province.get(r.code) or seeded.same_province.get(r.code)
+        ]
         self._region_weights = zipf_weights(len(self._regions), config.skew)
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()

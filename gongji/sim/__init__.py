@@ -9,13 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from gongji.population import Population
 from gongji.scenario.records import Scenario
 from gongji.scenario.requests import population_of
 from gongji.sim.config import SimConfig
 from gongji.sim.faults import DEFAULT_RATES, NO_FAULTS, FaultRates, parse_faults
+from gongji.sim.node import CLIENT
 from gongji.sim.places import sim_regions
 from gongji.sim.report import SimReport, build_report, format_report
 from gongji.sim.simulation import Simulation
+from gongji.sim.workload import Request, build_workload
 
 __all__ = [
     "DEFAULT_RATES",
@@ -42,18 +45,39 @@ def run_simulation(
 
     With a ``scenario``, its regions (policies, enabled flags) and its population
     (drawn and named) replace the built-in list and ``config.regions``; the requests
-    are still the simulator's workload of ``config.transfers``.
+    are still the simulator's workload of ``config.transfers``, with the scenario's
+    bill and wallet amounts.
     """
     regions = sim_regions(config.regions) if scenario is None else scenario.regions
     population = None if scenario is None else population_of(scenario)
+    requests = (
+        None if scenario is None or population is None else _workload(config, scenario, population)
+    )
     started = time.perf_counter()
-    result = Simulation(config, regions, population=population, progress=progress).run()
+    result = Simulation(
+        config, regions, population=population, requests=requests, progress=progress
+    ).run()
     report = build_report(result, time.perf_counter() - started)
     if report.violations and explain:
         watch = result.checker.involved_transfers()
-        if scenario is not None:
-            population = population_of(scenario)  # a fresh one: the run may change it
-        again = Simulation(config, regions, population=population, watch=watch).run()
+        again = Simulation(
+            config, regions, population=population, requests=requests, watch=watch
+        ).run()
         report.traces = again.trace_lines
         report.replay_hash_matches = again.trace_hash == result.trace_hash
     return report
+
+
+def _workload(config: SimConfig, scenario: Scenario, population: Population) -> list[Request]:
+    """The simulator's requests, with the amounts the scenario's ``[bills]`` gives."""
+    bills = scenario.bills
+    return build_workload(
+        population,
+        config.transfers,
+        config.seed,
+        CLIENT,
+        wallet_share=config.wallet_share,
+        premium_share=config.premium_share,
+        bill_fen=(bills.amount_fen.min, bills.amount_fen.max),
+        wallet_fen=(bills.wallet_amount_fen.min, bills.wallet_amount_fen.max),
+    )

@@ -53,3 +53,44 @@ def test_the_binding_flow_revokes_only_what_it_saw_recorded_as_its_own() -> None
     assert isinstance(op, RevokeBinding) and op.binding_id == "b-0"
     first = binds[0].op
     assert isinstance(first, RequestBinding) and op.copayer == first.copayer
+
+
+def test_a_scenarios_population_feeds_every_flow() -> None:
+    """The national scenario's drawn population (zero and short balances, co-payers in
+    regions not enabled or not registered) as the load's: every flow makes requests for
+    every region it sends to, each to a person the population holds."""
+    from typing import Any, cast
+
+    from broker.topology import Topology
+    from gongji.cluster.seed import seeded_from
+    from gongji.load import LoadConfig, LoadGenerator
+    from gongji.scenario import load_scenario, population_of
+    from gongji.scenario.loader import scenario_path
+
+    scenario = load_scenario(scenario_path("national"))
+    seeded = seeded_from(population_of(scenario))
+    known = {p.psn_no for p in seeded.population.persons}
+    pooled = [b for pool in (seeded.cross_province, seeded.same_province) for b in pool.values()]
+    assert sum(len(p) for p in pooled) > 0
+    assert all(b in known for pool in pooled for b in pool)
+    mix = {"copay": 0.6, "wallet": 0.2, "premium": 0.1, "binding": 0.1}
+    generator = LoadGenerator(
+        cast(Any, None),
+        Topology(namespace="flows"),
+        seeded,
+        LoadConfig(rate=1, duration_s=1, mix=mix, cross_province=0.8),
+    )
+    requests = [generator._request(i) for i in range(2_000)]
+    assert {r.flow for r in requests} == {"copay", "wallet", "premium", "binding"}
+    for r in requests:
+        person = getattr(r.op, "copayer", None) or getattr(r.op, "beneficiary", None)
+        assert person in known
+    # Cross-province pairs follow migration: most of the families at home in Henan are
+    # paid for from the provinces people work in.
+    henan = [
+        b
+        for b in seeded.population.bindings
+        if b.beneficiary_region.startswith("41") and b.copayer in known
+    ]
+    at_work = [b for b in henan if b.copayer_region[:2] in {"44", "32", "31", "12", "37"}]
+    assert len(at_work) > len(henan) / 2
