@@ -61,12 +61,21 @@ class CpuMeter:
         totals["load"] = _self_seconds()  # the load generator runs in this process
         return totals
 
+    def read_processes(self) -> dict[str, float]:
+        """CPU seconds of each process: every service by name, ``broker`` and ``load``."""
+        each = {service.name: _cpu_seconds(service.pid) or 0.0 for service in self.state.services}
+        each["broker"] = sum(_cpu_seconds(pid) or 0.0 for pid in broker_pids())
+        each["load"] = _self_seconds()
+        return each
+
     @staticmethod
     def per_copayment_ms(
-        before: dict[str, float], after: dict[str, float], copayments: int
+        before: dict[str, float], after: dict[str, float], copayments: int, *, total: bool = True
     ) -> dict[str, float]:
-        """CPU ms per co-payment by group, and ``total`` (the machine's)."""
+        """CPU ms per co-payment by key, and (unless not ``total``) their sum, ``total``
+        (the machine's)."""
         n = max(1, copayments)
-        per = {k: round(1000 * (after[k] - before[k]) / n, 3) for k in before}
-        per["total"] = round(sum(per.values()), 3)
+        per = {k: round(1000 * (after.get(k, v) - v) / n, 3) for k, v in before.items()}
+        if total:
+            per["total"] = round(sum(per.values()), 3)
         return per

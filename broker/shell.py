@@ -110,11 +110,15 @@ class ShellTuning:
     """After a batch's first delivery, how long to wait for more (unless the batch is
     full): fewer, fuller envelopes downstream for a few ms of latency per hop. Per-message
     costs (client library and broker) dominate this system, so this is the main lever."""
+    linger_slice_ms: float = 0.0
+    """0: linger ``linger_ms`` whole. Above 0: linger in slices of this length only while
+    each slice brings more deliveries, up to ``linger_ms`` in all, so a light load (nothing
+    more to wait for) pays one slice per hop and a heavy one fills its batches."""
 
     @classmethod
     def from_env(cls, max_batch_messages: int | None = None) -> ShellTuning:
         """Defaults, overridden by ``GONGJI_SHELL_MAX_BATCH`` (and ``_PIPELINE_DEPTH``,
-        ``_PREFETCH``, ``_MAX_FAILURES``, ``_LINGER_MS``, ``_TICK_MS``)."""
+        ``_PREFETCH``, ``_MAX_FAILURES``, ``_LINGER_MS``, ``_LINGER_SLICE_MS``, ``_TICK_MS``)."""
         default = cls()
         return cls(
             max_batch_messages=_env_int(
@@ -126,6 +130,7 @@ class ShellTuning:
                 "GONGJI_SHELL_MAX_FAILURES", default.max_handling_failures
             ),
             linger_ms=_env_float("GONGJI_SHELL_LINGER_MS", default.linger_ms),
+            linger_slice_ms=_env_float("GONGJI_SHELL_LINGER_SLICE_MS", default.linger_slice_ms),
             tick_ms=_env_float("GONGJI_SHELL_TICK_MS", default.tick_ms),
         )
 
@@ -255,11 +260,22 @@ class ServiceShell:
         if stop.is_set():
             return []
         batch = await self._inbox.next_batch(self.max_batch_messages, timeout=wait)
-        room = self.max_batch_messages - len(batch)
-        if batch and room > 0 and self.tuning.linger_ms > 0:
-            await asyncio.sleep(self.tuning.linger_ms / 1000)
-            batch += await self._inbox.next_batch(room, timeout=0)
+        if batch and self.tuning.linger_ms > 0:
+            await self._linger(batch)
         return batch
+
+    async def _linger(self, batch: list[Delivery]) -> None:
+        """Add to ``batch`` what arrives while lingering (see ``ShellTuning.linger_ms``)."""
+        assert self._inbox is not None
+        tuning = self.tuning
+        slice_ms = tuning.linger_slice_ms if tuning.linger_slice_ms > 0 else tuning.linger_ms
+        deadline = time.monotonic() + tuning.linger_ms / 1000
+        while (room := self.max_batch_messages - len(batch)) > 0:
+            await asyncio.sleep(slice_ms / 1000)
+            more = await self._inbox.next_batch(room, timeout=0)
+            batch += more
+            if not more or tuning.linger_slice_ms <= 0 or time.monotonic() >= deadline:
+                return
 
     async def _step(self, batch: list[Delivery], tick: bool) -> None:
         """One engine step; its publishing and acking go to a task, so the next batch

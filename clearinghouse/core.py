@@ -13,6 +13,7 @@ from typing import Any
 from clearinghouse.clearing import Clearing
 from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
 from clearinghouse.directory import BindingDirectory
+from clearinghouse.settlement import FundSettlement, SettlementRule
 from clearinghouse.store import ClearinghouseStore, Region
 from contracts.effects import Anomaly, Effects, Outgoing, RegionRegistered
 from contracts.identifiers import is_region_code, region_address
@@ -39,6 +40,7 @@ from contracts.operations import (
     RequestTransfer,
     ReserveResult,
     SetRegionEnabled,
+    SettlementBooked,
     WithdrawBinding,
 )
 from contracts.policy import policy_of
@@ -54,6 +56,7 @@ class ClearinghouseCore:
         store: ClearinghouseStore,
         settings: CoordinatorSettings | None = None,
         coordinator_class: type[TransferCoordinator] = TransferCoordinator,
+        rule: SettlementRule | None = None,
     ) -> None:
         self.store = store
         self.settings = settings or CoordinatorSettings()
@@ -62,6 +65,7 @@ class ClearinghouseCore:
             store, self.settings, on_committed=self.clearing.record_commit
         )
         self.directory = BindingDirectory(store, self.settings)
+        self.settlement = FundSettlement(store, rule or SettlementRule())
         c, d, k = self.coordinator, self.directory, self.clearing
         self._handlers: dict[type[Operation], Handler] = {
             RequestAid: c.request_aid,
@@ -77,7 +81,8 @@ class ClearinghouseCore:
             WithdrawBinding: d.withdraw_binding,
             InsuranceChanged: d.insurance_changed,
             RecordBinding: d.record_binding,
-            CloseWindow: k.close_window,
+            CloseWindow: self.close_window,
+            SettlementBooked: self.settlement.booked,
             Reconciled: k.reconciled,
             Disagreement: k.disagreement,
             QueryWindow: k.query_window,
@@ -97,7 +102,22 @@ class ClearinghouseCore:
 
     def resume(self, now_ms: int) -> Effects:
         """After a restart: re-send the current step of everything unfinished."""
-        return self.coordinator.resume(now_ms) + self.directory.resume(now_ms)
+        return (
+            self.coordinator.resume(now_ms)
+            + self.directory.resume(now_ms)
+            + self.settlement.resume(now_ms)
+        )
+
+    def close_window(self, op: CloseWindow, now_ms: int) -> Effects:
+        """Clearing closes the window (reports, reconciliation); then its settlement.
+
+        The settlements follow the reports in the same step, so a region has them in
+        order unless the broker reorders; it waits for its lines either way."""
+        effects = self.clearing.close_window(op, now_ms)
+        closed = self.store.window_closed_by(op.request_id)
+        if closed is None:
+            return effects
+        return effects + self.settlement.settle_window(closed.window, now_ms)
 
     # --- the registry of regions ---
 

@@ -11,6 +11,7 @@ from broker.shell import ServiceShell
 from broker.topology import Topology
 from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.core import ClearinghouseCore
+from clearinghouse.settlement import SettlementRule
 from clearinghouse.store import ClearinghouseStore
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from storage.sqlite import Synchronous
@@ -31,11 +32,12 @@ class ClearinghouseService:
         topology: Topology,
         settings: CoordinatorSettings | None = None,
         synchronous: Synchronous = "FULL",
+        rule: SettlementRule | None = None,
     ) -> None:
         self.store = ClearinghouseStore.open(
             clearinghouse_database(data_dir), synchronous=synchronous
         )
-        self.core = ClearinghouseCore(self.store, settings)
+        self.core = ClearinghouseCore(self.store, settings, rule=rule)
         self.shell = ServiceShell(
             service="clearinghouse",
             address=CLEARINGHOUSE,

@@ -2,7 +2,8 @@
 
 Each repository (``clearinghouse.stores``) owns its table(s) and their SQL:
 ``transfers`` (records, history, quotes), ``registry`` (regions), ``directory``
-(bindings), ``clearing`` (windows and their reconciliation). ``ClearinghouseStore``
+(bindings), ``clearing`` (windows and their reconciliation), ``settlement`` (regions' advances
+and each window's settlement). ``ClearinghouseStore``
 opens the file, creates and migrates the schema, and holds them. Callers may reach a
 repository (``store.transfers.get``) or the store's own names for the same methods
 (``store.transfer``), which stay for the many callers written before the split.
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clearinghouse.stores import clearing, directory, registry, transfers
+from clearinghouse.stores import clearing, directory, registry, settlement, transfers
 from clearinghouse.stores.clearing import Clearing, ClearingEntry, DisagreementRecord, Window
 from clearinghouse.stores.directory import Binding, BindingStatus, Directory
 from clearinghouse.stores.registry import Region, Registry
+from clearinghouse.stores.settlement import RegionSettlement, Settlements
 from clearinghouse.stores.transfers import (
     Candidate,
     Quote,
@@ -39,6 +41,7 @@ __all__ = [
     "DisagreementRecord",
     "Quote",
     "Region",
+    "RegionSettlement",
     "StateChange",
     "Transfer",
     "TransferState",
@@ -46,7 +49,7 @@ __all__ = [
     "history_of",
 ]
 
-SCHEMA = "".join(module.SCHEMA for module in (registry, directory, clearing, transfers))
+SCHEMA = "".join(module.SCHEMA for module in (registry, directory, clearing, transfers, settlement))
 """Every table of the clearinghouse, in the order first written."""
 
 
@@ -61,6 +64,7 @@ class ClearinghouseStore:
         self.registry = Registry(db)
         self.directory = Directory(db)
         self.clearing = Clearing(db)
+        self.settlements = Settlements(db)
 
         # The names callers use, each one repository's method.
         self.region = self.registry.get

@@ -28,6 +28,11 @@ def check_region_code(value: str) -> str:
     return value
 
 
+def province_code(region: str) -> str:
+    """The province of a region code (GB/T 2260): its first two digits, then ``0000``."""
+    return check_region_code(region)[:2] + "0000"
+
+
 MAX_IDENTIFIER_LENGTH: Final = 64
 IDENTIFIER_CHARACTERS: Final = "A-Z a-z 0-9 . _ : -"
 IDENTIFIER_FORMAT: Final = rf"[A-Za-z0-9._:-]{{1,{MAX_IDENTIFIER_LENGTH}}}"

@@ -615,6 +615,41 @@ class Repair(Operation):
 
 
 @dataclass(frozen=True, slots=True)
+class Settle(Operation):
+    """Book a closed window's settlement (清算) against the region's fund.
+
+    The clearinghouse draws what the region owes from its advance (预付金) and adds what it
+    is owed, then tops the advance up to its target (``top_up_fen`` negative: the surplus
+    goes back to the fund). The region books its window's lines, counterparty by
+    counterparty, against the advance, and the top-up against its fund account."""
+
+    TAG: ClassVar[str] = "settle"
+    SIGNED: ClassVar[frozenset[str]] = frozenset({"net_fen", "top_up_fen"})
+    window: int
+    region: str
+    net_fen: int
+    """Received less paid in the window (the report's net position)."""
+    lines: int
+    """The window's settlement lines this region must have before it books."""
+    top_up_fen: int
+    advance_fen: int
+    """The region's advance at the clearinghouse after this close."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementBooked(Operation):
+    """A region booked a window's settlement (or had already: the same answer again)."""
+
+    TAG: ClassVar[str] = "settlement_booked"
+    SIGNED: ClassVar[frozenset[str]] = frozenset({"net_fen", "top_up_fen"})
+    window: int
+    region: str
+    net_fen: int
+    """The net the region computed from its lines (the clearinghouse checks it)."""
+    top_up_fen: int
+
+
+@dataclass(frozen=True, slots=True)
 class QueryWindow(Operation):
     """Ask the clearinghouse for a window's report (``window`` 0: the latest closed)."""
 
@@ -705,6 +740,8 @@ ALL_OPERATIONS: tuple[type[Operation], ...] = (
     Disagreement,
     Reconciled,
     Repair,
+    Settle,
+    SettlementBooked,
     QueryWindow,
     WindowSummary,
     WindowPosition,

@@ -53,6 +53,8 @@ from contracts.operations import (
     ReserveResult,
     RevokeBinding,
     SetRegionEnabled,
+    Settle,
+    SettlementBooked,
     SettlementLine,
     SettlementReport,
     SubmitBill,
@@ -110,6 +112,7 @@ RULES: dict[type[Operation], Rule] = {
     SettlementReport: _rule(HUB),
     SettlementLine: _rule(HUB),  # (carried inside a SettlementReport)
     Repair: _rule(HUB),
+    Settle: _rule(HUB),
     WindowSummary: _rule(HUB),
     WindowPosition: _rule(HUB),
     RegistryChanged: _rule(HUB),
@@ -128,6 +131,7 @@ RULES: dict[type[Operation], Rule] = {
     InsuranceChanged: _rule(REGION, own_region="region"),
     Disagreement: _rule(REGION, own_region="region"),
     Reconciled: _rule(REGION, own_region="region"),
+    SettlementBooked: _rule(REGION, own_region="region"),
     BillOutcome: _rule(REGION),
     BindingOutcome: _rule(REGION),
     # Clients (hospitals, insured persons' apps) make requests whose answers come back

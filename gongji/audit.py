@@ -30,7 +30,9 @@ class AuditReport:
     premiums_paid_fen: int = 0
     """Money paid towards resident premiums."""
     interregion_net_fen: int = 0
-    """Sum of all inter-region positions: zero when nothing is between regions."""
+    """Sum of all inter-region positions and settlement accounts (settlement moves a
+    window's positions into the advances, and top-ups between fund and advance): zero
+    when nothing is between regions."""
     held_fen: int = 0
     """Amounts still reserved (pending)."""
     problems: list[str] = field(default_factory=list)
@@ -50,6 +52,7 @@ def audit_books(books_by_region: Mapping[str, Books]) -> AuditReport:
         report.bills_paid_fen += books.sum_posted_balance(BILLS_PAID)
         report.premiums_paid_fen += books.sum_posted_balance(PREMIUMS_PAID)
         report.interregion_net_fen += books.sum_posted_balance("interregion:")
+        report.interregion_net_fen += books.sum_posted_balance("settlement:")
         report.held_fen += sum(t.debits_pending for t in books.all_totals())
     held = report.accounts_fen + report.wallets_fen
     spent = report.bills_paid_fen + report.premiums_paid_fen

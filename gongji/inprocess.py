@@ -20,6 +20,7 @@ from broker.topology import Topology, delete_namespace, ensure_topology
 from broker.users import Credentials, delete_users, provision
 from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.service import ClearinghouseService, clearinghouse_database
+from clearinghouse.settlement import SettlementRule
 from clearinghouse.store import ClearinghouseStore
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.participants import HUB, Participant, admin, region
@@ -47,6 +48,7 @@ class InProcessCluster:
         settings: CoordinatorSettings | None = None,
         synchronous: Synchronous = "FULL",
         credentials: Credentials | None = None,
+        rule: SettlementRule | None = None,
     ) -> None:
         """``regions`` may run and ``clients`` may connect (as operators); without
         ``credentials``, their broker users are created on entry and removed on exit."""
@@ -66,6 +68,8 @@ class InProcessCluster:
         self.topology = topology
         self.data_dir = data_dir
         self.settings = settings
+        self.rule = rule
+        """How the clearinghouse keeps the regions' advances (None: no advance)."""
         self.synchronous = synchronous
         self.connection: AbstractRobustConnection | None = None
         self._running: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
@@ -129,6 +133,7 @@ class InProcessCluster:
             topology=self.topology,
             settings=self.settings,
             synchronous=self.synchronous,
+            rule=self.rule,
         )
         await self._start(CLEARINGHOUSE, service.run, service.shell.ready)
         return service

@@ -14,7 +14,9 @@ the records alone, without the services' code:
   credited exactly once at its payee, for the amount it committed; nothing was posted or
   credited for an aborted one, nor for one the clearinghouse does not know;
 - inter-region positions agree pair by pair: what A holds towards B is the opposite of
-  what B holds towards A, and both are what the clearinghouse committed between them.
+  what B holds towards A, and both are what the clearinghouse committed between them
+  (what settlement paid off them added back);
+- the settlement between regional funds is whole (``gongji.settlement_audit``).
 
 Safe on a running cluster: the clearinghouse is read before the regions and again after.
 A decision in the first reading was final, so its effects are in the regions' files read
@@ -38,6 +40,7 @@ from gongji.ledger_snapshot import (
     INTERREGION,
     PERSON,
     PREMIUMS_PAID,
+    SETTLEMENT,
     WALLET,
     ClearinghouseSnapshot,
     Entry,
@@ -47,6 +50,7 @@ from gongji.ledger_snapshot import (
     read_clearinghouse,
     read_region,
 )
+from gongji.settlement_audit import SETTLE_PREFIX, check_settlement
 
 COMMITTED, ABORTED, COMMITTING = "committed", "aborted", "committing"
 COPAY, WALLET_FLOW, PREMIUM = "copay", "wallet", "premium"
@@ -73,6 +77,7 @@ KINDS: dict[str, str] = {
     "position_mismatch": "two regions' positions towards each other disagree",
     "bill_mismatch": "a bill whose parts disagree with the money moved for it",
     "premium_mismatch": "a paid premium that disagrees with the money moved for it",
+    "settlement": "a window's settlement between regional funds that does not add up",
 }
 """Every kind of violation, and what it means."""
 
@@ -197,6 +202,8 @@ class _Audit:
         self.tags = tags
         self.payers: dict[str, dict[str, _PayerSide]] = {}
         self.payees: dict[str, dict[str, _PayeeSide]] = {}
+        self.settled: dict[tuple[str, str], int] = defaultdict(int)
+        """(A, B) -> what settlement took off A's position towards B (``interregion:B``)."""
 
     def fail(self, kind: str, transfer_id: str, region: str, detail: str) -> None:
         assert kind in KINDS, kind
@@ -222,6 +229,7 @@ class _Audit:
         self._decisions()
         self._clearing()
         self._positions()
+        self._settlement()
 
     # --- one region's books ---
 
@@ -264,7 +272,7 @@ class _Audit:
         self._conservation(r)
 
     def _conservation(self, r: RegionSnapshot) -> None:
-        held = accounts = wallets = positions = 0
+        held = accounts = wallets = positions = settled = 0
         for id_, account in r.accounts.items():
             t = account.totals
             if id_.startswith(PERSON):
@@ -274,6 +282,8 @@ class _Audit:
                 wallets += t.posted_balance
             elif id_.startswith(INTERREGION):
                 positions += t.posted_balance
+            elif id_.startswith(SETTLEMENT):
+                settled += t.posted_balance
         bills = self._balance(r, BILLS_PAID)
         premiums = self._balance(r, PREMIUMS_PAID)
         money = self.result.money
@@ -285,9 +295,10 @@ class _Audit:
             ("bills_paid", bills),
             ("premiums_paid", premiums),
             ("positions", positions),
+            ("settled", settled),
         ):
             money[name] += amount
-        found = accounts + wallets + bills + premiums + positions
+        found = accounts + wallets + bills + premiums + positions + settled
         self.result.checked["conservation"] += 1
         if r.opening_fen != found:
             self.fail(
@@ -296,7 +307,7 @@ class _Audit:
                 r.code,
                 f"enrolment put in {r.opening_fen} fen; found {found}: accounts {accounts}"
                 f" (held {held}) + wallets {wallets} + bills paid {bills} + premiums paid"
-                f" {premiums} + positions {positions}",
+                f" {premiums} + positions {positions} + settled {settled}",
             )
 
     @staticmethod
@@ -312,7 +323,13 @@ class _Audit:
         payees = self.payees.setdefault(r.code, {})
         pending: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         for e in r.interregion:
-            if e.debit.startswith(PERSON) and e.credit.startswith(INTERREGION):
+            if e.transfer_id.startswith(SETTLE_PREFIX) and e.phase == "posted":
+                # Settlement pays a window's position off (``gongji.settlement_audit``).
+                paid_off = e.debit if e.debit.startswith(INTERREGION) else e.credit
+                towards = paid_off[len(INTERREGION) :]
+                signed = e.amount_fen if paid_off == e.debit else -e.amount_fen
+                self.settled[(r.code, towards)] += signed
+            elif e.debit.startswith(PERSON) and e.credit.startswith(INTERREGION):
                 side = payers.setdefault(e.transfer_id, _PayerSide(e.credit[len(INTERREGION) :]))
                 self._payer_entry(r.code, e, side, pending[(e.transfer_id, e.debit, e.credit)])
             elif e.debit.startswith(INTERREGION) and e.phase == "posted":
@@ -616,6 +633,9 @@ class _Audit:
             for id_, account in r.accounts.items():
                 if id_.startswith(INTERREGION):
                     held[(code, id_[len(INTERREGION) :])] += account.totals.posted_balance
+        for pair, amount in self.settled.items():
+            held[pair] += amount
+        for code in self.regions:
             for tid, side in self.payers[code].items():
                 if tid not in final:
                     held[(code, side.payee_region)] -= side.posted_fen
@@ -641,6 +661,19 @@ class _Audit:
                     f"{holds}; the clearinghouse committed {committed[(a, b)]} fen {a} -> {b}"
                     + between,
                 )
+
+    # --- settlement between regional funds ---
+
+    def _settlement(self) -> None:
+        """Read against the first reading: a settlement it marked booked is booked in the
+        regions' files, which were read after it."""
+        regions = {
+            code: r.settlement for code, r in self.regions.items() if r.settlement is not None
+        }
+        self.result.checked["settlements"] += len(self.before.settlement.issued)
+        for p in check_settlement(self.before.settlement, regions):
+            where = f"window {p.window}: " if p.window else ""
+            self.fail("settlement", "", p.region, where + p.detail)
 
 
 def _parties(t: TransferRow) -> str:

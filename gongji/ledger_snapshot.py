@@ -19,6 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gongji.settlement_audit import (
+    ClearinghouseSettlement,
+    RegionSettlement,
+    read_clearinghouse_settlement,
+    read_region_settlement,
+)
+
 CLEARINGHOUSE_FILE = "clearinghouse.sqlite"
 REGION_FILE = re.compile(r"^region-(\d{6})\.sqlite$")
 """A region's file names its 6-digit code (see ``gongji.cluster.local``'s layout)."""
@@ -29,6 +36,8 @@ INTERREGION = "interregion:"
 OPENING_FUND = "fund:opening"
 BILLS_PAID = "bills:paid"
 PREMIUMS_PAID = "premiums:paid"
+SETTLEMENT = "settlement:"
+"""A region's settlement accounts: its advance and its fund (``gongji.settlement_audit``)."""
 
 
 class SnapshotError(Exception):
@@ -129,6 +138,8 @@ class RegionSnapshot:
     """Paid premium records: transfer id -> amount."""
     premium_entries: dict[str, int] = field(default_factory=dict)
     """Journal amounts credited to ``premiums:paid``, by transfer id."""
+    settlement: RegionSettlement | None = None
+    """Its settlements between regional funds (``gongji.settlement_audit``)."""
     newest_ms: int = 0
 
 
@@ -159,6 +170,7 @@ class ClearingRow:
 class ClearinghouseSnapshot:
     transfers: dict[str, TransferRow] = field(default_factory=dict)
     clearing: dict[str, ClearingRow] = field(default_factory=dict)
+    settlement: ClearinghouseSettlement = field(default_factory=ClearinghouseSettlement)
     newest_ms: int = 0
 
 
@@ -222,6 +234,12 @@ def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
         db.close()
 
 
+def read_only(path: Path) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    """A read-only connection to one of a cluster's files, in one read transaction (as the
+    audit reads them; ``SnapshotError`` when it cannot be read)."""
+    return _read_only(path)
+
+
 def _newest(db: sqlite3.Connection, *queries: str) -> int:
     return max(int(db.execute(q).fetchone()[0] or 0) for q in queries)
 
@@ -258,6 +276,7 @@ def read_clearinghouse(path: Path) -> ClearinghouseSnapshot:
             "SELECT transfer_id, payer_region, payee_region, amount_fen FROM clearing_entries"
         ):
             snap.clearing[row[0]] = ClearingRow(*row)
+        snap.settlement = read_clearinghouse_settlement(db)
         snap.newest_ms = _newest(db, "SELECT MAX(updated_at_ms) FROM transfers")
     return snap
 
@@ -348,6 +367,7 @@ def read_region(code: str, path: Path) -> RegionSnapshot:
                 (PREMIUMS_PAID,),
             ).fetchall()
         )
+        snap.settlement = read_region_settlement(code, db)
         snap.newest_ms = _newest(
             db,
             "SELECT MAX(at_ms) FROM journal",

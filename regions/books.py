@@ -12,7 +12,9 @@ Ledger accounts of a region:
 - ``wallet:<psn_no>``: a person's medical-insurance wallet (may not go below zero);
 - ``fund:opening``: where opening balances come from (the region's fund);
 - ``interregion:<code>``: what this region owes (credit) or is owed by (debit) region ``code``;
-- ``bills:paid``: money paid towards bills of this region's insured.
+- ``bills:paid``: money paid towards bills of this region's insured;
+- ``settlement:advance``, ``settlement:fund``: settlement between regional funds at the
+  close of a window (``regions.settling``).
 """
 
 from __future__ import annotations

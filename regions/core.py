@@ -8,7 +8,8 @@ sends the results (and reports the events) only after it commits.
 Every handler is idempotent by transfer (or request) id: a redelivered operation changes
 nothing and re-sends the same answer, so a crash between commit and publish loses nothing.
 The handlers live with the role they serve: ``payer`` (holds), ``payee`` (bills, credits,
-premiums), ``requests`` (a co-payer's own requests), ``reconciler`` (settlement reports);
+premiums), ``requests`` (a co-payer's own requests), ``reconciler`` (settlement reports),
+``booking`` (a window's settlement against the fund);
 ``resender`` asks again for what was forwarded to the clearinghouse and not yet answered.
 """
 
@@ -39,6 +40,7 @@ from contracts.operations import (
     RequestWalletTransfer,
     Reserve,
     RevokeBinding,
+    Settle,
     SettlementLine,
     SettlementReport,
     SubmitBill,
@@ -53,6 +55,7 @@ from regions.payer import PayerSide
 from regions.reconciliation import Reconciler
 from regions.requests import CopayerRequests
 from regions.resending import Resender
+from regions.settling import FundBooking
 from regions.store import OPENING_FUND, RegionStore, person_account
 
 Handler = Callable[[Any, int], Effects]
@@ -71,6 +74,7 @@ class RegionCore:
         self.requests = CopayerRequests(self.ctx)
         self.reconciler = Reconciler(self.ctx, self.payer, self.payee)
         self.resender = Resender(self.ctx, self.payee, self.requests)
+        self.booking = FundBooking(self.ctx)
         self._handlers: dict[type[Operation], Handler] = {
             Reserve: self.payer.reserve,
             Commit: self.payer.commit,
@@ -88,9 +92,10 @@ class RegionCore:
             RequestWalletTransfer: self.requests.request_wallet_transfer,
             RequestPremiumPayment: self.requests.request_premium_payment,
             Completed: self.requests.completed,
-            SettlementLine: self.reconciler.settlement_line,
-            SettlementReport: self.reconciler.settlement_report,
+            SettlementLine: self.settlement_line,
+            SettlementReport: self.settlement_report,
             Repair: self.reconciler.repair,
+            Settle: self.booking.settle,
             EnrollPerson: self.enroll_person,
             ConfigureRegion: self.configure_region,
         }
@@ -111,6 +116,18 @@ class RegionCore:
         again for requests forwarded for a client that have no outcome yet."""
         self.payer.expire_holds(now_ms)
         return self.resender.resend_due(now_ms)
+
+    # --- a closed window: reconciliation, then the settlement that may await its lines ---
+
+    def settlement_line(self, op: SettlementLine, now_ms: int) -> Effects:
+        return self.reconciler.settlement_line(op, now_ms) + self.booking.lines_arrived(
+            op.window, now_ms
+        )
+
+    def settlement_report(self, op: SettlementReport, now_ms: int) -> Effects:
+        return self.reconciler.settlement_report(op, now_ms) + self.booking.lines_arrived(
+            op.window, now_ms
+        )
 
     # --- set-up ---
 

@@ -333,9 +333,10 @@ class PayeeSide:
             now_ms=now_ms,
         )
 
-    def repair(self, op: Repair, now_ms: int) -> tuple[bool, list[AnyEvent]]:
+    def repair(self, op: Repair, now_ms: int) -> tuple[bool, Effects]:
         """Book a committed incoming transfer this region lost (idempotent); always
-        repaired, with these events."""
+        repaired, with these effects (a co-payment's bill is finished: its submitter is
+        told, as the lost credit would have)."""
         booked, events = self._record_credit(
             op.transfer_id,
             op.flow,
@@ -355,5 +356,5 @@ class PayeeSide:
                 "repaired by reconciliation",
                 now_ms,
             )
-            events += finished.events
-        return True, events
+            return True, Effects(events=events) + finished
+        return True, Effects(events=events)

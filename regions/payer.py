@@ -8,7 +8,7 @@ Which events a hold takes in which state, and what each answers, is the table in
 
 from __future__ import annotations
 
-from contracts.effects import Anomaly, AnyEvent, Effects, Outgoing
+from contracts.effects import Anomaly, Effects, Outgoing
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import (
     Abort,
@@ -185,24 +185,24 @@ class PayerSide:
         for hold in self.store.expired_holds(now_ms):
             self._release(hold, transition(hold.transfer_id, hold.state, HoldEvent.EXPIRE), now_ms)
 
-    def repair(self, op: Repair, now_ms: int) -> tuple[bool, list[AnyEvent]]:
+    def repair(self, op: Repair, now_ms: int) -> tuple[bool, Effects]:
         """Post a committed transfer this region lost (e.g. restored from an old backup).
 
-        Returns whether it did, and its events. It cannot when the account no longer
+        Returns whether it did, and its effects. It cannot when the account no longer
         covers it: the disagreement then stays open and is reported again.
         """
         hold = self._current(op.transfer_id, now_ms)
         state = HoldState.ABSENT if hold is None else hold.state
         transition(op.transfer_id, state, HoldEvent.REPAIR)  # -> POSTED, or not allowed
         if hold is not None and hold.state is HoldState.POSTED:
-            return True, []
+            return True, Effects()
         if hold is not None and hold.state is HoldState.PENDING and hold.held_fen == op.amount_fen:
             self._post(hold, now_ms)
-            return True, []
+            return True, Effects()
         account = person_account(op.psn_no)
         if self.books.available(account) < op.amount_fen:
             what = f"cannot repair: {account} cannot cover {op.amount_fen}"
-            return False, [Anomaly(op.transfer_id, what)]
+            return False, Effects(events=[Anomaly(op.transfer_id, what)])
         creditor = interregion_account(op.counterparty_region)
         self.books.open_account(creditor, no_overdraft=False)
         if hold is not None and hold.state is HoldState.PENDING:
@@ -227,4 +227,4 @@ class PayerSide:
         else:
             self.store.set_hold_amount(op.transfer_id, op.amount_fen)
             self.store.resolve_hold(op.transfer_id, HoldState.POSTED, None, now_ms)
-        return True, []
+        return True, Effects()

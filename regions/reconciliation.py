@@ -140,12 +140,12 @@ class Reconciler:
 
     def repair(self, op: Repair, now_ms: int) -> Effects:
         side = self.payer if op.role == "payer" else self.payee
-        repaired, events = side.repair(op, now_ms)
+        repaired, effects = side.repair(op, now_ms)
         if not repaired:
-            return Effects(events=events)
-        events.append(Repaired(op.window, self.ctx.code, op.transfer_id))
+            return effects
+        effects += Effects(events=[Repaired(op.window, self.ctx.code, op.transfer_id)])
         report = self.store.settlement_report(op.window)
         if report is None:
-            return Effects(events=events)
+            return effects
         lines = self.store.settlement_lines(op.window)
-        return Effects(events=events) + self.reconcile(report, lines, now_ms)
+        return effects + self.reconcile(report, lines, now_ms)

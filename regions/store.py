@@ -17,6 +17,7 @@ from regions.stores import (
     bills,
     binding_requests,
     credits,
+    fund_settlements,
     holds,
     persons,
     policy,
@@ -27,6 +28,8 @@ from regions.stores.accounts import (
     BILLS_PAID,
     OPENING_FUND,
     PREMIUMS_PAID,
+    SETTLEMENT_ADVANCE,
+    SETTLEMENT_FUND,
     interregion_account,
     open_fixed_accounts,
     person_account,
@@ -35,6 +38,7 @@ from regions.stores.accounts import (
 from regions.stores.bills import Bill, Bills, BillState
 from regions.stores.binding_requests import BindingRequest, BindingRequests
 from regions.stores.credits import Credits
+from regions.stores.fund_settlements import FundSettlementRecord, FundSettlements
 from regions.stores.holds import Hold, Holds
 from regions.stores.persons import Persons
 from regions.stores.policy import Policies
@@ -48,9 +52,12 @@ __all__ = [
     "PREMIUMS_PAID",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "SETTLEMENT_ADVANCE",
+    "SETTLEMENT_FUND",
     "Bill",
     "BillState",
     "BindingRequest",
+    "FundSettlementRecord",
     "Hold",
     "HoldState",
     "Premium",
@@ -64,7 +71,17 @@ __all__ = [
 
 SCHEMA = "".join(
     module.SCHEMA
-    for module in (persons, policy, holds, bills, binding_requests, premiums, settlement, credits)
+    for module in (
+        persons,
+        policy,
+        holds,
+        bills,
+        binding_requests,
+        premiums,
+        settlement,
+        credits,
+        fund_settlements,
+    )
 )
 """Every table of a region's records (the books add theirs), in the order first written."""
 
@@ -94,6 +111,7 @@ class RegionStore:
         self.premiums = Premiums(db)
         self.credits = Credits(db)
         self.settlement = Settlement(db)
+        self.fund_settlements = FundSettlements(db)
         open_fixed_accounts(self.books)
 
         # The names handlers call, each one repository's method.

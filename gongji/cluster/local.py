@@ -364,6 +364,26 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
         )
     except BrokerAdminError as error:
         raise ClusterError(str(error)) from None
+    try:
+        return await _start(config, data_dir, names, ports, seeded, topology, credentials, say)
+    except BaseException:
+        # Nothing runs under these users now (a failed start stops what it started).
+        with contextlib.suppress(BrokerAdminError):
+            await asyncio.to_thread(delete_users, credentials.passwords())
+        raise
+
+
+async def _start(
+    config: ClusterConfig,
+    data_dir: Path,
+    names: list[str],
+    ports: dict[str, int],
+    seeded: SeededPopulation,
+    topology: Topology,
+    credentials: Credentials,
+    say: Say,
+) -> ClusterState:
+    """Declare, spawn, seed and wait for the services of ``cluster_up``."""
     connection = await connect(
         credentials.url(OPERATOR), name=f"gongji-cluster-up:{config.namespace}"
     )

@@ -16,9 +16,10 @@ Read the clearinghouse's and every region's SQLite file of a cluster's data dire
 and check that money is conserved, no account is negative, every region's books balance
 with their journal, no hold is pending past its expiry, every committed transfer was
 posted once at its payer and credited once at its payee for the same amount (nothing for
-an aborted one), and inter-region positions agree pair by pair and with the
-clearinghouse. Safe on a running cluster (no lock is taken; transfers in flight are set
-aside).
+an aborted one), inter-region positions agree pair by pair and with the
+clearinghouse, and every closed window's settlement between the regional funds is whole
+(nets summing to zero, advances as the rule says, booked once by every region). Safe
+on a running cluster (no lock is taken; transfers in flight are set aside).
 
 Expired holds: a hold still pending at or after its expiry is a violation, judged as of
 --as-of-ms, by default the newest timestamp in the files; so audit a cluster once it is

@@ -1,6 +1,8 @@
 """``gongji report window N``: a clearing window's net positions and reconciliation;
 ``gongji report calibration``: a load run against its scenario's targets;
-``gongji report transfer ID``: one transfer's timeline, from the services' SQLite files."""
+``gongji report transfer ID``: one transfer's timeline, from the services' SQLite files;
+``gongji report flows``: money moved between provinces per window, from the clearinghouse's
+file."""
 
 from __future__ import annotations
 
@@ -17,7 +19,14 @@ from broker.topology import Topology
 from gongji.client import BillClient
 from gongji.cluster.local import OPERATOR
 from gongji.commands import calibration
-from gongji.commands.options import DEFAULT_CLUSTER_DIR, add_cluster_options, cluster_target
+from gongji.commands.options import (
+    DEFAULT_CLUSTER_DIR,
+    add_cluster_options,
+    cluster_target,
+    positive_int,
+)
+from gongji.flows import flows_json, format_flows, read_flows_file
+from gongji.ledger_snapshot import SnapshotError
 from gongji.timeline import TimelineError, format_timeline, read_timeline
 from gongji.windows import format_window_report, query_window_report
 
@@ -46,13 +55,40 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     transfer.add_argument("transfer_id", metavar="ID", help="the transfer id")
     transfer.add_argument("--json", action="store_true", help="print one JSON object")
-    transfer.add_argument(
+    _data_dir_option(transfer)
+    flows = kinds.add_parser(
+        "flows",
+        help="money moved between provinces and their net positions, per clearing window"
+        " (reads the clearinghouse's SQLite file, read-only)",
+    )
+    flows.add_argument("--window", type=positive_int, help="one window (default: every one)")
+    flows.add_argument("--json", action="store_true", help="print one JSON object")
+    _data_dir_option(flows)
+    calibration.add_parser(kinds)
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=Path(os.environ.get("GONGJI_CLUSTER_DIR", DEFAULT_CLUSTER_DIR)),
         help="where the clearinghouse and region files are (default: %(default)s)",
     )
-    calibration.add_parser(kinds)
+
+
+def print_flows(args: argparse.Namespace) -> int:
+    try:
+        windows = read_flows_file(args.data_dir, args.window)
+    except SnapshotError as error:
+        print(f"gongji: {error}", file=sys.stderr)
+        return 1
+    if args.window is not None and not windows:
+        print(f"gongji: no clearing window {args.window}", file=sys.stderr)
+        return 1
+    print(json.dumps(flows_json(windows)) if args.json else format_flows(windows), end="")
+    if args.json:
+        print()
+    return 0
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -94,4 +130,6 @@ def run(args: argparse.Namespace) -> int:
         return print_timeline(args)
     if args.kind == "calibration":
         return calibration.run(args)
+    if args.kind == "flows":
+        return print_flows(args)
     return asyncio.run(_run(args))

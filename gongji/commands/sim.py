@@ -18,6 +18,7 @@ from gongji.scenario import ScenarioError, load_scenario
 from gongji.scenario.loader import scenario_path, shipped_scenarios
 from gongji.sim import SimConfig, format_report, parse_faults, run_simulation
 from gongji.sim.faults import KINDS, FaultRates
+from gongji.sim.month import DAYS_IN_A_MONTH, month_config
 from gongji.sim.places import MAX_REGIONS
 from gongji.sim.planted import PLANTS
 
@@ -68,13 +69,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--transfers", type=positive_int, default=10_000, help="requests to send")
     parser.add_argument("--regions", type=_regions, default=20, help="pooling regions (2-42)")
     parser.add_argument(
-        "--scenario",
-        metavar="NAME|FILE",
-        help="take the regions (policies, enabled flags, wallet) and the population from a"
-        f" scenario: a shipped one ({', '.join(shipped_scenarios())}) or a TOML file;"
-        " instead of --regions",
-    )
-    parser.add_argument(
         "--faults",
         type=_faults,
         default="all",
@@ -119,22 +113,36 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=defaults.window_ms,
         help="close a clearing window this often, 0: never (default: %(default)s)",
     )
+    parser.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="simulate a month of a scenario (shipped:"
+        f" {', '.join(shipped_scenarios())}; or a TOML file): its regions, population and"
+        " amounts; windows closed daily or monthly as its [clearing] says, settled between"
+        " the regional funds; --regions, --rate and --window-ms then follow from the file"
+        " and the days",
+    )
+    parser.add_argument(
+        "--days",
+        type=positive_int,
+        default=DAYS_IN_A_MONTH,
+        help="days of the month, with --scenario (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--day-ms",
+        type=positive_int,
+        default=defaults.day_ms,
+        help="virtual time of one simulated day, with --scenario (default: %(default)s; a"
+        " day's activity, compressed: the cores' timers keep their real lengths)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
-    scenario = None
-    if args.scenario is not None:
-        try:
-            scenario = load_scenario(scenario_path(args.scenario))
-        except ScenarioError as error:
-            print(f"gongji sim: {error}", file=sys.stderr)
-            return 2
     config = SimConfig(
         seed=args.seed,
         transfers=args.transfers,
-        regions=args.regions if scenario is None else len(scenario.regions),
-        scenario=args.scenario or "",
+        regions=args.regions,
         faults=args.faults,
         plant=args.plant,
         client_retry_ms=args.client_retry_ms,
@@ -143,14 +151,25 @@ def run(args: argparse.Namespace) -> int:
         premium_share=args.premium_share,
         window_ms=args.window_ms,
     )
+    regions = None
+    scenario = None
+    if args.scenario is not None:
+        path = scenario_path(args.scenario)
+        try:
+            config, regions = month_config(path, config, days=args.days, day_ms=args.day_ms)
+            scenario = load_scenario(path)
+        except ScenarioError as error:
+            for problem in error.problems:
+                print(f"gongji: {problem}", file=sys.stderr)
+            return 2
     bar = None if args.json or not sys.stderr.isatty() else ProgressBar(sys.stderr)
-    report = run_simulation(config, progress=bar, scenario=scenario)
+    report = run_simulation(config, progress=bar, regions=regions, scenario=scenario)
     if bar is not None:
         bar.done()
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
     else:
-        print(format_report(report))
+        print(format_report(report, show_flows=regions is not None))
     return 0 if report.ok else 1
 
 

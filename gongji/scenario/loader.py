@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.identifiers import IDENTIFIER_CHARACTERS, MAX_IDENTIFIER_LENGTH, is_identifier
+from contracts.operations import MAX_AMOUNT_FEN
 from contracts.policy import Policy
 from contracts.vocabulary import Insurance, PaymentOrder, Relationship, Scope
 from gongji.population import Migration, RegionSpec
@@ -23,12 +24,14 @@ from gongji.scenario.records import (
     BILLS_PAID,
     BillSpec,
     CalibrationTargets,
+    ClearingSpec,
     InsuranceMix,
     NamedBinding,
     NamedPerson,
     PopulationSpec,
     RolloutStep,
     Scenario,
+    WindowCadence,
 )
 
 IDENTIFIER_RULE = f"1 to {MAX_IDENTIFIER_LENGTH} of {IDENTIFIER_CHARACTERS}"
@@ -124,6 +127,11 @@ def _build(data: dict[str, Any], problems: Problems, default_name: str) -> Scena
     if bills_table is not None:
         bills = _bills(Entry(problems, "bills", bills_table))
 
+    clearing = ClearingSpec()
+    clearing_table = top.table("clearing")
+    if clearing_table is not None:
+        clearing = _clearing(Entry(problems, "clearing", clearing_table))
+
     rollout = _rollout(top, problems, codes, bills.count)
     persons = _persons(top, problems, codes)
     bindings = _bindings(top, problems, {p.psn_no: p for p in persons})
@@ -142,6 +150,7 @@ def _build(data: dict[str, Any], problems: Problems, default_name: str) -> Scena
         rollout,
         persons,
         bindings,
+        clearing,
         calibration,
     )
 
@@ -344,6 +353,17 @@ def _population(entry: Entry, codes: set[str]) -> PopulationSpec:
             "short_balance_max_fen", d.short_balance_max_fen, minimum=1
         ),
         migration=migration,
+    )
+    entry.finish()
+    return spec
+
+
+def _clearing(entry: Entry) -> ClearingSpec:
+    """``[clearing]``: window (daily or monthly), advance_fen."""
+    d = ClearingSpec()
+    spec = ClearingSpec(
+        window=entry.choice("window", WindowCadence, d.window),
+        advance_fen=entry.integer("advance_fen", d.advance_fen, maximum=MAX_AMOUNT_FEN),
     )
     entry.finish()
     return spec

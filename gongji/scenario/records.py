@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from contracts.policy import NATIONAL_WALLET_MAX_PER_TRANSFER_FEN
 from contracts.vocabulary import Insurance, Relationship
@@ -91,6 +92,24 @@ class PopulationSpec:
             short_balance_max_fen=self.short_balance_max_fen,
             migration=self.migration,
         )
+
+
+class WindowCadence(StrEnum):
+    """How often the operator closes the clearing window (and so settles between funds)."""
+
+    DAILY = "daily"
+    MONTHLY = "monthly"
+
+
+@dataclass(frozen=True, slots=True)
+class ClearingSpec:
+    """``[clearing]``: the clearing period (清算周期) and the regions' advances (预付金)."""
+
+    window: WindowCadence = WindowCadence.MONTHLY
+    """Monthly in practice; daily shows more settlements in one simulated month."""
+    advance_fen: int = 0
+    """Each region's advance at the clearinghouse, topped up to this at every close; 0:
+    none (each close settles the nets between the funds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +203,7 @@ class Scenario:
     """Named persons, enrolled besides the drawn population."""
     bindings: tuple[NamedBinding, ...] = ()
     """Named bindings between persons of ``persons``."""
+    clearing: ClearingSpec = field(default_factory=ClearingSpec)
     calibration: CalibrationTargets = field(default_factory=CalibrationTargets)
     """The figures a run should show (``[calibration]``)."""
 

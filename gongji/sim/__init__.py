@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from gongji.population import Population
+from gongji.population import Population, RegionSpec
 from gongji.scenario.records import Scenario
 from gongji.scenario.requests import population_of
 from gongji.sim.config import SimConfig
@@ -39,20 +39,25 @@ def run_simulation(
     *,
     progress: Progress | None = None,
     explain: bool = True,
+    regions: tuple[RegionSpec, ...] | None = None,
     scenario: Scenario | None = None,
 ) -> SimReport:
     """Run one seed; with ``explain``, replay it to trace the transfers of any violation.
 
-    With a ``scenario``, its regions (policies, enabled flags) and its population
-    (drawn and named) replace the built-in list and ``config.regions``; the requests
-    are still the simulator's workload of ``config.transfers``, with the scenario's
-    bill and wallet amounts.
+    ``regions``: a scenario's (``gongji.sim.month``); by default the scenario's, else
+    ``config.regions`` of the simulator's own places. With a ``scenario``, its population
+    (drawn and named) is set up instead of a generated one, registered with ``regions``;
+    the requests are the simulator's workload of ``config.transfers``, with the
+    scenario's bill and wallet amounts.
     """
-    regions = sim_regions(config.regions) if scenario is None else scenario.regions
-    population = None if scenario is None else population_of(scenario)
-    requests = (
-        None if scenario is None or population is None else _workload(config, scenario, population)
-    )
+    population: Population | None = None
+    requests: list[Request] | None = None
+    if scenario is not None:
+        regions = regions or scenario.regions
+        population = population_of(scenario)
+        population.regions = regions  # enabled as the run starts (a month: its end)
+        requests = _workload(config, scenario, population)
+    regions = regions or sim_regions(config.regions)
     started = time.perf_counter()
     result = Simulation(
         config, regions, population=population, requests=requests, progress=progress

@@ -21,6 +21,11 @@ from contracts.operations import BillOutcome
 from contracts.reasons import COMMITTED
 from contracts.vocabulary import Flow
 from gongji.audit import audit_books
+from gongji.settlement_audit import (
+    check_settlement,
+    read_clearinghouse_settlement,
+    read_region_settlement,
+)
 from gongji.sim import views
 from gongji.sim.views import (
     ABORT_STATES,
@@ -47,6 +52,7 @@ INVARIANTS: tuple[str, ...] = (
     "clearing",
     "net_positions_zero",
     "reconciliation",
+    "settlement",
     "liveness",
     "no_anomaly",
 )
@@ -182,7 +188,10 @@ class Checker:
         positions = posted = credited = opening = 0
         for code, sql in self.region_sql.items():
             books = self.region_books[code]
+            # Settlement moves positions into the advances (and top-ups between a
+            # region's fund and its advance): in-flight money is in either.
             positions += books.sum_posted_balance("interregion:")
+            positions += books.sum_posted_balance("settlement:")
             posted += views.posted_holds_fen(sql)
             credited += views.credits_fen(sql)
             opening -= books.sum_posted_balance(OPENING_FUND)
@@ -258,6 +267,7 @@ class Checker:
             )
             self.fail("exactly_once", detail, first.transfer_id, now_ms)
         self._money(now_ms, first_outcomes)
+        self.settlement(now_ms)
         self._clearing(ch, now_ms)
         for code in self.region_sql:
             self.books(code, now_ms)
@@ -334,6 +344,16 @@ class Checker:
             if (ab if a == b else ab + ba) != 0:
                 detail = f"{a} holds {ab} towards {b}, {b} holds {ba} towards {a}"
                 self.fail("bilateral_positions", detail, "", now_ms)
+
+    def settlement(self, now_ms: int) -> None:
+        """Every closed window settled between the regional funds, and booked by each
+        region as issued (``gongji.settlement_audit``, the audit's own check)."""
+        self.checked["settlement"] += 1
+        ch = read_clearinghouse_settlement(self.ch)
+        regions = {code: read_region_settlement(code, sql) for code, sql in self.region_sql.items()}
+        for p in check_settlement(ch, regions):
+            where = f"window {p.window}: " if p.window else ""
+            self.fail("settlement", f"region {p.region or '-'}: {where}{p.detail}", "", now_ms)
 
     def _clearing(self, ch: Mapping[str, views.TransferRow], now_ms: int) -> None:
         """Every committed cross-region transfer cleared once, as committed; reconciled."""

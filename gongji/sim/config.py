@@ -21,9 +21,6 @@ class SimConfig:
     transfers: int = 1_000
     regions: int = 10
     faults: FaultRates = DEFAULT_RATES
-    scenario: str = ""
-    """The scenario file (or shipped name) whose regions and population the run uses
-    instead of ``regions`` built-in ones; only named here, for the replay command."""
     plant: str = ""
     """A planted bug from ``gongji.sim.planted.PLANTS`` (tests and demonstrations)."""
     persons_per_region: int = 0
@@ -57,6 +54,19 @@ class SimConfig:
     its outcome."""
     window_ms: int = 5_000
     """The operator closes the clearing window this often (and once more at the end)."""
+    advance_fen: int = 0
+    """Each region's advance (预付金) at the clearinghouse, topped up to this at every close."""
+    scenario: str = ""
+    """The scenario file the regions and the population come from (``month``); empty:
+    ``sim_regions`` and a generated population."""
+    days: int = 0
+    """A simulated month (or any number of days): the requests spread over ``days`` days
+    of ``day_ms`` each, windows closed at day ends (daily) or at the month's end
+    (monthly); 0: no calendar, windows every ``window_ms``."""
+    day_ms: int = 10_000
+    """Virtual time of one simulated day. Compressed: a day's business arrives within it,
+    while the cores' own timers (hold and reserve timeouts, re-sends) run at their real
+    lengths in virtual milliseconds, so a day is a span of activity, not 24 hours."""
     check_interval_ms: int = 1_000
     """Incremental invariant checks (and, after healing, the quiet test) this often."""
     full_checks: int = 3
@@ -77,17 +87,26 @@ class SimConfig:
             "gongji sim",
             f"--seed {self.seed}",
             f"--transfers {self.transfers}",
-            f"--scenario {self.scenario}" if self.scenario else f"--regions {self.regions}",
             f"--faults {self.faults.spec()}",
         ]
         defaults = SimConfig()
+        # With a scenario, its regions, the pace and the windows follow from the file and
+        # the days; without, they are options of their own.
+        paced: tuple[tuple[str, object, object], ...] = (
+            ("--rate", self.requests_per_second, defaults.requests_per_second),
+            ("--window-ms", self.window_ms, defaults.window_ms),
+        )
+        if self.scenario:
+            parts.append(f"--scenario {self.scenario} --days {self.days} --day-ms {self.day_ms}")
+            paced = ()
+        else:
+            parts.insert(3, f"--regions {self.regions}")
         for option, value, default in (
             ("--plant", self.plant, defaults.plant),
             ("--client-retry-ms", self.client_retry_ms, defaults.client_retry_ms),
-            ("--rate", self.requests_per_second, defaults.requests_per_second),
             ("--wallet-share", self.wallet_share, defaults.wallet_share),
             ("--premium-share", self.premium_share, defaults.premium_share),
-            ("--window-ms", self.window_ms, defaults.window_ms),
+            *paced,
         ):
             if value != default:
                 parts.append(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from broker.engine import Step, StepEngine
 from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
 from clearinghouse.core import ClearinghouseCore
+from clearinghouse.settlement import SettlementRule
 from clearinghouse.store import ClearinghouseStore
 from contracts.effects import Anomaly, AnyEvent, Disagreed, Outgoing, WindowClosed
 from contracts.identifiers import CLEARINGHOUSE
@@ -39,6 +40,7 @@ class CoreBuilder:
             plant.coordinator if plant else None
         ) or TransferCoordinator
         self.settings = settings
+        self.rule = SettlementRule(config.advance_fen)
         self.pipeline_depth = config.pipeline_depth
 
     def build(self, node: Node) -> None:
@@ -46,7 +48,12 @@ class CoreBuilder:
         db = database(node)
         if node.address == CLEARINGHOUSE:
             ch_store = ClearinghouseStore(db)
-            node.core = ClearinghouseCore(ch_store, self.settings, self.coordinator_class)
+            node.core = ClearinghouseCore(
+                ch_store,
+                self.settings,
+                self.coordinator_class,
+                rule=self.rule,
+            )
         else:
             store = RegionStore(db)
             node.core = self.region_factory(node.code, store)

@@ -18,9 +18,19 @@ from broker.engine import Ack, Inbound, Settlement, Step, StepEngine
 from clearinghouse.coordinator import TransferCoordinator
 from clearinghouse.store import TransferState
 from contracts.effects import Effects
-from contracts.operations import Commit, Credit, Operation, RequestAid, RequestTransfer
+from contracts.operations import Commit, Credit, Operation, RequestAid, RequestTransfer, Settle
+from contracts.settlement_states import SettlementState
 from regions.core import RegionCore
-from regions.store import BILLS_PAID, HoldState, RegionStore, interregion_account, person_account
+from regions.settling import top_up_transfer_id
+from regions.store import (
+    BILLS_PAID,
+    SETTLEMENT_ADVANCE,
+    SETTLEMENT_FUND,
+    HoldState,
+    RegionStore,
+    interregion_account,
+    person_account,
+)
 
 RegionFactory = Callable[[str, RegionStore], RegionCore]
 EngineFactory = Callable[..., StepEngine[Any]]
@@ -51,6 +61,26 @@ class DoubleCreditingRegion(RegionCore):
         if isinstance(op, Credit) and self.store.credit_amount(op.transfer_id) is not None:
             account = interregion_account(op.payer_region)
             self.books.transfer(op.transfer_id, account, BILLS_PAID, op.amount_fen, now_ms)
+        return super().handle(op, now_ms)
+
+
+class DoubleSettlingRegion(RegionCore):
+    """Books a window's settlement again when its ``Settle`` is redelivered (or re-sent by a
+    close asked again): it forgets the window was booked."""
+
+    def handle(self, op: Operation, now_ms: int) -> Effects:
+        if isinstance(op, Settle):
+            record = self.store.fund_settlements.get(op.window)
+            if record is not None and record.state is SettlementState.BOOKED:
+                top_up = record.top_up_fen
+                if top_up > 0:
+                    self.books.transfer(
+                        top_up_transfer_id(op.window),
+                        SETTLEMENT_ADVANCE,
+                        SETTLEMENT_FUND,
+                        top_up,
+                        now_ms,
+                    )
         return super().handle(op, now_ms)
 
 
@@ -152,6 +182,11 @@ PLANTS: dict[str, Plant] = {
             "double-credit",
             "a region credits a bill again on a redelivered credit",
             region=DoubleCreditingRegion,
+        ),
+        Plant(
+            "double-settle",
+            "a region books a window's settlement again on a redelivered settle",
+            region=DoubleSettlingRegion,
         ),
         Plant(
             "abort-on-restart",

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from contracts.reasons import COMMITTED
+from gongji.flows import WindowFlows, flows_json, format_flows
 from gongji.sim.checker import Violation
 from gongji.sim.places import province_of
 from gongji.sim.simulation import RunResult
@@ -43,6 +44,10 @@ class SimReport:
     phase_wall_seconds: dict[str, float] = field(default_factory=dict)
     traces: dict[str, list[str]] = field(default_factory=dict)
     replay_hash_matches: bool | None = None
+    clearing_flows: list[WindowFlows] = field(default_factory=list)
+    """Money moved between provinces per clearing window (``gongji report flows``)."""
+    scenario: str = ""
+    days: int = 0
 
     @property
     def ok(self) -> bool:
@@ -80,7 +85,11 @@ class SimReport:
             "network": self.network,
             "windows_closed": self.windows_closed,
             "replay": self.replay,
+            "clearing_flows": flows_json(self.clearing_flows),
         }
+        if self.scenario:
+            out["scenario"] = self.scenario
+            out["days"] = self.days
         if self.violations:
             out["traces"] = self.traces
             out["replay_hash_matches"] = self.replay_hash_matches
@@ -146,6 +155,9 @@ def build_report(result: RunResult, wall_seconds: float) -> SimReport:
             "forgeries_refused": stats.forgeries_refused,
         },
         replay=result.config.replay_command(),
+        clearing_flows=result.clearing_flows,
+        scenario=result.config.scenario,
+        days=result.config.days,
         phase_wall_seconds={
             "setup": stats.setup_seconds,
             "cores": stats.core_seconds,
@@ -157,7 +169,7 @@ def build_report(result: RunResult, wall_seconds: float) -> SimReport:
     )
 
 
-def format_report(report: SimReport) -> str:
+def format_report(report: SimReport, *, show_flows: bool = False) -> str:
     """A readable summary; on violations, the seed, the replay command and the traces."""
     rate = report.transfers_per_wall_second
     lines = [
@@ -189,9 +201,14 @@ def format_report(report: SimReport) -> str:
         ),
         "invariants checked: "
         + ", ".join(f"{k} {v}" for k, v in report.invariants_checked.items()),
-        f"  clearing windows closed and reconciled: {report.windows_closed}",
+        f"  clearing windows closed, reconciled and settled: {report.windows_closed}",
         "",
     ]
+    if report.scenario:
+        lines.insert(1, f"  scenario {report.scenario}, a month of {report.days} simulated days")
+    if show_flows:
+        lines += ["money moved between provinces (gongji report flows):", ""]
+        lines += [format_flows(report.clearing_flows)]
     if report.ok:
         lines.append("no violations")
         return "\n".join(lines)

@@ -28,6 +28,7 @@ from clearinghouse.coordinator import CoordinatorSettings
 from contracts.effects import Outgoing
 from contracts.identifiers import region_address
 from contracts.operations import BillOutcome, Operation
+from gongji.flows import WindowFlows, read_flows
 from gongji.population import Population, RegionSpec, generate_population
 from gongji.sim import cores, views
 from gongji.sim.broker import SimBroker
@@ -84,6 +85,8 @@ class RunResult:
     stats: Stats
     settings: CoordinatorSettings
     trace_lines: dict[str, list[str]] = field(default_factory=dict)
+    clearing_flows: list[WindowFlows] = field(default_factory=list)
+    """Money moved between provinces per window, read from the clearinghouse's records."""
 
 
 class Simulation:
@@ -356,6 +359,7 @@ class Simulation:
             stats=self.stats,
             settings=self.settings,
             trace_lines=self.trace.lines,
+            clearing_flows=read_flows(connection(self.network.clearinghouse)),
         )
 
     # --- checks ---
@@ -395,7 +399,8 @@ class Simulation:
         self.clock.at(now + self.config.check_interval_ms, CHECK)
 
     def _quiet(self) -> bool:
-        """Every request answered, nothing in flight, unfinished, held or unreconciled."""
+        """Every request answered, nothing in flight, unfinished, held, unreconciled or
+        unsettled."""
         submitter = self.submitter
         requests = len(self.requests)
         if len(submitter.outcomes) < requests or submitter.next_request < requests:
@@ -409,6 +414,8 @@ class Simulation:
         if views.unfinished_transfers(ch):
             return False
         if views.unreconciled_count(ch, len(network.region_nodes)):
+            return False
+        if views.unbooked_settlements(ch):
             return False
         return not any(views.pending_holds(connection(n)) for n in network.region_nodes.values())
 

@@ -241,3 +241,8 @@ def unreconciled_count(sql: sqlite3.Connection, regions: int) -> int:
         " WHERE w.state = 'closed'"
     ).fetchone()[0]
     return int(closed) * regions - int(done)
+
+
+def unbooked_settlements(sql: sqlite3.Connection) -> int:
+    """Settlements issued at a close that their region has not yet said it booked."""
+    return int(sql.execute("SELECT COUNT(*) FROM settlements WHERE state = 'issued'").fetchone()[0])

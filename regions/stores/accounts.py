@@ -7,6 +7,12 @@ from regions.books import Books
 OPENING_FUND = "fund:opening"
 BILLS_PAID = "bills:paid"
 PREMIUMS_PAID = "premiums:paid"
+SETTLEMENT_ADVANCE = "settlement:advance"
+"""This region's advance (预付金) at the clearinghouse: a debit balance (debits less
+credits) equal to the advance the clearinghouse holds for it after its last booked close."""
+SETTLEMENT_FUND = "settlement:fund"
+"""The region's fund as settlement touches it: its posted balance is what the fund has
+paid into its advance, less what it took back (the sum of its settlements' top-ups)."""
 
 
 def person_account(psn_no: str) -> str:

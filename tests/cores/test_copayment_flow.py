@@ -7,11 +7,13 @@ from clearinghouse.store import TransferState
 from contracts.identifiers import CLEARINGHOUSE, region_address
 from contracts.operations import (
     Commit,
+    Credit,
     EnrollPerson,
     Insurance,
     RecordBinding,
     RegisterRegion,
     Relationship,
+    Repair,
     Reserve,
     SubmitBill,
 )
@@ -195,3 +197,20 @@ def test_a_copayer_region_silent_during_quotes_is_left_out_and_named() -> None:
     net.queue.extend(held_back)  # the late quote changes nothing
     net.deliver_all()
     assert net.regions[SHANGHAI].books.available(person_account("A2")) == 80_000
+
+
+def test_a_lost_credit_repaired_by_reconciliation_tells_the_submitter() -> None:
+    """The payee region never got the credit; the clearinghouse's repair books it, and
+    the bill's outcome reaches the hospital, as if the credit had come."""
+    net = world()
+    net.send(region_address(CHENGDU), SubmitBill("t9", "B1", 12_000, CLIENT))
+    while net.queue:
+        item = net.queue.popleft()
+        if not isinstance(item.op, Credit):
+            net._deliver(item)
+    assert "t9" not in net.outcomes
+    net.send(region_address(CHENGDU), Repair("t9", 1, "payee", "B1", WUHAN, 12_000))
+    net.deliver_all()
+    [outcome] = net.outcomes["t9"]
+    assert (outcome.outcome, outcome.paid_fen) == (COMMITTED, 12_000)
+    assert net.regions[CHENGDU].books.sum_posted_balance(BILLS_PAID) == 12_000

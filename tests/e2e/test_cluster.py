@@ -13,6 +13,7 @@ import pytest
 
 from broker.connection import BrokerUnavailable
 from broker.testing import unique_namespace
+from broker.users import list_users
 from gongji.cluster.catalog import regions_by_code
 from gongji.cluster.local import (
     AlreadyUp,
@@ -95,9 +96,13 @@ async def test_up_refuses_a_port_in_use(amqp_url: str, tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 async def test_up_says_when_the_broker_is_unreachable(tmp_path: Path) -> None:
     closed = free_port_block(1)
+    unreachable = config(f"amqp://guest:guest@127.0.0.1:{closed}/", tmp_path, closed + 1)
     with pytest.raises(BrokerUnavailable, match="cannot reach RabbitMQ"):
-        await cluster_up(config(f"amqp://guest:guest@127.0.0.1:{closed}/", tmp_path, closed + 1))
+        await cluster_up(unreachable)
     assert read_state(tmp_path) is None
+    # The users were made with rabbitmqctl before the URL failed; the failed start
+    # removed them again.
+    assert not [u for u in list_users() if u.startswith(f"{unreachable.namespace}.")]
 
 
 @pytest.mark.timeout(60)
