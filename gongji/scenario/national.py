@@ -414,13 +414,17 @@ bills_paid = {{ full = 0.55, part = 0.15, refused = 0.3 }}
 """
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def render() -> str:
     """The text of ``national.toml``."""
     blocks = [_HEADER.format(regions=REGION_COUNT)]
     for province in PROVINCES:
         enabled = min(province.enabled, len(province.regions))
         blocks.append(
-            f"# --- {province.label}: {len(province.regions)} regions, {enabled} enabled,"
+            f"# --- {province.label}: {_count(len(province.regions), 'region')}, {enabled} enabled,"
             f" {province.wallet} with the wallet ---\n"
         )
         for i, (code, name) in enumerate(province.regions):

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
+
+import pytest
 
 from contracts.operations import BindingOutcome, RequestBinding, RevokeBinding
 from contracts.reasons import ReasonCode
@@ -94,3 +97,15 @@ def test_a_scenarios_population_feeds_every_flow() -> None:
     ]
     at_work = [b for b in henan if b.copayer_region[:2] in {"44", "32", "31", "12", "37"}]
     assert len(at_work) > len(henan) / 2
+
+
+def test_gongji_load_refuses_a_bad_scenario_before_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gongji.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[regions]]\ncode = "31"\n', encoding="utf-8")
+    argv = ["load", "--scenario", str(bad), "--data-dir", str(tmp_path / "none")]
+    assert main(argv) == 2
+    assert "bad.toml: regions[0] (31): field 'code'" in capsys.readouterr().err
