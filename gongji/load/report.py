@@ -233,12 +233,23 @@ def format_report(report: LoadReport) -> str:
     lines += ["", "outcomes:"]
     for outcome, count in sorted(data["outcomes"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {outcome:<26} {count:>8}")
+    if len(data["outcomes_by_flow"]) > 1:
+        span = report.result.last_outcome - report.result.started
+        lines += ["", "by flow (outcomes per second over the run, then each outcome):"]
+        for flow, counts in data["outcomes_by_flow"].items():
+            total = sum(counts.values())
+            rate = total / span if span > 0 else 0.0
+            each = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+            lines.append(f"  {flow:<10} {rate:>7.1f}/s  {each or 'none'}")
     lines += ["", "errors:"]
     lines += [f"  {name:<26} {count:>8}" for name, count in data["errors"].items()]
     lines += [
         "",
         f"money moved: {data['moved_fen']} fen (¥{data['moved_fen'] / 100:,.2f}) towards bills, "
         f"{data['copayer_paid_fen']} fen of it by co-payers",
+        "bills:       {full} paid in full, {part} in part, {refused} refused".format(
+            **data["bills_paid"]
+        ),
     ]
     books = data["books"]
     if books is None:

@@ -109,3 +109,23 @@ def test_gongji_load_refuses_a_bad_scenario_before_sending(
     argv = ["load", "--scenario", str(bad), "--data-dir", str(tmp_path / "none")]
     assert main(argv) == 2
     assert "bad.toml: regions[0] (31): field 'code'" in capsys.readouterr().err
+
+
+def test_the_text_report_gives_each_flow_its_rate_and_outcomes() -> None:
+    from gongji.load import LatencyHistogram, LoadConfig, LoadReport, format_report
+    from gongji.load.generator import LoadResult
+
+    result = LoadResult(LoadConfig(rate=10, duration_s=10), CODES)
+    for flow, outcomes in (
+        ("copay", {"COMMITTED": 60, "ZERO_BALANCE": 20}),
+        ("binding", {"COMMITTED": 15}),
+        (REVOKE, {"COMMITTED": 5}),
+    ):
+        result.latency[flow] = LatencyHistogram()
+        result.outcomes[flow] = Counter(outcomes)
+    result.bills_paid.update({"full": 50, "part": 10, "refused": 20})
+    result.last_outcome = result.started + 10.0
+    text = format_report(LoadReport("flows", result, books=None))
+    assert "  copay          8.0/s  COMMITTED 60, ZERO_BALANCE 20" in text
+    assert "  revoke         0.5/s  COMMITTED 5" in text
+    assert "bills:       50 paid in full, 10 in part, 20 refused" in text
