@@ -109,8 +109,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which.add_argument(
         "--scenario",
         metavar="NAME|FILE",
-        help="a scenario's regions and population (shipped, e.g. national, or a TOML file),"
-        " as `gongji admin seed --scenario` sets it up",
+        help="the regions of a scenario, shipped (e.g. national) or a file (as `admin seed"
+        " --scenario F --load-population`)",
+    )
+    population.add_argument(
+        "--scenario-population",
+        action="store_true",
+        help="with --scenario: the scenario's own population (drawn and named, as `admin"
+        " seed --scenario F` seeds it: zero and short balances, several co-payers,"
+        " migration) and its bill and wallet amounts, instead of the load population",
     )
     population.add_argument("--enable-all", action="store_true")
     population.add_argument("--persons", type=positive_int, default=DEFAULT_PERSONS)
@@ -141,26 +148,35 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _target(args: argparse.Namespace) -> tuple[ClusterTarget, Target]:
     """The broker URL and what to load."""
+    if args.scenario_population and args.scenario is None:
+        raise ClusterError("--scenario-population goes with --scenario")
     cluster = cluster_target(args)
     state = cluster.state
-    if args.scenario is not None:
-        scenario = load_scenario(scenario_path(args.scenario))
-        bills = scenario.bills
-        seeded = seeded_from(
-            population_of(scenario),
-            bill_fen=(bills.amount_fen.min, bills.amount_fen.max),
-            wallet_fen=(bills.wallet_amount_fen.min, bills.wallet_amount_fen.max),
-        )
-        data_dir = Path(state.data_dir) if state is not None else None
-        return cluster, Target(cluster.namespace, seeded, data_dir)
-    if state is not None and not (args.codes or args.regions):
+    given = args.codes or args.regions or args.scenario
+    if state is not None and not given:
         return cluster, Target(cluster.namespace, state.population(), Path(state.data_dir))
-    if not (args.codes or args.regions):
+    if not given:
         raise ClusterError(
             f"no local cluster state in {cluster.cluster_dir} (start one with "
-            "`gongji cluster up`), and no --codes or --regions to build the population from"
+            "`gongji cluster up`), and no --codes, --regions or --scenario to build the "
+            "population from"
         )
-    regions = regions_by_code(args.codes) if args.codes else first_regions(args.regions)
+    if args.scenario is not None:
+        scenario = load_scenario(scenario_path(args.scenario))
+        if args.scenario_population:
+            bills = scenario.bills
+            seeded = seeded_from(
+                population_of(scenario),
+                bill_fen=(bills.amount_fen.min, bills.amount_fen.max),
+                wallet_fen=(bills.wallet_amount_fen.min, bills.wallet_amount_fen.max),
+            )
+            data_dir = cluster.cluster_dir if cluster.cluster_dir.is_dir() else None
+            return cluster, Target(cluster.namespace, seeded, data_dir)
+        regions = scenario.regions
+    elif args.codes:
+        regions = regions_by_code(args.codes)
+    else:
+        regions = first_regions(args.regions)
     regions = with_enabled(regions, True if args.enable_all else None)
     seeded = seed_population(regions, args.persons, args.population_seed)
     # Without a state file, the books are read only if the cluster's files are there.

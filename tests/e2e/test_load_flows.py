@@ -176,7 +176,13 @@ def test_a_scenarios_families_under_load(amqp_url: str, tmp_path: Path) -> None:
             state,
             amqp_url,
             *("--rate", "50", "--duration", "4", "--drain", "60"),
-            *("--mix", "copay=0.7,wallet=0.2,binding=0.1", "--scenario", str(scenario)),
+            *(
+                "--mix",
+                "copay=0.7,wallet=0.2,binding=0.1",
+                "--scenario",
+                str(scenario),
+                "--scenario-population",
+            ),
         )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)

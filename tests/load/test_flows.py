@@ -107,8 +107,10 @@ def test_gongji_load_refuses_a_bad_scenario_before_sending(
     bad = tmp_path / "bad.toml"
     bad.write_text('[[regions]]\ncode = "31"\n', encoding="utf-8")
     argv = ["load", "--scenario", str(bad), "--data-dir", str(tmp_path / "none")]
-    assert main(argv) == 2
+    assert main([*argv, "--scenario-population"]) == 2
     assert "bad.toml: regions[0] (31): field 'code'" in capsys.readouterr().err
+    assert main(["load", "--scenario-population", "--data-dir", str(tmp_path / "none")]) == 2
+    assert "--scenario-population goes with --scenario" in capsys.readouterr().err
 
 
 def test_the_text_report_gives_each_flow_its_rate_and_outcomes() -> None:
