@@ -54,3 +54,16 @@ def test_gongji_sim_refuses_a_bad_scenario_in_one_message(
     assert main(["sim", "--scenario", str(bad), "--transfers", "10"]) == 2
     err = capsys.readouterr().err
     assert "bad.toml: regions[0] (4101): field 'code'" in err
+
+
+@pytest.mark.timeout(60)
+def test_the_demo_plays_the_national_scenario_conserved_and_reconciled() -> None:
+    """Its population, bills, wallet transfers, premiums and binding requests, through the
+    real cores on the simulated network, then audited."""
+    import asyncio
+
+    from gongji.demo import play_on_sim
+
+    result = asyncio.run(play_on_sim(load_scenario(scenario_path("national")), "none"))
+    assert result.problems == []
+    assert result.books_balanced and result.conserved
