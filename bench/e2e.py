@@ -2,8 +2,9 @@
 
 In one run on this machine (broker included):
 
-1. for 4, 8 and 32 regions: a local cluster (``gongji cluster up``: each service its own
-   process, SQLite per service, quorum queues, persistent messages, publisher confirms)
+1. for 4, 8 and 32 regions and the national scenario's 146 enabled regions: a local
+   cluster (``gongji cluster up``: the clearinghouse and a process per province hosting
+   its regions, SQLite per region, quorum queues, persistent messages, publisher confirms)
    and saturating loads of cross-province co-payments with a bounded number in flight,
    starting at ``Plan.in_flight_per_region`` per region and doubling until the steady
    completion rate stops growing (or ``Plan.max_in_flight``); the best rate is that
@@ -51,9 +52,14 @@ from gongji.cluster.local import (
     free_port_block,
 )
 from gongji.load import LoadConfig, LoadReport, Target, run_load
+from gongji.population import RegionSpec
+from gongji.scenario import load_scenario
+from gongji.scenario.loader import SCENARIO_DIR
 from telemetry.logs import configure_logging
 
 # The per-message-cost issue's targets, broker included, on a 2-core machine.
+NATIONAL_REGIONS = 146
+"""The roll-out's enabled regions (``gongji/scenarios/national.toml``), hosted by province."""
 TARGET_PER_SECOND = 5_000
 """Durable co-payments per second at saturation with 4 regions."""
 TARGET_P99_MS = 500.0
@@ -70,7 +76,9 @@ TARGET_SCALING = 0.90
 class Plan:
     """How long and how hard to push; ``--quick`` halves it."""
 
-    region_counts: tuple[int, ...] = (4, 8, 32)
+    region_counts: tuple[int, ...] = (4, 8, 32, NATIONAL_REGIONS)
+    """Sizes: the first N catalog regions, all enabled; ``NATIONAL_REGIONS``: the enabled
+    regions of the national scenario."""
     persons_per_region: int = 100
     saturation_s: float = 20.0
     """Each saturating run; its second half is the steady window (the first fills the
@@ -225,6 +233,14 @@ def _message_totals(state: ClusterState) -> tuple[float, float]:
     return ops, messages
 
 
+def _regions(count: int) -> list[RegionSpec]:
+    """The regions of a run of ``count`` regions (every one enabled)."""
+    if count == NATIONAL_REGIONS:
+        national = load_scenario(SCENARIO_DIR / "national.toml").regions
+        return [r for r in national if r.enabled]
+    return list(with_enabled(first_regions(count), True))
+
+
 async def _with_cluster(
     amqp_url: str,
     regions: int,
@@ -236,7 +252,7 @@ async def _with_cluster(
     config = ClusterConfig(
         amqp_url=amqp_url,
         data_dir=data_dir,
-        regions=with_enabled(first_regions(regions), True),
+        regions=_regions(regions),
         namespace=f"bench-{regions}-{uuid.uuid4().hex[:6]}",
         base_port=free_port_block(regions + 1),
         persons_per_region=plan.persons_per_region,

@@ -12,6 +12,7 @@ participant    may publish to                                  may bind (its que
 =============  ==============================================  ==========================
 clearinghouse  ``region.<code>``, ``client.<name>``            its own, ``region.<code>``
 region         ``clearinghouse``, ``client.<name>``            ``region.<its code>``
+province       ``clearinghouse``, ``client.<name>``            ``region.<its province's>``
 client         ``region.<code>``                               ``client.<its name>``
 admin          ``clearinghouse``, ``region.<code>``            any of the namespace
 =============  ==============================================  ==========================
@@ -47,6 +48,11 @@ _REGION_KEY = r"region\.[1-9][0-9]{5}"
 _CLIENT_KEY = r"client\.[a-z0-9][a-z0-9_-]{0,39}"
 
 
+def _province_regions_key(participant: Participant) -> str:
+    """The routing keys of a province's regions, as a regex (``region\\.42[0-9]{4}``)."""
+    return rf"region\.{participant.name[:2]}[0-9]{{4}}"
+
+
 class BrokerAdminError(RuntimeError):
     """Users could not be created or removed; ``str(error)`` says why and what to do."""
 
@@ -70,15 +76,18 @@ class BrokerUser:
     def permissions(self) -> dict[str, str]:
         """Vhost permissions (configure, write, read regexes over resource names)."""
         ns = re.escape(self.namespace)
-        own = re.escape(f"{self.namespace}.{self.participant.address}")
         role = self.participant.role
         if role is Role.ADMIN:
             everything = f"^{ns}(\\..*)?$"
             return {"configure": everything, "write": everything, "read": everything}
-        queues = own
+        if role is Role.PROVINCE:
+            # The queues of its province's regions, which it declares and consumes.
+            queues = f"{ns}\\.{_province_regions_key(self.participant)}"
+        else:
+            queues = re.escape(f"{self.namespace}.{self.participant.address}")
         if role is Role.CLEARINGHOUSE:
             # It declares (and binds) the queue of each region it registers.
-            queues = f"{own}|{ns}\\.{_REGION_KEY}"
+            queues = f"{queues}|{ns}\\.{_REGION_KEY}"
         # No configure on the shared exchange and dead-letter objects: the operator
         # declares them, and a service that could configure them could delete them.
         # Declaring a queue that dead-letters needs write on the dead-letter exchange and
@@ -97,8 +106,13 @@ class BrokerUser:
 
 def topic_permissions(participant: Participant) -> dict[str, str]:
     """The routing keys a participant may publish to (write) and bind with (read)."""
-    own = re.escape(participant.address)
     role = participant.role
+    if role is Role.PROVINCE:
+        return {
+            "write": f"^(clearinghouse|{_CLIENT_KEY})$",
+            "read": f"^({_province_regions_key(participant)})$",
+        }
+    own = re.escape(participant.address)
     if role is Role.CLEARINGHOUSE:
         write, read = f"{_REGION_KEY}|{_CLIENT_KEY}", f"{own}|{_REGION_KEY}"
     elif role is Role.REGION:

@@ -49,6 +49,11 @@ class ClearinghouseService:
             on_start=self.core.resume,
         )
 
+    @property
+    def started(self) -> bool:
+        """Whether it consumes its queue (set up and resumed)."""
+        return self.shell.ready.is_set()
+
     async def run(self, stop: asyncio.Event) -> None:
         try:
             await self.shell.declare([region_address(r.code) for r in self.store.regions()])

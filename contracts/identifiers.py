@@ -21,6 +21,17 @@ def is_region_code(value: str) -> bool:
     return bool(_REGION_CODE.fullmatch(value))
 
 
+def province_of(code: str) -> str:
+    """The province-level code of a region code (GB/T 2260: its first two digits, then
+    zeros): ``420100`` -> ``420000``; a municipality's own code is its province's."""
+    return f"{check_region_code(code)[:2]}0000"
+
+
+def is_province_code(value: str) -> bool:
+    """True for a province-level code such as ``420000`` (a region code ending ``0000``)."""
+    return is_region_code(value) and value.endswith("0000")
+
+
 def check_region_code(value: str) -> str:
     """Return ``value`` if it is a 6-digit region code, else raise ``ValueError``."""
     if not is_region_code(value):

@@ -7,11 +7,14 @@ is, inside one namespace::
 
     <namespace>.clearinghouse          the national clearinghouse
     <namespace>.region.<code>          the service of one pooling region
+    <namespace>.province.<code>        a host of several regions of one province
     <namespace>.client.<name>          a submitter (hospital, load generator, demo)
     <namespace>.admin.<name>           an operator (registry, seeding, clearing windows)
 
 A participant's queue is its address (``clearinghouse``, ``region.420100``,
-``client.<name>``; an operator receives its answers as ``client.<name>``).
+``client.<name>``; an operator receives its answers as ``client.<name>``). A province
+host has no queue of its own: it consumes the queues of the regions it speaks for, the
+regions whose codes lie in its province (``contracts.identifiers.province_of``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,19 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contracts.identifiers import CLEARINGHOUSE, client_address, is_region_code, region_address
+from contracts.identifiers import (
+    CLEARINGHOUSE,
+    client_address,
+    is_province_code,
+    is_region_code,
+    region_address,
+)
 
 
 class Role(StrEnum):
     CLEARINGHOUSE = "clearinghouse"
     REGION = "region"
+    PROVINCE = "province"
     CLIENT = "client"
     ADMIN = "admin"
 
@@ -49,6 +59,9 @@ class Participant:
         elif self.role is Role.REGION:
             if not is_region_code(self.name):
                 raise ValueError(f"not a 6-digit region code: {self.name!r}")
+        elif self.role is Role.PROVINCE:
+            if not is_province_code(self.name):
+                raise ValueError(f"not a province code (6 digits ending 0000): {self.name!r}")
         elif not _NAME.match(self.name):
             raise ValueError(
                 f"a {self.role} name is 1-40 of a-z, 0-9, '_' and '-', starting with a "
@@ -57,12 +70,24 @@ class Participant:
 
     @property
     def address(self) -> str:
-        """The queue it consumes (and the address answers to it are sent to)."""
+        """The queue it consumes (and the address answers to it are sent to); a province
+        host has none of its own (ValueError)."""
         if self.role is Role.CLEARINGHOUSE:
             return CLEARINGHOUSE
         if self.role is Role.REGION:
             return region_address(self.name)
+        if self.role is Role.PROVINCE:
+            raise ValueError(f"{self} has no queue of its own: it hosts its regions' queues")
         return client_address(self.name)
+
+    def speaks_for(self, region_code: str) -> bool:
+        """Whether this sender may answer as the region ``region_code``: a region for
+        itself, a province host for each region of its province, nobody else."""
+        if self.role is Role.REGION:
+            return region_code == self.name
+        if self.role is Role.PROVINCE:
+            return region_code[:2] == self.name[:2] and is_region_code(region_code)
+        return False
 
     def user(self, namespace: str) -> str:
         """Its broker user name in ``namespace``."""
@@ -79,6 +104,11 @@ HUB = Participant(Role.CLEARINGHOUSE)
 
 def region(code: str) -> Participant:
     return Participant(Role.REGION, code)
+
+
+def province(code: str) -> Participant:
+    """The host of a province's regions (``code`` is the province's, e.g. ``420000``)."""
+    return Participant(Role.PROVINCE, code)
 
 
 def client(name: str) -> Participant:

@@ -4,7 +4,8 @@ The sender is the authenticated participant (``contracts.participants``), never 
 of the message. Each operation names the roles that may send it and, for those that
 speak for someone, which field must name the sender itself: a region answers only for
 itself (``ReserveResult.region``), asks aid only for its own bills
-(``RequestAid.beneficiary_region``); a client's or operator's answers go back to it
+(``RequestAid.beneficiary_region``), and a province host sends what a region may, for
+the regions of its province only; a client's or operator's answers go back to it
 alone (``reply_to``). Anything else is refused with one of the reasons below.
 """
 
@@ -84,6 +85,7 @@ IMPERSONATION = "impersonation"
 REFUSALS = (UNAUTHENTICATED, FORBIDDEN, IMPERSONATION)
 
 HUB, REGION, CLIENT, ADMIN = Role.CLEARINGHOUSE, Role.REGION, Role.CLIENT, Role.ADMIN
+PROVINCE = Role.PROVINCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +182,11 @@ def refusal(sender: Participant | None, op: Operation) -> str | None:
     if sender is None:
         return UNAUTHENTICATED
     rule = RULES.get(type(op))
-    if rule is None or sender.role not in rule.roles:
+    # A province host acts as each region of its province: a region's rules apply.
+    role = REGION if sender.role is PROVINCE else sender.role
+    if rule is None or role not in rule.roles:
         return FORBIDDEN
-    if rule.own_region and sender.role is REGION and getattr(op, rule.own_region) != sender.name:
+    if rule.own_region and role is REGION and not sender.speaks_for(getattr(op, rule.own_region)):
         return IMPERSONATION
     if rule.own_address and sender.role in (CLIENT, ADMIN):
         address = getattr(op, rule.own_address)

@@ -132,6 +132,26 @@ class Draws:
     """(co-payers per beneficiary, cumulative probability), ascending."""
     cross_region_share: float | None = None
     relationship_weights: tuple[tuple[Relationship, float], ...] | None = None
+    short_balance_share: float = 0.0
+    """Of the employee-insured persons with money, those whose balance is short (drawn
+    from 1 to ``short_balance_max_fen``); 0 draws nothing, so older populations stay."""
+    short_balance_max_fen: int = 10_000
+    migration: Migration | None = None
+    """Cross-region co-payers of families at home drawn where people go to work."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """Labour migration: co-payers insured where they work, families at home.
+
+    A beneficiary insured in a ``home`` province whose co-payer is drawn from another
+    region gets, with ``share``, one insured in a ``work`` province (each a 2-digit
+    GB/T 2260 province code, the first two digits of a region code).
+    """
+
+    share: float
+    work: frozenset[str]
+    home: frozenset[str]
 
 
 def generate_population(
@@ -168,7 +188,10 @@ def draw_population(
             )
             balance = 0
             if insurance is Insurance.EMPLOYEE and rng.random() >= draws.zero_balance_share:
-                balance = rng.randint(draws.balance_min_fen, draws.balance_max_fen)
+                if draws.short_balance_share > 0 and rng.random() < draws.short_balance_share:
+                    balance = rng.randint(1, draws.short_balance_max_fen)
+                else:
+                    balance = rng.randint(draws.balance_min_fen, draws.balance_max_fen)
             psn = f"{region.code}-{i:06d}"
             population.persons.append(
                 Person(psn, region.code, insurance, balance, secret_of(psn, seed))
@@ -178,6 +201,8 @@ def draw_population(
     for p in employees:
         local[p.region].append(p)
     remote = {code: [p for p in employees if p.region != code] for code in local}
+    migration = draws.migration
+    at_work = [] if migration is None else [p for p in employees if p.region[:2] in migration.work]
     policies = {r.code: r.policy for r in regions}
     serial = 0
     for person in population.persons:
@@ -200,13 +225,16 @@ def draw_population(
             if draws.cross_region_share is None:
                 copayers = [p for p in rng.sample(employees, count) if p.psn_no != person.psn_no]
             else:
+                far = remote[person.region]
+                if (
+                    migration is not None
+                    and person.region[:2] in migration.home
+                    and at_work
+                    and rng.random() < migration.share
+                ):
+                    far = at_work  # the family at home, its earners away at work
                 copayers = _choose_copayers(
-                    rng,
-                    person,
-                    count,
-                    draws.cross_region_share,
-                    local[person.region],
-                    remote[person.region],
+                    rng, person, count, draws.cross_region_share, local[person.region], far
                 )
         for copayer in copayers:
             allowed = [

@@ -43,6 +43,11 @@ class RegionService:
             topology=topology,
         )
 
+    @property
+    def started(self) -> bool:
+        """Whether it consumes its queue (set up and resumed)."""
+        return self.shell.ready.is_set()
+
     async def run(self, stop: asyncio.Event) -> None:
         try:
             await self.shell.run(stop)

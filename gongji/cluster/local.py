@@ -1,7 +1,10 @@
-"""A local cluster without Docker: the clearinghouse and each region as its own OS process.
+"""A local cluster without Docker: the clearinghouse and the regions as OS processes.
 
-``cluster_up`` starts ``gongji clearinghouse`` and one ``gongji region --code X`` per
-region (each serving Prometheus metrics on its own loopback port), seeds the population
+``cluster_up`` starts ``gongji clearinghouse`` and the regions' hosts: by default one
+``gongji province --code P --regions ...`` per province, hosting all of the province's
+regions on one connection (``regions.host``), or one ``gongji region --code X`` per
+region (``hosting="region"``). Each process serves Prometheus metrics on its own
+loopback port. It seeds the population
 once every service consumes, writes a Prometheus scrape config and a state file with the
 PIDs. ``cluster_down`` stops exactly the processes named in that state file: a PID whose
 process start time no longer matches was reused by someone else and is left alone.
@@ -34,8 +37,19 @@ from broker.publisher import Publisher
 from broker.topology import Topology, declare_service_queue, declare_topology
 from broker.users import BrokerAdminError, Credentials, delete_users, provision, users_for
 from clearinghouse.service import clearinghouse_database
-from contracts.identifiers import CLEARINGHOUSE, region_address
-from contracts.participants import HUB, Participant, admin, client, region
+from contracts.identifiers import CLEARINGHOUSE, province_of, region_address
+from contracts.participants import (
+    HUB,
+    Participant,
+    Role,
+    admin,
+    client,
+    participant_of,
+    province,
+    region,
+)
+from contracts.policy import Policy
+from contracts.vocabulary import PaymentOrder, Scope
 from gongji.cluster.seed import SeededPopulation, seed_population
 from gongji.population import RegionSpec
 from regions.service import region_database
@@ -46,6 +60,8 @@ SCRAPE_FILE = "prometheus.yml"
 LOG_DIR = "logs"
 DEFAULT_BASE_PORT = 9500
 DEFAULT_PERSONS = 1000
+HOSTINGS = ("province", "region")
+"""How regions are put in processes: a process per province (default) or per region."""
 RABBITMQ_METRICS = "127.0.0.1:15692"
 """Where RabbitMQ's Prometheus plugin listens when enabled; scraped if it answers."""
 
@@ -77,8 +93,10 @@ class ServiceRecord:
     """One started service process."""
 
     name: str
-    """``clearinghouse`` or ``region-<code>`` (the ``service`` label of its metrics)."""
+    """``clearinghouse``, ``province-<code>`` (a host of a province's regions) or
+    ``region-<code>`` (a process of one region)."""
     address: str
+    """The queue it consumes (a host: its first region's)."""
     pid: int
     start_ticks: int
     """The process start time (``/proc/<pid>/stat`` field 22): tells a reused PID apart."""
@@ -88,6 +106,9 @@ class ServiceRecord:
     env: dict[str, str] = field(default_factory=dict)
     """The environment it was started with beyond the caller's (tunables), without its
     broker URL (rebuilt from the state's users at a restart)."""
+    codes: list[str] = field(default_factory=list)
+    """The regions it hosts (none for the clearinghouse); each keeps the ``service``
+    label ``region-<code>`` on its metrics."""
 
 
 @dataclass(slots=True)
@@ -110,12 +131,18 @@ class ClusterState:
     users: dict[str, str] = field(default_factory=dict)
     """Broker user -> password of each participant (``cluster_participants``): every
     service and client connects as its own user."""
+    hosting: str = "region"
+    """``province`` (a process per province) or ``region`` (a process per region)."""
+    scenario: str = ""
+    """The scenario file its regions came from (empty: the catalog's)."""
 
     def credentials(self) -> Credentials | None:
         """The participants' URLs (None for a state written before users existed)."""
         if not self.users:
             return None
-        participants = cluster_participants(self.codes)
+        participants = [
+            p for p in (participant_of(u, self.namespace) for u in self.users) if p is not None
+        ]
         return Credentials(
             self.amqp_url, self.namespace, users_for(self.namespace, participants, self.users)
         )
@@ -150,7 +177,7 @@ class ClusterState:
         return cls(
             namespace=data["namespace"],
             data_dir=data["data_dir"],
-            regions=[RegionSpec(**r) for r in data["regions"]],
+            regions=[_region_of(r) for r in data["regions"]],
             persons_per_region=data["persons_per_region"],
             seed=data["seed"],
             base_port=data["base_port"],
@@ -160,7 +187,24 @@ class ClusterState:
             sqlite_synchronous=data.get("sqlite_synchronous", "FULL"),
             amqp_url=data.get("amqp_url", ""),
             users=dict(data.get("users", {})),
+            hosting=data.get("hosting", "region"),
+            scenario=data.get("scenario", ""),
         )
+
+
+def _region_of(data: dict[str, Any]) -> RegionSpec:
+    """A region as ``to_json`` wrote it, its policy's enums included."""
+    fields = dict(data)
+    policy = fields.pop("policy", None)
+    if isinstance(policy, dict):
+        policy = Policy(
+            **policy
+            | {
+                "scope": Scope(policy["scope"]),
+                "payment_order": PaymentOrder(policy["payment_order"]),
+            }
+        )
+    return RegionSpec(**fields, policy=policy or Policy())
 
 
 def state_path(data_dir: Path) -> Path:
@@ -288,9 +332,75 @@ LOAD_CLIENT = client("load")
 """The load generator's submitter (one load at a time per cluster: its queue is shared)."""
 
 
-def cluster_participants(codes: Sequence[str]) -> list[Participant]:
-    """Every participant of a local cluster, each a broker user of its own."""
-    return [HUB, *(region(code) for code in codes), OPERATOR, LOAD_CLIENT]
+def cluster_participants(codes: Sequence[str], hosting: str = "region") -> list[Participant]:
+    """Every participant of a local cluster, each a broker user of its own: the regions'
+    (one process per region) or their provinces' hosts."""
+    if hosting == "province":
+        hosts = [province(code) for code in provinces_of(codes)]
+    else:
+        hosts = [region(code) for code in codes]
+    return [HUB, *hosts, OPERATOR, LOAD_CLIENT]
+
+
+def provinces_of(codes: Sequence[str]) -> dict[str, list[str]]:
+    """Province code -> its regions among ``codes``, in the order first listed."""
+    provinces: dict[str, list[str]] = {}
+    for code in codes:
+        provinces.setdefault(province_of(code), []).append(code)
+    return provinces
+
+
+@dataclass(frozen=True, slots=True)
+class HostPlan:
+    """One process to start: its name, participant, the regions it hosts, its command."""
+
+    name: str
+    participant: Participant
+    codes: tuple[str, ...]
+
+    @property
+    def address(self) -> str:
+        return CLEARINGHOUSE if not self.codes else region_address(self.codes[0])
+
+    def command(self) -> list[str]:
+        """The ``gongji`` subcommand and its arguments."""
+        if self.participant.role is Role.CLEARINGHOUSE:
+            return ["clearinghouse"]
+        if self.participant.role is Role.PROVINCE:
+            return ["province", "--code", self.participant.name, "--regions", ",".join(self.codes)]
+        return ["region", "--code", self.codes[0]]
+
+
+MANY_REGIONS = 64
+"""From this many regions on, the clearinghouse gets a deeper pipeline (see below)."""
+MANY_REGIONS_TUNING = {
+    "GONGJI_SHELL_PIPELINE_DEPTH": "8",
+    "GONGJI_SHELL_MAX_BATCH": "512",
+    "GONGJI_SHELL_PREFETCH": "8192",
+}
+"""With ~146 regions a clearinghouse step answers up to one queue per region and waits for
+all their confirms; at the shell's default depth of 2 a 200/s load left requests without
+an outcome, at 8 none (docs/province-hosting.md). Only what the caller did not set."""
+
+
+def clearinghouse_tuning(regions: int, env: dict[str, str]) -> dict[str, str]:
+    """The clearinghouse's shell settings for a cluster of ``regions`` regions."""
+    if regions < MANY_REGIONS:
+        return {}
+    return {k: v for k, v in MANY_REGIONS_TUNING.items() if not env.get(k)}
+
+
+def host_plan(codes: Sequence[str], hosting: str) -> list[HostPlan]:
+    """The clearinghouse, then the regions' processes: one per province or per region."""
+    if hosting not in HOSTINGS:
+        raise ClusterError(f"hosting is one of {', '.join(HOSTINGS)}, not {hosting!r}")
+    plans = [HostPlan(CLEARINGHOUSE, HUB, ())]
+    if hosting == "province":
+        for code, hosted in provinces_of(codes).items():
+            plans.append(HostPlan(f"province-{code}", province(code), tuple(hosted)))
+    else:
+        plans += [HostPlan(f"region-{code}", region(code), (code,)) for code in codes]
+    return plans
 
 
 @dataclass(slots=True)
@@ -311,14 +421,18 @@ class ClusterConfig:
     ready_timeout_s: float = 120.0
     env: dict[str, str] = field(default_factory=dict)
     """Extra environment for the services (e.g. shell tunables)."""
+    hosting: str = "province"
+    """``province``: a process per province hosting its regions; ``region``: one each."""
+    scenario: str = ""
+    """The scenario file the regions came from, kept in the state (for the record)."""
 
 
-def _service_argv(kind: str, code: str | None, config: ClusterConfig, port: int) -> list[str]:
-    argv = [sys.executable, "-m", "gongji.cli", kind]
-    if code is not None:
-        argv += ["--code", code]
+def _service_argv(plan: HostPlan, config: ClusterConfig, port: int) -> list[str]:
     return [
-        *argv,
+        sys.executable,
+        "-m",
+        "gongji.cli",
+        *plan.command(),
         "--namespace",
         config.namespace,
         "--data-dir",
@@ -346,7 +460,9 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
             )
         say(f"removing the stale state of a cluster that is no longer running ({STATE_FILE})")
         state_path(data_dir).unlink()
-    names = [CLEARINGHOUSE] + [f"region-{r.code}" for r in config.regions]
+    codes = [r.code for r in config.regions]
+    plans = host_plan(codes, config.hosting)
+    names = [plan.name for plan in plans]
     ports = {name: config.base_port + i for i, name in enumerate(names)}
     busy = [f"{p} ({n})" for n, p in ports.items() if not port_free(p)]
     if busy:
@@ -356,16 +472,16 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
         )
     seeded = seed_population(config.regions, config.persons_per_region, config.seed)
     topology = Topology(namespace=config.namespace)
-    codes = [r.code for r in config.regions]
-    say(f"creating {len(codes) + 3} broker users (one per service and client)")
+    participants = cluster_participants(codes, config.hosting)
+    say(f"creating {len(participants)} broker users (one per process and client)")
     try:
         credentials = await asyncio.to_thread(
-            provision, config.amqp_url, config.namespace, cluster_participants(codes)
+            provision, config.amqp_url, config.namespace, participants
         )
     except BrokerAdminError as error:
         raise ClusterError(str(error)) from None
     try:
-        return await _start(config, data_dir, names, ports, seeded, topology, credentials, say)
+        return await _start(config, data_dir, plans, ports, seeded, topology, credentials, say)
     except BaseException:
         # Nothing runs under these users now (a failed start stops what it started).
         with contextlib.suppress(BrokerAdminError):
@@ -376,7 +492,7 @@ async def cluster_up(config: ClusterConfig, say: Say = lambda _: None) -> Cluste
 async def _start(
     config: ClusterConfig,
     data_dir: Path,
-    names: list[str],
+    plans: list[HostPlan],
     ports: dict[str, int],
     seeded: SeededPopulation,
     topology: Topology,
@@ -384,6 +500,8 @@ async def _start(
     say: Say,
 ) -> ClusterState:
     """Declare, spawn, seed and wait for the services of ``cluster_up``."""
+    codes = [r.code for r in config.regions]
+    names = [plan.name for plan in plans]
     connection = await connect(
         credentials.url(OPERATOR), name=f"gongji-cluster-up:{config.namespace}"
     )
@@ -404,30 +522,34 @@ async def _start(
             or "FULL",
             amqp_url=config.amqp_url,
             users=credentials.passwords(),
+            hosting=config.hosting,
+            scenario=config.scenario,
         )
         extra = dict(config.env)
         if config.sqlite_synchronous:
             extra[SYNCHRONOUS_ENV] = config.sqlite_synchronous
         env = dict(os.environ) | extra
         try:
-            for name, address in zip(names, addresses, strict=True):
-                kind = "clearinghouse" if name == CLEARINGHOUSE else "region"
-                code = None if kind == "clearinghouse" else name.removeprefix("region-")
-                argv = _service_argv(kind, code, config, ports[name])
+            for plan in plans:
+                name = plan.name
+                argv = _service_argv(plan, config, ports[name])
                 log = data_dir / LOG_DIR / f"{name}.log"
-                who = HUB if code is None else region(code)
+                own = extra
+                if plan.participant == HUB:
+                    own = clearinghouse_tuning(len(codes), env) | extra
                 # Its own broker user; in the environment, not on the command line (ps).
-                process = _spawn(argv, log, env | {"AMQP_URL": credentials.url(who)})
+                url = credentials.url(plan.participant)
+                process = _spawn(argv, log, env | own | {"AMQP_URL": url})
                 stat = _proc_stat(process.pid)
                 ticks = stat[1] if stat else 0
-                state.services.append(
-                    ServiceRecord(
-                        name, address, process.pid, ticks, ports[name], str(log), argv, extra
-                    )
+                record = ServiceRecord(
+                    name, plan.address, process.pid, ticks, ports[name], str(log), argv, own
                 )
+                record.codes = list(plan.codes)
+                state.services.append(record)
                 # Written after every start, so `down` finds whatever did start.
                 _write_state(state)
-            say(f"started {len(names)} services; seeding {len(seeded.population.persons)} persons")
+            say(f"started {len(names)} processes; seeding {len(seeded.population.persons)} persons")
             await _seed(connection, topology, seeded)
             await _wait_ready(connection, topology, state, seeded, config.ready_timeout_s, say)
         except BaseException:
@@ -524,6 +646,7 @@ async def _wait_ready(
     """Until every process lives, serves metrics, consumes its queue and holds the seed."""
     deadline = time.monotonic() + timeout_s
     pending = {s.name for s in state.services}
+    by_name = {s.name: s for s in state.services}
     while True:
         for service in state.services:
             if not is_running(service):
@@ -535,21 +658,34 @@ async def _wait_ready(
         for service in state.services:
             if service.name not in pending:
                 continue
-            found, expected = counts[service.name]
-            if found < expected or not _metrics_answer(service.metrics_port):
+            parts = _parts(service)
+            if any(counts[p][0] < counts[p][1] for p in parts):
                 continue
-            _, n_consumers = await consumers(connection, topology.queue_for(service.address))
-            if n_consumers:
+            if not _metrics_answer(service.metrics_port):
+                continue
+            addresses = [region_address(c) for c in service.codes] or [service.address]
+            for address in addresses:
+                _, n_consumers = await consumers(connection, topology.queue_for(address))
+                if not n_consumers:
+                    break
+            else:
                 pending.discard(service.name)
         if not pending:
-            say(f"all {len(state.services)} services are up and seeded")
+            say(f"all {len(state.services)} processes are up and seeded")
             return
         if time.monotonic() > deadline:
             detail = ", ".join(
-                f"{n} ({counts[n][0]}/{counts[n][1]} seeded)" for n in sorted(pending)[:5]
+                f"{n} ({sum(counts[p][0] for p in _parts(by_name[n]))}/"
+                f"{sum(counts[p][1] for p in _parts(by_name[n]))} seeded)"
+                for n in sorted(pending)[:5]
             )
             raise ServiceFailed(f"not ready within {timeout_s:.0f} s: {detail}")
         await asyncio.sleep(0.2)
+
+
+def _parts(service: ServiceRecord) -> list[str]:
+    """The keys of ``seeded_counts`` a process answers for: its regions, or itself."""
+    return [f"region-{code}" for code in service.codes] or [service.name]
 
 
 def write_scrape_config(state: ClusterState, interval_s: float) -> Path:
@@ -594,17 +730,26 @@ def write_scrape_config(state: ClusterState, interval_s: float) -> Path:
 
 
 def find_service(state: ClusterState, name: str) -> ServiceRecord:
-    """``clearinghouse``, ``region-420100`` or just ``420100``."""
+    """``clearinghouse``, ``province-420000``, ``region-420100`` or just ``420100``: a
+    region names the process that hosts it (killing a region kills its host)."""
     wanted = f"region-{name}" if name.isdigit() else name
     for record in state.services:
         if record.name == wanted:
+            return record
+    code = wanted.removeprefix("region-")
+    for record in state.services:
+        if code in record.codes:
             return record
     known = ", ".join(s.name for s in state.services)
     raise ClusterError(f"no service {name!r} in this cluster (it has: {known})")
 
 
 def participant_of_service(record: ServiceRecord) -> Participant:
-    return HUB if record.name == CLEARINGHOUSE else region(record.name.removeprefix("region-"))
+    """The broker user a recorded process connects as."""
+    if record.name == CLEARINGHOUSE:
+        return HUB
+    kind, _, code = record.name.partition("-")
+    return province(code) if kind == "province" else region(code)
 
 
 def signal_service(data_dir: Path, name: str, signum: int) -> ServiceRecord:

@@ -20,6 +20,15 @@ def log_files(data_dir: Path, state: ClusterState | None) -> dict[str, Path]:
     return {path.stem: path for path in sorted((data_dir / LOG_DIR).glob("*.log"))}
 
 
+def host_of(state: ClusterState | None, name: str) -> str | None:
+    """The process whose log holds a hosted region's lines (``region-420100`` or
+    ``420100`` in a cluster hosted by province: ``province-420000``), or None."""
+    if state is None:
+        return None
+    code = name.removeprefix("region-")
+    return next((s.name for s in state.services if code in s.codes), None)
+
+
 def _fields(line: str) -> dict[str, object] | None:
     try:
         fields = json.loads(line)

@@ -22,6 +22,21 @@ thousand bills never drains one, so outcomes measure the protocol, not the balan
 SAME_PROVINCE_EVERY = 4
 """One beneficiary in this many is bound within its own province (or region)."""
 
+SECOND_COPAYER_EVERY = 3
+THIRD_COPAYER_EVERY = 9
+"""One beneficiary in 3 has a second co-payer and one in 9 a third (of the same kind:
+another province, or the own one), so that co-payments under load choose among several
+(quotes, their deadline, the largest balance)."""
+
+
+def copayers_for(serial: int) -> int:
+    """How many co-payers the ``serial``-th beneficiary of a region gets (from 0)."""
+    if serial % THIRD_COPAYER_EVERY == THIRD_COPAYER_EVERY - 1:
+        return 3
+    if serial % SECOND_COPAYER_EVERY == SECOND_COPAYER_EVERY - 1:
+        return 2
+    return 1
+
 
 @dataclass(slots=True)
 class SeededPopulation:
@@ -32,22 +47,56 @@ class SeededPopulation:
     """Region code -> beneficiaries whose one co-payer is insured in another province."""
     same_province: dict[str, list[str]] = field(default_factory=dict)
     """Region code -> beneficiaries whose one co-payer is in the same province."""
+    bill_fen: tuple[int, int] | None = None
+    """Bill amounts (inclusive range) the load draws; None: the load's own."""
+    wallet_fen: tuple[int, int] | None = None
+    """Wallet transfer amounts the load draws; None: the load's own."""
 
     @property
     def regions(self) -> tuple[RegionSpec, ...]:
         return self.population.regions
 
 
+def seeded_from(
+    population: Population,
+    *,
+    bill_fen: tuple[int, int] | None = None,
+    wallet_fen: tuple[int, int] | None = None,
+) -> SeededPopulation:
+    """A population drawn elsewhere (a scenario's: ``gongji.scenario.population_of``),
+    its beneficiaries sorted for the load by their first binding to a co-payer the
+    population holds: another province's, or the own province's; with the amounts the
+    load should draw."""
+    province = {r.code: r.province for r in population.regions}
+    persons = {p.psn_no for p in population.persons}
+    seeded = SeededPopulation(population, bill_fen=bill_fen, wallet_fen=wallet_fen)
+    for region in population.regions:
+        seeded.cross_province[region.code] = []
+        seeded.same_province[region.code] = []
+    first: dict[str, RecordBinding] = {}
+    for binding in population.bindings:
+        if binding.copayer in persons and binding.beneficiary_region in province:
+            first.setdefault(binding.beneficiary, binding)
+    for beneficiary, binding in first.items():
+        crossing = province.get(binding.copayer_region) != province[binding.beneficiary_region]
+        pools = seeded.cross_province if crossing else seeded.same_province
+        pools[binding.beneficiary_region].append(beneficiary)
+    return seeded
+
+
 def seed_population(
     regions: Sequence[RegionSpec], persons_per_region: int, seed: int
 ) -> SeededPopulation:
     """Half of each region's persons are co-payers (employees with deep accounts), half
-    beneficiaries (employee or resident) bound to exactly one co-payer.
+    beneficiaries (employee or resident) bound to one, two or three co-payers
+    (``copayers_for``).
 
     A beneficiary's co-payer is in an enabled region of another province, except one
     in ``SAME_PROVINCE_EVERY``, whose co-payer is in its own province (another region of
     it when there is one). Beneficiaries of a region that is not enabled are bound too:
-    their bills are refused with ``REGION_NOT_ENABLED``.
+    their bills are refused with ``REGION_NOT_ENABLED``. A beneficiary's further
+    co-payers are of the same kind as the first (cross-province or not), each a
+    different person.
     """
     if persons_per_region < 2:
         raise ValueError("a seeded region needs at least 2 persons (a co-payer, a beneficiary)")
@@ -82,20 +131,27 @@ def seed_population(
             if local or not cross:
                 # With no other region in the province, the co-payer is a neighbour in
                 # the same region (the clearinghouse still carries it).
-                payer_region = rng.choice(same) if same else region
+                candidates = same or [region]
                 seeded.same_province[region.code].append(beneficiary)
             else:
-                payer_region = rng.choice(cross)
+                candidates = cross
                 seeded.cross_province[region.code].append(beneficiary)
-            copayer = rng.choice(copayers[payer_region.code])
-            population.bindings.append(
-                RecordBinding(
-                    f"bind-{region.code}-{i:06d}",
-                    copayer,
-                    payer_region.code,
-                    beneficiary,
-                    region.code,
-                    rng.choice(relationships),
+            chosen: set[str] = set()
+            for n in range(copayers_for(i // 2)):
+                payer_region = rng.choice(candidates)
+                copayer = rng.choice(copayers[payer_region.code])
+                if copayer in chosen:
+                    continue  # drawn twice: this beneficiary has one co-payer fewer
+                chosen.add(copayer)
+                suffix = f"-{n + 1}" if n else ""
+                population.bindings.append(
+                    RecordBinding(
+                        f"bind-{region.code}-{i:06d}{suffix}",
+                        copayer,
+                        payer_region.code,
+                        beneficiary,
+                        region.code,
+                        rng.choice(relationships),
+                    )
                 )
-            )
     return seeded

@@ -6,10 +6,12 @@ To add a command, write a module here and add its name to ``COMMANDS``.
 COMMANDS: tuple[str, ...] = (
     "clearinghouse",
     "region",
+    "province",
     "demo",
     "admin",
     "report",
     "cluster",
+    "compose",
     "logs",
     "load",
     "sim",

@@ -79,6 +79,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="with --codes: enable every region (default: as the catalog says)",
     )
+    seed.add_argument(
+        "--load-population",
+        action="store_true",
+        help="with --scenario: its regions (policies, enabled flags) with the load "
+        "population (--persons, --population-seed) that `gongji load --scenario` draws on, "
+        "as `gongji cluster up --scenario` seeds it",
+    )
     add_cluster_options(seed)
 
 
@@ -91,7 +98,13 @@ def _population(args: argparse.Namespace) -> Population:
     if args.scenario is not None:
         if args.enable_all:
             raise ValueError("--enable-all goes with --codes (a scenario says what is enabled)")
-        return population_of(load_scenario(args.scenario))
+        scenario = load_scenario(args.scenario)
+        if args.load_population:
+            regions = scenario.regions
+            return seed_population(regions, args.persons, args.population_seed).population
+        return population_of(scenario)
+    if args.load_population:
+        raise ValueError("--load-population goes with --scenario")
     regions = with_enabled(regions_by_code(args.codes), True if args.enable_all else None)
     return seed_population(regions, args.persons, args.population_seed).population
 

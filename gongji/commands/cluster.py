@@ -29,6 +29,21 @@ from gongji.commands.options import (
     positive_int,
     region_code,
 )
+from gongji.population import RegionSpec
+from gongji.scenario import ScenarioError, load_scenario
+from gongji.scenario.loader import SCENARIO_DIR
+
+
+def scenario_file(value: str) -> Path:
+    """A scenario file's path, or the name of one shipped with gongji (``national``)."""
+    path = Path(value)
+    if path.is_file():
+        return path
+    shipped = SCENARIO_DIR / f"{value}.toml"
+    if "/" not in value and shipped.is_file():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.toml")))
+    raise argparse.ArgumentTypeError(f"{value!r} is no scenario file nor one of: {names}")
 
 
 def _codes(value: str) -> list[str]:
@@ -51,22 +66,36 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "the fifth, Beijing, is not enabled)",
     )
     which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
+    which.add_argument(
+        "--scenario",
+        type=scenario_file,
+        help="the regions (policies, enabled or not) of a scenario file, or of a shipped "
+        "scenario by name (national, rollout, default)",
+    )
     up.add_argument("--enable-all", action="store_true", help="enable every region")
+    up.add_argument(
+        "--process-per-region",
+        action="store_true",
+        help="one process (and broker user) per region, instead of one per province "
+        "hosting all of its regions on one connection",
+    )
     add_broker_options(up)
     add_local_cluster_options(up, namespace_check=False)
     up.add_argument(
         "--base-port",
         type=port_number,
         default=DEFAULT_BASE_PORT,
-        help="metrics port of the clearinghouse; region i gets base+i (default: %(default)s)",
+        help="metrics port of the clearinghouse; process i gets base+i (default: %(default)s)",
     )
     up.add_argument(
         "--persons",
         type=positive_int,
-        default=DEFAULT_PERSONS,
-        help="persons seeded per region (default: %(default)s)",
+        default=None,
+        help=f"persons seeded per region (default: {DEFAULT_PERSONS}, or the scenario's)",
     )
-    up.add_argument("--seed", type=int, default=1, help="population seed (default: %(default)s)")
+    up.add_argument(
+        "--seed", type=int, default=None, help="population seed (default: 1, or the scenario's)"
+    )
     up.add_argument(
         "--scrape-interval",
         type=float,
@@ -103,7 +132,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     for action, what in SERVICE_ACTIONS.items():
         one = actions.add_parser(action, help=what)
         one.add_argument(
-            "service", metavar="SERVICE", help="clearinghouse, region-420100 or 420100"
+            "service",
+            metavar="SERVICE",
+            help="clearinghouse, province-420000, region-420100 or 420100 (a region hosted "
+            "by province names its province's process)",
         )
         add_local_cluster_options(one)
 
@@ -132,9 +164,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    persons, seed = args.persons or DEFAULT_PERSONS, 1 if args.seed is None else args.seed
+    regions: tuple[RegionSpec, ...]
     try:
-        regions = regions_by_code(args.codes) if args.codes else first_regions(args.regions)
-    except ValueError as error:
+        if args.scenario is not None:
+            scenario = load_scenario(args.scenario)
+            regions = scenario.regions
+            persons = args.persons or scenario.population.persons_per_region
+            seed = scenario.seed if args.seed is None else args.seed
+        elif args.codes:
+            regions = regions_by_code(args.codes)
+        else:
+            regions = first_regions(args.regions)
+    except (ValueError, ScenarioError) as error:
         raise ClusterError(str(error)) from None
     config = ClusterConfig(
         amqp_url=args.amqp_url,
@@ -142,8 +184,10 @@ def _up(args: argparse.Namespace) -> int:
         regions=with_enabled(regions, True if args.enable_all else None),
         namespace=args.namespace,
         base_port=args.base_port,
-        persons_per_region=args.persons,
-        seed=args.seed,
+        persons_per_region=persons,
+        seed=seed,
+        hosting="region" if args.process_per_region else "province",
+        scenario=str(args.scenario.resolve()) if args.scenario else "",
         scrape_interval_s=args.scrape_interval,
         log_level=args.log_level,
         sqlite_synchronous=args.sqlite_synchronous,
@@ -154,8 +198,10 @@ def _up(args: argparse.Namespace) -> int:
 
     state = asyncio.run(cluster_up(config, say))
     for service in state.services:
+        hosted = f"  ({len(service.codes)} regions)" if len(service.codes) > 1 else ""
         print(
-            f"{service.name:<16} pid {service.pid:<8} metrics http://127.0.0.1:{service.metrics_port}/metrics"
+            f"{service.name:<16} pid {service.pid:<8} metrics "
+            f"http://127.0.0.1:{service.metrics_port}/metrics{hosted}"
         )
     disabled = [r.code for r in state.regions if not r.enabled]
     if disabled:
@@ -199,5 +245,8 @@ def _status(args: argparse.Namespace) -> int:
     print(f"namespace {state.namespace} in {state.data_dir}")
     for service in state.services:
         status = "running" if is_running(service) else "not running"
-        print(f"{service.name:<16} pid {service.pid:<8} port {service.metrics_port}  {status}")
+        hosted = f"  regions {','.join(service.codes)}" if len(service.codes) > 1 else ""
+        print(
+            f"{service.name:<16} pid {service.pid:<8} port {service.metrics_port}  {status}{hosted}"
+        )
     return 0

@@ -11,11 +11,11 @@ import asyncio
 import dataclasses
 import json
 import sys
-from pathlib import Path
 
 from gongji.commands.options import add_broker_options, positive_int
 from gongji.demo import format_result, play_on_rabbitmq, play_on_sim
 from gongji.scenario import ScenarioError, load_default_scenario, load_scenario
+from gongji.scenario.loader import scenario_path
 from telemetry.logs import configure_logging
 
 
@@ -27,7 +27,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     # --namespace: the demo makes a namespace of its own, and deletes it afterwards.
     add_broker_options(parser, default_url=False, namespace=False)
     parser.add_argument(
-        "--scenario", type=Path, help="a scenario TOML file (default: the 31-region default)"
+        "--scenario",
+        metavar="NAME|FILE",
+        help="a shipped scenario (default, rollout, national) or a TOML file (default: the"
+        " 31-region default)",
     )
     parser.add_argument("--transfers", type=positive_int, help="bills to submit (overrides)")
     parser.add_argument("--persons", type=positive_int, help="persons per region (overrides)")
@@ -44,7 +47,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
     try:
-        scenario = load_scenario(args.scenario) if args.scenario else load_default_scenario()
+        scenario = (
+            load_scenario(scenario_path(args.scenario))
+            if args.scenario
+            else load_default_scenario()
+        )
     except ScenarioError as error:
         print(f"gongji demo: {error}", file=sys.stderr)
         return 2

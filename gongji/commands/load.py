@@ -13,7 +13,7 @@ from broker.publisher import Publisher
 from broker.topology import Topology
 from gongji.cluster.catalog import first_regions, regions_by_code, with_enabled
 from gongji.cluster.local import DEFAULT_PERSONS, LOAD_CLIENT, OPERATOR, ClusterError
-from gongji.cluster.seed import SeededPopulation, seed_population
+from gongji.cluster.seed import SeededPopulation, seed_population, seeded_from
 from gongji.commands.options import (
     ClusterTarget,
     add_cluster_options,
@@ -31,6 +31,8 @@ from gongji.load import (
     run_load,
 )
 from gongji.load.nemesis import Nemesis, NemesisError, parse_nemesis
+from gongji.scenario import ScenarioError, load_scenario, population_of
+from gongji.scenario.loader import scenario_path
 from telemetry.logs import configure_logging
 
 
@@ -104,6 +106,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     which = population.add_mutually_exclusive_group()
     which.add_argument("--codes", type=_codes, help="region codes, e.g. 310000,420100")
     which.add_argument("--regions", type=positive_int, help="the first N catalog regions")
+    which.add_argument(
+        "--scenario",
+        metavar="NAME|FILE",
+        help="the regions of a scenario, shipped (e.g. national) or a file (as `admin seed"
+        " --scenario F --load-population`)",
+    )
+    population.add_argument(
+        "--scenario-population",
+        action="store_true",
+        help="with --scenario: the scenario's own population (drawn and named, as `admin"
+        " seed --scenario F` seeds it: zero and short balances, several co-payers,"
+        " migration) and its bill and wallet amounts, instead of the load population",
+    )
     population.add_argument("--enable-all", action="store_true")
     population.add_argument("--persons", type=positive_int, default=DEFAULT_PERSONS)
     population.add_argument("--population-seed", type=int, default=1)
@@ -133,16 +148,35 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _target(args: argparse.Namespace) -> tuple[ClusterTarget, Target]:
     """The broker URL and what to load."""
+    if args.scenario_population and args.scenario is None:
+        raise ClusterError("--scenario-population goes with --scenario")
     cluster = cluster_target(args)
     state = cluster.state
-    if state is not None and not (args.codes or args.regions):
+    given = args.codes or args.regions or args.scenario
+    if state is not None and not given:
         return cluster, Target(cluster.namespace, state.population(), Path(state.data_dir))
-    if not (args.codes or args.regions):
+    if not given:
         raise ClusterError(
             f"no local cluster state in {cluster.cluster_dir} (start one with "
-            "`gongji cluster up`), and no --codes or --regions to build the population from"
+            "`gongji cluster up`), and no --codes, --regions or --scenario to build the "
+            "population from"
         )
-    regions = regions_by_code(args.codes) if args.codes else first_regions(args.regions)
+    if args.scenario is not None:
+        scenario = load_scenario(scenario_path(args.scenario))
+        if args.scenario_population:
+            bills = scenario.bills
+            seeded = seeded_from(
+                population_of(scenario),
+                bill_fen=(bills.amount_fen.min, bills.amount_fen.max),
+                wallet_fen=(bills.wallet_amount_fen.min, bills.wallet_amount_fen.max),
+            )
+            data_dir = cluster.cluster_dir if cluster.cluster_dir.is_dir() else None
+            return cluster, Target(cluster.namespace, seeded, data_dir)
+        regions = scenario.regions
+    elif args.codes:
+        regions = regions_by_code(args.codes)
+    else:
+        regions = first_regions(args.regions)
     regions = with_enabled(regions, True if args.enable_all else None)
     seeded = seed_population(regions, args.persons, args.population_seed)
     # Without a state file, the books are read only if the cluster's files are there.
@@ -186,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
                 say=lambda line: print(line, file=sys.stderr, flush=True),
             )
             nemesis.check()
-    except (MixError, ClusterError, ValueError) as error:
+    except (MixError, ClusterError, ScenarioError, ValueError) as error:
         print(f"gongji load: {error}", file=sys.stderr)
         return 2
     if args.setup:

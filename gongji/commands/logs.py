@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from gongji.cluster.logs import follow_logs, log_files, read_logs
+from gongji.cluster.logs import follow_logs, host_of, log_files, read_logs
 from gongji.commands.options import UsageError, add_local_cluster_options, local_cluster_state
 
 ALL = "all"
@@ -22,8 +22,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "service",
         metavar="SERVICE",
-        help=f"clearinghouse, region-420100 (or just 420100), or {ALL} (every service, "
-        "in time order)",
+        help=f"clearinghouse, province-420000, region-420100 (or just 420100: its host's log "
+        f"when hosted by province), or {ALL} (every service, in time order)",
     )
     parser.add_argument(
         "--transfer", metavar="ID", help="only the lines of this transfer id (transfer_id)"
@@ -36,7 +36,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir.resolve()
-    files = log_files(data_dir, local_cluster_state(args))
+    state = local_cluster_state(args)
+    files = log_files(data_dir, state)
     if not files:
         raise UsageError(
             f"no service logs in {data_dir} (start a cluster with `gongji cluster up`, "
@@ -44,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.service != ALL:
         name = f"region-{args.service}" if args.service.isdigit() else args.service
+        # A region hosted by province logs in its host's file (each line names it).
+        name = name if name in files else host_of(state, name) or name
         if name not in files:
             raise UsageError(
                 f"no service {args.service!r} in {data_dir}; there are: "

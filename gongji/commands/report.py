@@ -1,4 +1,5 @@
 """``gongji report window N``: a clearing window's net positions and reconciliation;
+``gongji report calibration``: a load run against its scenario's targets;
 ``gongji report transfer ID``: one transfer's timeline, from the services' SQLite files;
 ``gongji report flows``: money moved between provinces per window, from the clearinghouse's
 file."""
@@ -17,6 +18,7 @@ from broker.connection import connect
 from broker.topology import Topology
 from gongji.client import BillClient
 from gongji.cluster.local import OPERATOR
+from gongji.commands import calibration
 from gongji.commands.options import (
     DEFAULT_CLUSTER_DIR,
     add_cluster_options,
@@ -62,6 +64,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     flows.add_argument("--window", type=positive_int, help="one window (default: every one)")
     flows.add_argument("--json", action="store_true", help="print one JSON object")
     _data_dir_option(flows)
+    calibration.add_parser(kinds)
 
 
 def _data_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +128,8 @@ def print_timeline(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.kind == "transfer":
         return print_timeline(args)
+    if args.kind == "calibration":
+        return calibration.run(args)
     if args.kind == "flows":
         return print_flows(args)
     return asyncio.run(_run(args))

@@ -18,7 +18,6 @@ import aiormq
 from aio_pika.abc import AbstractRobustConnection
 
 from broker.connection import connect
-from broker.shell import ServiceShell
 from broker.topology import Topology
 from telemetry.logs import configure_logging, get_logger
 from telemetry.metrics import serve_metrics
@@ -29,7 +28,10 @@ class StartupError(Exception):
 
 
 class Service(Protocol):
-    shell: ServiceShell
+    @property
+    def started(self) -> bool:
+        """Whether it consumes (a refusal before that is a failure to start)."""
+        ...
 
     async def run(self, stop: asyncio.Event) -> None: ...
 
@@ -68,7 +70,7 @@ async def serve(args: argparse.Namespace, name: str, build: Build) -> None:
         try:
             await service.run(stop)
         except aiormq.exceptions.AMQPError as error:
-            if service.shell.ready.is_set():
+            if service.started:
                 raise
             raise StartupError(f"{name}: the broker refused to set it up: {error!r}") from None
     finally:

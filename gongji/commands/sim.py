@@ -11,11 +11,11 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
 from gongji.commands.options import positive_int
-from gongji.scenario import ScenarioError
+from gongji.scenario import ScenarioError, load_scenario
+from gongji.scenario.loader import scenario_path, shipped_scenarios
 from gongji.sim import SimConfig, format_report, parse_faults, run_simulation
 from gongji.sim.faults import KINDS, FaultRates
 from gongji.sim.month import DAYS_IN_A_MONTH, month_config
@@ -122,10 +122,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--scenario",
-        type=Path,
-        help="simulate a month of this scenario file's regions: windows closed daily or"
-        " monthly as its [clearing] says, settled between the regional funds; --regions,"
-        " --rate and --window-ms then follow from the file and the days",
+        metavar="NAME|FILE",
+        help="simulate a month of a scenario (shipped:"
+        f" {', '.join(shipped_scenarios())}; or a TOML file): its regions, population and"
+        " amounts; windows closed daily or monthly as its [clearing] says, settled between"
+        " the regional funds; --regions, --rate and --window-ms then follow from the file"
+        " and the days",
     )
     parser.add_argument(
         "--days",
@@ -158,17 +160,18 @@ def run(args: argparse.Namespace) -> int:
         window_ms=args.window_ms,
     )
     regions = None
+    scenario = None
     if args.scenario is not None:
+        path = scenario_path(args.scenario)
         try:
-            config, regions = month_config(
-                args.scenario, config, days=args.days, day_ms=args.day_ms
-            )
+            config, regions = month_config(path, config, days=args.days, day_ms=args.day_ms)
+            scenario = load_scenario(path)
         except ScenarioError as error:
             for problem in error.problems:
                 print(f"gongji: {problem}", file=sys.stderr)
             return 2
     bar = None if args.json or not sys.stderr.isatty() else ProgressBar(sys.stderr)
-    report = run_simulation(config, progress=bar, regions=regions)
+    report = run_simulation(config, progress=bar, regions=regions, scenario=scenario)
     if bar is not None:
         bar.done()
     if args.json:

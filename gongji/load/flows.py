@@ -7,6 +7,8 @@ and ``premium`` are the co-payer's own requests, at the co-payer's region, for t
 seeded families; ``away`` is a bill at the co-payer's region for a beneficiary insured in
 another province who registered care there (the migrant family treated where the
 co-payer works), its registrations sent before the load starts (``setup``).
+``binding`` binds new relatives and revokes the bindings it made, at the co-payer's
+region; its answer is a ``BindingOutcome``, matched by request id.
 """
 
 from __future__ import annotations
@@ -18,14 +20,19 @@ from typing import Protocol
 
 from contracts.identifiers import region_address
 from contracts.operations import (
+    BindingOutcome,
+    Insurance,
     Operation,
     RecordBinding,
     RequestAwayRegistration,
+    RequestBinding,
     RequestPremiumPayment,
     RequestWalletTransfer,
+    RevokeBinding,
     SubmitAwayBill,
     SubmitBill,
 )
+from contracts.vocabulary import SCOPE_RELATIONSHIPS, Scope
 from gongji.cluster.seed import SeededPopulation
 from gongji.population import Person
 
@@ -78,7 +85,7 @@ class CopayFlow:
             raise MixError(f"region {payee_region} has no seeded beneficiary")
         crossing = pool is self.seeded.cross_province.get(payee_region)
         beneficiary = pool[rng.randrange(len(pool))]
-        amount = rng.randint(MIN_BILL_FEN, MAX_BILL_FEN)
+        amount = rng.randint(*(self.seeded.bill_fen or (MIN_BILL_FEN, MAX_BILL_FEN)))
         bill = SubmitBill(transfer_id, beneficiary, amount, self.reply_to)
         return Request(
             self.name, region_address(payee_region), bill, transfer_id, crossing, payee_region
@@ -101,10 +108,13 @@ class _FamilyFlow:
     def __init__(self, seeded: SeededPopulation, reply_to: str) -> None:
         self.seeded = seeded
         self.reply_to = reply_to
+        self._person: dict[str, Person] = {p.psn_no: p for p in seeded.population.persons}
         self._binding: dict[str, RecordBinding] = {}
         for binding in seeded.population.bindings:
-            self._binding.setdefault(binding.beneficiary, binding)
-        self._person: dict[str, Person] = {p.psn_no: p for p in seeded.population.persons}
+            # A co-payer outside the population (a scenario's unregistered region) cannot
+            # be asked to pay from his or her own region.
+            if binding.copayer in self._person:
+                self._binding.setdefault(binding.beneficiary, binding)
 
     def _family(
         self, rng: random.Random, payee_region: str, cross: bool
@@ -133,7 +143,7 @@ class WalletFlow(_FamilyFlow):
             copayer.secret,
             binding.beneficiary,
             binding.beneficiary_region,
-            rng.randint(WALLET_MIN_FEN, WALLET_MAX_FEN),
+            rng.randint(*(self.seeded.wallet_fen or (WALLET_MIN_FEN, WALLET_MAX_FEN))),
             self.reply_to,
         )
         return Request(
@@ -215,6 +225,95 @@ class AwayFlow(_FamilyFlow):
         return Request(self.name, region_address(care), bill, transfer_id, True, care)
 
 
+REVOKE_SHARE = 0.3
+"""Of the binding flow's requests, revocations (while a binding it made is there to
+revoke); the rest bind a new relative."""
+REVOKE = "revoke"
+"""The name the binding flow's revocations are reported under, beside ``binding``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """A binding this load made and the directory recorded: the load may revoke it."""
+
+    binding_id: str
+    copayer: Person
+
+
+class BindingFlow(_FamilyFlow):
+    """Binding requests (绑定) and revocations (解绑), at the co-payer's region, identity
+    checked, decided by the national directory.
+
+    A bind asks for a co-payer of another province (or of the same one, as ``cross``
+    says) for a seeded beneficiary of the payee region, in the 2021 scope every region
+    allows; the beneficiary then has one co-payer more, so co-payments choose among more
+    quotes. A revocation withdraws a binding this load made and saw recorded (never a
+    seeded one, whose co-payments the other flows count on); the flow learns which from
+    ``answered``, so it revokes nothing until a bind's outcome came back.
+    """
+
+    name = "binding"
+    reported_as = ("binding", REVOKE)
+
+    def __init__(self, seeded: SeededPopulation, reply_to: str) -> None:
+        super().__init__(seeded, reply_to)
+        provinces = {r.code: r.province for r in seeded.regions}
+        self._province = provinces
+        self._copayers: dict[str, list[Person]] = {}
+        for person in seeded.population.persons:
+            if person.insurance is Insurance.EMPLOYEE and person.opening_balance_fen > 0:
+                self._copayers.setdefault(person.region, []).append(person)
+        enabled = [r.code for r in seeded.regions if r.enabled and r.code in self._copayers]
+        self._enabled = enabled or sorted(self._copayers)
+        self._relationships = sorted(SCOPE_RELATIONSHIPS[Scope.SCOPE_2021])
+        self._asked: dict[str, Person] = {}
+        """Bind requests under way: request id -> co-payer."""
+        self._made: list[_Made] = []
+
+    def make(self, rng: random.Random, transfer_id: str, payee_region: str, cross: bool) -> Request:
+        if self._made and rng.random() < REVOKE_SHARE:
+            made = self._made.pop(rng.randrange(len(self._made)))
+            copayer = made.copayer
+            revoke = RevokeBinding(
+                transfer_id, copayer.psn_no, copayer.secret, made.binding_id, self.reply_to
+            )
+            return Request(
+                REVOKE, region_address(copayer.region), revoke, transfer_id, cross, payee_region
+            )
+        binding, _, crossing = self._family(rng, payee_region, cross)
+        home = self._province.get(binding.beneficiary_region, "")
+        regions = [
+            code
+            for code in self._enabled
+            if (self._province.get(code) != home) == crossing and code != payee_region
+        ] or self._enabled
+        region = regions[rng.randrange(len(regions))]
+        pool = self._copayers[region]
+        copayer = pool[rng.randrange(len(pool))]
+        self._asked[transfer_id] = copayer
+        op = RequestBinding(
+            transfer_id,
+            copayer.psn_no,
+            copayer.secret,
+            binding.beneficiary,
+            binding.beneficiary_region,
+            rng.choice(self._relationships),
+            self.reply_to,
+        )
+        return Request(
+            self.name, region_address(copayer.region), op, transfer_id, crossing, payee_region
+        )
+
+    def answered(self, outcome: BindingOutcome) -> None:
+        """A bind's outcome: recorded as this request's own binding, it may be revoked."""
+        copayer = self._asked.pop(outcome.request_id, None)
+        if copayer is None or outcome.reason is not None:
+            return
+        # "Bound already" answers with the existing binding's id: not ours to revoke.
+        if outcome.binding_id == outcome.request_id:
+            self._made.append(_Made(outcome.binding_id, copayer))
+
+
 FlowFactory = Callable[[SeededPopulation, str], Flow]
 
 FLOWS: dict[str, FlowFactory] = {
@@ -222,12 +321,12 @@ FLOWS: dict[str, FlowFactory] = {
     "wallet": WalletFlow,
     "premium": PremiumFlow,
     "away": AwayFlow,
+    "binding": BindingFlow,
 }
 """Flows the load generator can send."""
 
-PLANNED = ("binding",)
-"""Flows the regions carry but the load generator does not send yet (their answer is a
-``BindingOutcome``, not a transfer's outcome)."""
+PLANNED: tuple[str, ...] = ()
+"""Flows the regions carry but the load generator does not send yet."""
 
 
 def parse_mix(text: str) -> dict[str, float]:

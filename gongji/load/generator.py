@@ -26,11 +26,11 @@ from broker.inbox import Inbox
 from broker.publisher import Publisher, PublishError, Unroutable
 from broker.topology import Topology
 from contracts.identifiers import client_address
-from contracts.operations import AwayRegistrationOutcome, BillOutcome, Operation
+from contracts.operations import AwayRegistrationOutcome, BillOutcome, BindingOutcome, Operation
 from contracts.reasons import COMMITTED
 from gongji.client import own_name
 from gongji.cluster.seed import SeededPopulation
-from gongji.load.flows import FLOWS, AwayFlow, Flow, Request, zipf_weights
+from gongji.load.flows import FLOWS, AwayFlow, BindingFlow, Flow, Request, zipf_weights
 from gongji.load.histogram import LatencyHistogram
 
 
@@ -118,6 +118,9 @@ class LoadResult:
     """Paid towards bills, by every means, as the outcomes report it."""
     copayer_paid_fen: int = 0
     """Of that, paid by co-payers in committed transfers (the mutual aid)."""
+    bills_paid: Counter[str] = field(default_factory=Counter)
+    """Co-payments by how they ended: ``full`` (committed, nothing left to pay),
+    ``part`` (committed, some left to other means), ``refused`` (a reason code)."""
     cross_province_sent: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     timeline: list[int] = field(default_factory=list)
@@ -175,7 +178,12 @@ class LoadGenerator:
         self._rng = random.Random(config.seed)
         self._flows: list[Flow] = [FLOWS[name](seeded, self.address) for name in config.mix]
         self._flow_weights = [config.mix[f.name] for f in self._flows]
-        self._regions = [r.code for r in seeded.regions]
+        # Regions with a beneficiary to send for (a drawn population may leave one none).
+        self._regions = [
+            r.code
+            for r in seeded.regions
+            if seeded.cross_province.get(r.code) or seeded.same_province.get(r.code)
+        ]
         self._region_weights = zipf_weights(len(self._regions), config.skew)
         self._pending: dict[str, _Pending] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -185,8 +193,11 @@ class LoadGenerator:
         self._prefix = f"{self.name}-{uuid.uuid4().hex[:8]}-"
         self.result = LoadResult(config, list(self._regions))
         for flow in self._flows:
-            self.result.latency[flow.name] = LatencyHistogram()
-            self.result.outcomes[flow.name] = Counter()
+            # A flow may report its requests under several names (binding, revoke).
+            for name in getattr(flow, "reported_as", (flow.name,)):
+                self.result.latency[name] = LatencyHistogram()
+                self.result.outcomes[name] = Counter()
+        self._binding_flow = next((f for f in self._flows if isinstance(f, BindingFlow)), None)
         self._window: list[tuple[float, int]] = []
         self._sent_all = False
         self._closing = False
@@ -363,7 +374,7 @@ class LoadGenerator:
                 self._fail(ops, "unroutable")
                 return
             except PublishError:
-                ops = [op for op in ops if getattr(op, "transfer_id", "") in self._pending]
+                ops = [op for op in ops if _request_id(op) in self._pending]
                 if not ops:
                     return  # answered meanwhile: the first publish did arrive
                 if self._closing:
@@ -375,7 +386,7 @@ class LoadGenerator:
 
     def _fail(self, ops: Sequence[Operation], error: str) -> None:
         for op in ops:
-            if self._pending.pop(getattr(op, "transfer_id", ""), None) is not None:
+            if self._pending.pop(_request_id(op), None) is not None:
                 self.result.errors[error] += 1
         self._check_answered()
 
@@ -399,6 +410,9 @@ class LoadGenerator:
                 for op in delivery.envelope.operations:
                     if isinstance(op, AwayRegistrationOutcome):
                         self._set_up_one(op)
+                        continue
+                    if isinstance(op, BindingOutcome):
+                        self._binding_answered(op, now, bin_index, second)
                         continue
                     if not isinstance(op, BillOutcome):
                         result.errors["unexpected_operation"] += 1
@@ -426,6 +440,7 @@ class LoadGenerator:
                     result.moved_fen += op.paid_fen + op.own_paid_fen + op.wallet_paid_fen
                     if op.outcome == COMMITTED:
                         result.copayer_paid_fen += op.paid_fen
+                    result.bills_paid[bill_ending(op)] += 1
                     result.last_outcome = now
             self._check_answered()
             await inbox.ack_through(batch)
@@ -438,6 +453,27 @@ class LoadGenerator:
             self.result.errors[f"setup_refused_{outcome.reason.value}"] += 1
         if not self._setup_waiting:
             self._set_up.set()
+
+    def _binding_answered(
+        self, op: BindingOutcome, now: float, bin_index: int, second: SecondBin
+    ) -> None:
+        """A binding request's or revocation's outcome: counted as a transfer's is (it
+        moves no money), and the binding flow learns which bindings it may revoke."""
+        result = self.result
+        pending = self._pending.pop(op.request_id, None)
+        if pending is None:
+            result.errors["duplicate_outcomes"] += 1
+            return
+        latency_s = now - pending.intended
+        result.latency[pending.flow].record_seconds(latency_s)
+        result.outcomes[pending.flow][op.outcome] += 1
+        result.timeline[bin_index] += 1
+        second.outcomes[op.outcome] += 1
+        second.by_region[pending.region] += 1
+        second.latency.record_seconds(latency_s)
+        result.last_outcome = now
+        if self._binding_flow is not None:
+            self._binding_flow.answered(op)
 
     async def _resubmit(self, publisher: Publisher) -> None:
         """Submit again what has waited too long for its outcome (the same transfer id:
@@ -479,6 +515,18 @@ class LoadGenerator:
             channel = await self.connection.channel()
             await channel.queue_delete(self.topology.queue_for(self.address))
             await channel.close()
+
+
+def bill_ending(outcome: BillOutcome) -> str:
+    """``full``, ``part`` or ``refused``: how a co-payment ended (``LoadResult.bills_paid``)."""
+    if outcome.reason is not None:
+        return "refused"
+    return "part" if outcome.remaining_fen > 0 else "full"
+
+
+def _request_id(op: Operation) -> str:
+    """The id a request's outcome is matched by (a binding request has no transfer)."""
+    return str(getattr(op, "transfer_id", "") or getattr(op, "request_id", ""))
 
 
 class ProgressBar:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -133,6 +134,7 @@ class LoadReport:
             "errors": self.errors(),
             "moved_fen": result.moved_fen,
             "copayer_paid_fen": result.copayer_paid_fen,
+            "bills_paid": {k: result.bills_paid.get(k, 0) for k in ("full", "part", "refused")},
             "family_moved_fen": dict(sorted(result.family_moved_fen.items())),
             "conserved": self.conserved,
             **self._nemesis_json(),
@@ -185,11 +187,24 @@ def fates_of(data_dir: Path, unanswered: Sequence[str]) -> Fates:
     known = set(hub.transfers) | {tid for r in regions for tid in r.bills}
     final = {t for t, row in hub.transfers.items() if row.state in ("committed", "aborted")}
     final |= {tid for r in regions for tid, bill in r.bills.items() if bill.state != "requested"}
+    for path in files.regions.values():  # binding requests and revocations
+        states = binding_request_states(path)
+        known |= set(states)
+        final |= {rid for rid, state in states.items() if state != "requested"}
     lost = sum(1 for tid in unanswered if tid not in known)
     stuck = sum(1 for tid in unanswered if tid in known and tid not in final)
     audit = audit_data_dir(data_dir)
     twice = sum(1 for v in audit.violations if v.kind in ("double_post", "double_credit"))
     return Fates(lost, stuck, twice, audit.ok, [str(v) for v in audit.violations[:50]])
+
+
+def binding_request_states(path: Path) -> dict[str, str]:
+    """Request id -> state of a region's binding requests (read-only)."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            return dict(db.execute("SELECT request_id, state FROM binding_requests"))
+        except sqlite3.OperationalError:  # a region that never had one: no table yet
+            return {}
 
 
 def format_report(report: LoadReport) -> str:
@@ -218,12 +233,23 @@ def format_report(report: LoadReport) -> str:
     lines += ["", "outcomes:"]
     for outcome, count in sorted(data["outcomes"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {outcome:<26} {count:>8}")
+    if len(data["outcomes_by_flow"]) > 1:
+        span = report.result.last_outcome - report.result.started
+        lines += ["", "by flow (outcomes per second over the run, then each outcome):"]
+        for flow, counts in data["outcomes_by_flow"].items():
+            total = sum(counts.values())
+            rate = total / span if span > 0 else 0.0
+            each = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+            lines.append(f"  {flow:<10} {rate:>7.1f}/s  {each or 'none'}")
     lines += ["", "errors:"]
     lines += [f"  {name:<26} {count:>8}" for name, count in data["errors"].items()]
     lines += [
         "",
         f"money moved: {data['moved_fen']} fen (¥{data['moved_fen'] / 100:,.2f}) towards bills, "
         f"{data['copayer_paid_fen']} fen of it by co-payers",
+        "bills:       {full} paid in full, {part} in part, {refused} refused".format(
+            **data["bills_paid"]
+        ),
     ]
     books = data["books"]
     if books is None:

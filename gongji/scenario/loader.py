@@ -18,10 +18,12 @@ from contracts.identifiers import IDENTIFIER_CHARACTERS, MAX_IDENTIFIER_LENGTH, 
 from contracts.operations import MAX_AMOUNT_FEN
 from contracts.policy import Policy
 from contracts.vocabulary import Insurance, PaymentOrder, Relationship, Scope
-from gongji.population import RegionSpec
+from gongji.population import Migration, RegionSpec
 from gongji.scenario.fields import Entry, Problems
 from gongji.scenario.records import (
+    BILLS_PAID,
     BillSpec,
+    CalibrationTargets,
     ClearingSpec,
     InsuranceMix,
     NamedBinding,
@@ -50,6 +52,19 @@ class ScenarioError(ValueError):
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems: tuple[str, ...] = tuple(problems)
         super().__init__("\n".join(self.problems))
+
+
+def shipped_scenarios() -> list[str]:
+    """The names of the scenarios shipped with the package (``default``, ``national``...)."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
+
+
+def scenario_path(name_or_path: str | os.PathLike[str]) -> Path:
+    """A shipped scenario by name (``national``), else the path as given."""
+    text = os.fspath(name_or_path)
+    if text in shipped_scenarios():
+        return SCENARIO_DIR / f"{text}.toml"
+    return Path(text)
 
 
 def load_default_scenario() -> Scenario:
@@ -120,6 +135,10 @@ def _build(data: dict[str, Any], problems: Problems, default_name: str) -> Scena
     rollout = _rollout(top, problems, codes, bills.count)
     persons = _persons(top, problems, codes)
     bindings = _bindings(top, problems, {p.psn_no: p for p in persons})
+    calibration = CalibrationTargets()
+    calibration_table = top.table("calibration")
+    if calibration_table is not None:
+        calibration = _calibration(Entry(problems, "calibration", calibration_table))
     top.finish()
     return Scenario(
         name,
@@ -132,7 +151,59 @@ def _build(data: dict[str, Any], problems: Problems, default_name: str) -> Scena
         persons,
         bindings,
         clearing,
+        calibration,
     )
+
+
+FLOW_NAMES = ("copay", "wallet", "premium", "binding")
+"""The flows a calibration's ``flow_shares`` may name (those of ``gongji load --mix``)."""
+
+
+def _calibration(entry: Entry) -> CalibrationTargets:
+    """``[calibration]``: the figures a run should show."""
+    wallet: int | None = entry.integer("wallet_amount_fen", None, minimum=1)
+    premium: float | None = None
+    if "premium_money_share" in entry.data:
+        premium = entry.share("premium_money_share")
+    else:
+        entry.known.append("premium_money_share")
+    flows = entry.mix("flow_shares", list(FLOW_NAMES))
+    paid = entry.mix("bills_paid", list(BILLS_PAID))
+    entry.finish()
+    return CalibrationTargets(
+        wallet_amount_fen=wallet,
+        premium_money_share=premium,
+        flow_shares=tuple((f, flows.get(f, 0.0)) for f in FLOW_NAMES) if flows else (),
+        bills_paid=tuple((k, paid.get(k, 0.0)) for k in BILLS_PAID) if paid else (),
+    )
+
+
+def _migration(entry: Entry, codes: set[str]) -> Migration | None:
+    """``[population.migration]``: share, work and home provinces (2-digit codes)."""
+    provinces = {code[:2] for code in codes}
+    share = entry.share("share")
+    sides: dict[str, frozenset[str]] = {}
+    for key in ("work", "home"):
+        value = entry.data.get(key)
+        entry.known.append(key)
+        if key not in entry.data:
+            entry.problem(key, "missing (required)")
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            entry.problem(key, "expected an array of 2-digit province codes (strings)")
+            continue
+        for v in value:
+            if not (len(v) == 2 and v.isdigit()):
+                entry.problem(key, f'{v!r} is not a 2-digit province code (e.g. "44")')
+            elif v not in provinces:
+                entry.problem(key, f"{v}: no region of this scenario is in that province")
+        sides[key] = frozenset(value)
+    for province in sorted(sides.get("work", frozenset()) & sides.get("home", frozenset())):
+        entry.problem("home", f"{province} is also a 'work' province")
+    entry.finish()
+    if len(sides) < 2:
+        return None
+    return Migration(share, sides["work"], sides["home"])
 
 
 def _persons(top: Entry, problems: Problems, codes: set[str]) -> tuple[NamedPerson, ...]:
@@ -255,6 +326,11 @@ def _population(entry: Entry, codes: set[str]) -> PopulationSpec:
         if counts is None
         else tuple(sorted((int(k), v) for k, v in counts.items() if v > 0))
     )
+    migration = None
+    migration_table = entry.table("migration")
+    if migration_table is not None:
+        sub = Entry(entry.problems, entry.name, migration_table, prefix="migration.")
+        migration = _migration(sub, codes)
     unregistered = entry.region_code("unregistered_region", d.unregistered_region)
     if unregistered in codes:
         entry.problem(
@@ -276,6 +352,11 @@ def _population(entry: Entry, codes: set[str]) -> PopulationSpec:
             "unregistered_copayer_share", d.unregistered_copayer_share
         ),
         unregistered_region=unregistered,
+        short_balance_share=entry.share("short_balance_share", d.short_balance_share),
+        short_balance_max_fen=entry.integer(
+            "short_balance_max_fen", d.short_balance_max_fen, minimum=1
+        ),
+        migration=migration,
     )
     entry.finish()
     return spec

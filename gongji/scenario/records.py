@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from contracts.policy import NATIONAL_WALLET_MAX_PER_TRANSFER_FEN
 from contracts.vocabulary import Insurance, Relationship
-from gongji.population import Draws, RegionSpec
+from gongji.population import Draws, Migration, RegionSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,12 @@ class PopulationSpec:
     """Share of beneficiaries bound to a co-payer in ``unregistered_region``."""
     unregistered_region: str = "650100"
     """A real region code outside the scenario: its co-payers give ``UNKNOWN_REGION``."""
+    short_balance_share: float = 0.0
+    """Of the employee-insured persons with money, those with a short balance."""
+    short_balance_max_fen: int = 10_000
+    """A short balance is drawn from 1 to this."""
+    migration: Migration | None = None
+    """Cross-region co-payers of families at home drawn in the provinces people work in."""
 
     def draws(self) -> Draws:
         """The population generator's parameters for this spec."""
@@ -82,6 +88,9 @@ class PopulationSpec:
             bindings_upper=tuple(upper),
             cross_region_share=self.cross_region_share,
             relationship_weights=self.relationship_mix,
+            short_balance_share=self.short_balance_share,
+            short_balance_max_fen=self.short_balance_max_fen,
+            migration=self.migration,
         )
 
 
@@ -159,6 +168,26 @@ class NamedBinding:
     relationship: Relationship
 
 
+BILLS_PAID = ("full", "part", "refused")
+"""How a bill's co-payment ended: the co-payer paid all of the asked share, some of it
+(the rest left to other means), or nothing (refused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationTargets:
+    """What a run of the scenario should show (``[calibration]``), for
+    ``gongji report calibration``; None: no target for that figure."""
+
+    wallet_amount_fen: int | None = None
+    """Mean amount of a committed wallet transfer."""
+    premium_money_share: float | None = None
+    """Premiums' share of the money co-payers spent on bills and premiums."""
+    flow_shares: tuple[tuple[str, float], ...] = ()
+    """Share of the requests by flow (they sum to 1)."""
+    bills_paid: tuple[tuple[str, float], ...] = ()
+    """Share of co-payments paid in full, in part, refused (they sum to 1)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """A validated scenario (see ``load_scenario``)."""
@@ -175,6 +204,8 @@ class Scenario:
     bindings: tuple[NamedBinding, ...] = ()
     """Named bindings between persons of ``persons``."""
     clearing: ClearingSpec = field(default_factory=ClearingSpec)
+    calibration: CalibrationTargets = field(default_factory=CalibrationTargets)
+    """The figures a run should show (``[calibration]``)."""
 
     @property
     def codes(self) -> list[str]:

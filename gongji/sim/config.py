@@ -60,7 +60,8 @@ class SimConfig:
     advance_fen: int = 0
     """Each region's advance (预付金) at the clearinghouse, topped up to this at every close."""
     scenario: str = ""
-    """The scenario file the regions come from (``month``); empty: ``sim_regions``."""
+    """The scenario file the regions and the population come from (``month``); empty:
+    ``sim_regions`` and a generated population."""
     days: int = 0
     """A simulated month (or any number of days): the requests spread over ``days`` days
     of ``day_ms`` each, windows closed at day ends (daily) or at the month's end

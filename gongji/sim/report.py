@@ -109,10 +109,13 @@ def build_report(result: RunResult, wall_seconds: float) -> SimReport:
             NO_OUTCOME if outcome is None else outcome.outcome
         ] += 1
     committed = [o for o in result.outcomes.values() if o.outcome == COMMITTED and o.paid_fen]
-    payee_province = {r.transfer_id: province_of(r.payee_region) for r in result.requests}
-    cross = sum(
-        1 for o in committed if province_of(o.payer_region) != payee_province[o.transfer_id]
-    )
+    provinces = {r.code: r.province for r in result.regions}
+
+    def province(code: str) -> str:
+        return provinces.get(code) or province_of(code)
+
+    payee_province = {r.transfer_id: province(r.payee_region) for r in result.requests}
+    cross = sum(1 for o in committed if province(o.payer_region) != payee_province[o.transfer_id])
     stats = result.stats
     checker = result.checker
     quiet = result.quiet_at_ms

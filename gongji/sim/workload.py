@@ -23,7 +23,7 @@ from contracts.operations import (
     SubmitAwayBill,
 )
 from contracts.vocabulary import Flow, Insurance
-from gongji.population import Population, generate_bills, region_of
+from gongji.population import Population, draw_bills, region_of
 
 PREMIUM_YEAR = 2025
 
@@ -50,10 +50,16 @@ def build_workload(
     *,
     wallet_share: float = 0.08,
     premium_share: float = 0.04,
+    bill_fen: tuple[int, int] = (1_000, 300_000),
+    wallet_fen: tuple[int, int] = (1_000, 250_000),
     away_share: float = 0.0,
 ) -> list[Request]:
     """``count`` requests in submission order: mostly bills, some wallet, premium and
-    bills away from home."""
+    bills away from home.
+
+    Amounts are drawn from ``bill_fen`` and ``wallet_fen`` (inclusive); the default
+    wallet range reaches above the ¥2,000 national limit, so some are refused.
+    """
     rng = random.Random(seed ^ 0x5EED)
     n_wallet = int(count * wallet_share) if population.bindings else 0
     residents = {p.psn_no for p in population.persons if p.insurance is Insurance.RESIDENT}
@@ -72,13 +78,20 @@ def build_workload(
     secrets = {p.psn_no: p.secret for p in population.persons}
     requests = [
         Request(b.transfer_id, Flow.COPAY, region_of(b.beneficiary), region_of(b.beneficiary), b)
-        for b in generate_bills(population, n_bills, seed, reply_to)
+        for b in draw_bills(
+            population,
+            n_bills,
+            seed,
+            reply_to,
+            amount_min_fen=bill_fen[0],
+            amount_max_fen=bill_fen[1],
+        )
     ]
     usable = [b for b in population.bindings if b.copayer_region in served]
     for i in range(n_wallet if usable else 0):
         b = rng.choice(usable)
         tid = f"w-{seed}-{i:07d}"
-        amount = rng.randint(1_000, 250_000)  # some above the ¥2,000 national limit
+        amount = rng.randint(*wallet_fen)
         wallet = RequestWalletTransfer(
             tid,
             b.copayer,
@@ -107,7 +120,7 @@ def build_workload(
     for i in range(n_away):
         b = rng.choice(away_bindings)
         tid = f"a-{seed}-{i:07d}"
-        amount = rng.randint(1_000, 300_000)
+        amount = rng.randint(*bill_fen)
         bill = SubmitAwayBill(tid, b.beneficiary, b.beneficiary_region, amount, reply_to)
         requests.append(Request(tid, Flow.AWAY, b.copayer_region, b.copayer_region, bill))
     rng.shuffle(requests)

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from contracts.identifiers import is_region_code
+from contracts.identifiers import is_region_code, province_of
 from gongji.commands.options import DEFAULT_METRICS_PORT
+from gongji.deploy import SHIPPED_SCENARIO
 from gongji.population import DEMO_REGIONS
+from gongji.scenario import Scenario, load_scenario
 from tests.deploy.artefacts import (
     COMPOSE,
     ROOT,
@@ -43,7 +45,7 @@ from tests.deploy.artefacts import (
 
 pytestmark = pytest.mark.timeout(120)
 
-REGION_PREFIX = "region-"
+PROVINCE_PREFIX = "province-"
 
 # Variables the other images read, by image name (documented settings, not guesses):
 # Grafana maps GF_<SECTION>_<KEY> onto grafana.ini; these are the keys compose sets.
@@ -190,15 +192,18 @@ def test_one_image_serves_every_gongji_service() -> None:
 # --- regions and their registration ---------------------------------------------------
 
 
-def region_services() -> dict[str, str]:
-    """Region code by service name, from each region service's ``--code``."""
+def region_services() -> dict[str, list[str]]:
+    """Region codes by service name, from each province host's ``--code`` and ``--regions``."""
     found = {}
     for name, service in gongji_services().items():
         argv = command(service)
-        if argv[:1] == ["region"]:
+        assert argv[:1] != ["region"], f"{name}: compose hosts regions by province"
+        if argv[:1] == ["province"]:
             code = argv[argv.index("--code") + 1]
-            assert name == f"{REGION_PREFIX}{code}", f"{name} runs region {code}"
-            found[name] = code
+            assert name == f"{PROVINCE_PREFIX}{code}", f"{name} hosts province {code}"
+            codes = argv[argv.index("--regions") + 1].split(",")
+            assert all(province_of(c) == code for c in codes), f"{name}: {codes}"
+            found[name] = codes
     return found
 
 
@@ -207,26 +212,37 @@ def option(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
 
 
-def test_several_regions_with_real_codes_some_enabled_some_not() -> None:
-    """The seed step registers exactly the region services, enabled as the catalog says."""
-    from gongji.cluster.catalog import regions_by_code
+def scenario_of(name: str) -> Scenario:
+    """The scenario a service mounts (where its ``--scenario`` option points)."""
+    service = services()[name]
+    found = mount_for(service, option(command(service), "--scenario"))
+    assert found is not None, f"{name}: its scenario file is not mounted"
+    return load_scenario(found[1])
 
-    codes = list(region_services().values())
-    assert len(codes) >= 3
+
+def test_several_regions_with_real_codes_some_enabled_some_not() -> None:
+    """The seed step registers exactly the hosted regions, enabled as the scenario says,
+    one province host running several."""
+    hosted = region_services()
+    codes = [code for codes in hosted.values() for code in codes]
+    assert len(codes) >= 3 and max(len(c) for c in hosted.values()) >= 2
     seed = command(services()["seed"])
     assert seed[:2] == ["admin", "seed"] and "--enable-all" not in seed
-    registered = option(seed, "--codes").split(",")
-    assert sorted(registered) == sorted(codes), "seed must register exactly the region services"
-    specs = regions_by_code(registered)  # raises for a code gongji does not know
-    assert all(is_region_code(r.code) for r in specs)
-    enabled = {r.code: r.enabled for r in specs}
+    assert "--load-population" in seed
+    scenario = scenario_of("seed")
+    assert sorted(scenario.codes) == sorted(codes), "seed must register exactly the hosted regions"
+    assert all(is_region_code(code) for code in codes)
+    enabled = {r.code: r.enabled for r in scenario.regions}
     assert any(enabled.values()) and not all(enabled.values()), enabled
-    assert {r.code: r.enabled for r in DEMO_REGIONS if r.code in enabled} == enabled
+    assert {r.code: r.enabled for r in DEMO_REGIONS if r.code in enabled} == {
+        r.code: r.enabled for r in DEMO_REGIONS
+    }
 
 
 def test_load_draws_on_the_population_the_seed_enrolled() -> None:
     seed, load = command(services()["seed"]), command(services()["load"])
-    for name in ("--codes", "--persons", "--population-seed"):
+    assert scenario_of("seed") == scenario_of("load")
+    for name in ("--persons", "--population-seed"):
         assert option(seed, name) == option(load, name), name
     # Re-registering would undo `admin enable`/`disable` done since the seed ran.
     assert "--setup" not in load and "--enable-all" not in load
@@ -303,7 +319,7 @@ def long_running_gongji() -> list[str]:
     return sorted(n for n, s in gongji_services().items() if long_running(s))
 
 
-def test_the_clearinghouse_and_every_region_stay_up() -> None:
+def test_the_clearinghouse_and_every_province_host_stay_up() -> None:
     assert long_running_gongji() == sorted(["clearinghouse", *region_services()])
 
 
@@ -380,3 +396,48 @@ def test_rabbitmq_reads_the_definitions_its_config_names() -> None:
     assert conf[0].target.rsplit("/", 1)[-1] > "10-defaults.conf"
     plugins = mount_for(rabbitmq, "/etc/rabbitmq/enabled_plugins")
     assert plugins is not None and plugins[1].is_file()
+
+
+# --- the generator ----------------------------------------------------------------------
+
+
+def test_the_shipped_files_are_gongji_composes_output(tmp_path: Path) -> None:
+    """compose.yaml, definitions.json and prometheus.yml are what ``gongji compose`` writes
+    for deploy/scenario.toml: regenerate them rather than edit them."""
+    scenario = tmp_path / "deploy" / "scenario.toml"
+    scenario.parent.mkdir()
+    scenario.write_bytes(SHIPPED_SCENARIO.read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-m", "gongji.cli", "compose", "--scenario", "deploy/scenario.toml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for path in (
+        "compose.yaml",
+        "deploy/rabbitmq/definitions.json",
+        "deploy/prometheus/prometheus.yml",
+    ):
+        written = (tmp_path / path).read_text(encoding="utf-8")
+        assert written == (ROOT / path).read_text(encoding="utf-8"), (
+            f"{path} differs from `gongji compose --scenario deploy/scenario.toml`'s output"
+        )
+
+
+def test_compose_writes_a_valid_file_for_a_scenario_of_many_provinces(tmp_path: Path) -> None:
+    """The rollout scenario (34 regions): a host per province, each region in one."""
+    from gongji.deploy import write_compose
+    from gongji.scenario import ROLLOUT_SCENARIO_PATH
+
+    scenario = load_scenario(ROLLOUT_SCENARIO_PATH)
+    written = write_compose(scenario.regions, ROLLOUT_SCENARIO_PATH, tmp_path)
+    assert validate_with_compose_spec(written[0]).returncode == 0
+    text = written[0].read_text(encoding="utf-8")
+    provinces = {province_of(code) for code in scenario.codes}
+    assert text.count('command: ["province", "--code"') == len(provinces)
+    for code in scenario.codes:
+        assert text.count(code) >= 1

@@ -18,9 +18,9 @@ import pytest
 
 from broker.topology import Topology
 from contracts.identifiers import CLEARINGHOUSE, client_address, region_address
-from contracts.participants import HUB, Participant, Role, participant_of, region
+from contracts.participants import HUB, Participant, Role, participant_of, province
 from gongji import deploy
-from gongji.deploy import compose_definitions
+from gongji.deploy import compose_definitions, shipped_regions
 from tests.deploy.artefacts import (
     COMPOSE,
     RABBITMQ_CONF,
@@ -96,23 +96,25 @@ def test_no_user_is_left_over_but_the_documented_admin() -> None:
 
 
 def test_users_and_permissions_are_the_generators_output() -> None:
-    """definitions.json is ``python -m gongji.deploy``'s output (the same generator as
+    """definitions.json is ``gongji compose``'s output (the same generator as
     the local cluster's users): regenerate it rather than edit it."""
-    want = compose_definitions()
+    want = compose_definitions(shipped_regions())
     for key in ("permissions", "topic_permissions", "vhosts"):
-        assert definitions()[key] == want[key], f"{key}: run python -m gongji.deploy"
+        assert definitions()[key] == want[key], (
+            f"{key}: run gongji compose --scenario deploy/scenario.toml"
+        )
     assert [u["name"] for u in definitions()["users"]] == [u["name"] for u in want["users"]]
 
 
 def test_each_service_connects_as_the_participant_it_is() -> None:
-    """A region's service is that region's user, the seed an operator, load a client."""
+    """A province's service is that province's user, the seed an operator, load a client."""
     for name, service in gongji_services().items():
         url = service_urls()[name]
         argv = command(service)
         if argv[:1] == ["clearinghouse"]:
             want = HUB
-        elif argv[:1] == ["region"]:
-            want = region(argv[argv.index("--code") + 1])
+        elif argv[:1] == ["province"]:
+            want = province(argv[argv.index("--code") + 1])
         elif argv[:1] == ["admin"]:
             want = deploy.SEED
         else:
@@ -121,7 +123,7 @@ def test_each_service_connects_as_the_participant_it_is() -> None:
         assert url.password == deploy.dev_password(want), name
 
 
-@pytest.mark.parametrize("participant", deploy.participants(), ids=str)
+@pytest.mark.parametrize("participant", deploy.participants(shipped_regions()), ids=str)
 def test_routing_keys_each_user_may_publish_to(participant: Participant) -> None:
     """Topic permissions: regions only to the hub and clients, clients only to regions."""
     [granted] = [
@@ -139,6 +141,7 @@ def test_routing_keys_each_user_may_publish_to(participant: Participant) -> None
     expected = {
         Role.CLEARINGHOUSE: {"region", "client"},
         Role.REGION: {"hub", "client"},
+        Role.PROVINCE: {"hub", "client"},
         Role.CLIENT: {"region"},
         Role.ADMIN: {"hub", "region"},
     }[participant.role]

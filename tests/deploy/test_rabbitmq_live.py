@@ -27,9 +27,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiormq.exceptions
 import pytest
@@ -46,7 +47,7 @@ from contracts.identifiers import CLEARINGHOUSE, client_address, region_address
 from contracts.operations import Commit, Operation, ReserveResult, SubmitBill
 from contracts.reasons import COMMITTED, ReasonCode
 from gongji.client import BillClient
-from regions.service import RegionService
+from regions.host import RegionHost
 from tests.deploy import promql
 from tests.deploy.artefacts import (
     ALERTS,
@@ -202,12 +203,22 @@ async def connected(url: str, name: str) -> AsyncIterator[AbstractRobustConnecti
         await connection.close()
 
 
+def hosted_regions() -> dict[str, list[str]]:
+    """Region codes by the province host service that runs them."""
+    return {
+        name: argv[argv.index("--regions") + 1].split(",")
+        for name, argv in ((n, command(s)) for n, s in gongji_services().items())
+        if argv[:1] == ["province"]
+    }
+
+
 def region_codes() -> list[str]:
-    return [
-        argv[argv.index("--code") + 1]
-        for argv in (command(s) for s in gongji_services().values())
-        if argv[:1] == ["region"]
-    ]
+    return [code for codes in hosted_regions().values() for code in codes]
+
+
+def host_of(code: str) -> str:
+    """The compose service hosting region ``code``."""
+    return next(name for name, codes in hosted_regions().items() if code in codes)
 
 
 # --- users ------------------------------------------------------------------------------
@@ -252,14 +263,14 @@ def test_the_management_ui_takes_the_admin_and_no_service_user(node: Node) -> No
 async def test_the_services_settle_bills_each_as_its_own_broker_user(
     node: Node, tmp_path: Path
 ) -> None:
-    from gongji.cluster.catalog import regions_by_code
     from gongji.cluster.seed import seed_population
+    from gongji.deploy import shipped_regions
 
     topology = Topology(namespace=NAMESPACE)
     codes = region_codes()
-    seeded = seed_population(regions_by_code(codes), 8, seed=1)
+    seeded = seed_population(shipped_regions(), 8, seed=1)
     async with contextlib.AsyncExitStack() as stack:
-        running: list[tuple[asyncio.Event, asyncio.Task[None], asyncio.Event]] = []
+        running: list[tuple[asyncio.Event, asyncio.Task[None], Coroutine[Any, Any, Any]]] = []
 
         async def start(name: str, make: object) -> None:
             connection = await stack.enter_async_context(
@@ -269,22 +280,27 @@ async def test_the_services_settle_bills_each_as_its_own_broker_user(
             service = make(connection)
             stop = asyncio.Event()
             task = asyncio.get_running_loop().create_task(service.run(stop))
-            running.append((stop, task, service.shell.ready))
+            started = (
+                service.wait_started()
+                if isinstance(service, RegionHost)
+                else service.shell.ready.wait()
+            )
+            running.append((stop, task, started))
 
         await start(
             "clearinghouse",
             lambda c: ClearinghouseService(data_dir=tmp_path, connection=c, topology=topology),
         )
-        for code in codes:
+        for name, hosted in hosted_regions().items():
             await start(
-                f"region-{code}",
-                lambda c, code=code: RegionService(
-                    code, data_dir=tmp_path, connection=c, topology=topology
+                name,
+                lambda c, hosted=hosted: RegionHost(
+                    hosted, data_dir=tmp_path, connection=c, topology=topology
                 ),
             )
         try:
-            for _, task, ready in running:
-                waiter = asyncio.ensure_future(ready.wait())
+            for _, task, started in running:
+                waiter = asyncio.ensure_future(started)
                 await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 if task.done():
                     waiter.cancel()
@@ -320,7 +336,7 @@ async def test_the_services_settle_bills_each_as_its_own_broker_user(
                 stop.set()
             await asyncio.gather(*(task for _, task, _ in running), return_exceptions=True)
     assert forged == {"forbidden-commit", "impersonated-answer"}
-    enabled = {r.code: r.enabled for r in regions_by_code(codes)}
+    enabled = {r.code: r.enabled for r in shipped_regions()}
     got = {code: outcome.outcome for code, outcome in outcomes.items()}
     assert got == {
         code: COMMITTED if enabled[code] else ReasonCode.REGION_NOT_ENABLED.value for code in codes
@@ -334,7 +350,7 @@ async def _forge_under_compose_users(node: Node, topology: Topology, codes: list
     forgeries: list[tuple[str, str, list[Operation]]] = [
         ("load", region_address(first), [Commit("forbidden-commit")]),
         (
-            f"region-{first}",
+            host_of(first),
             CLEARINGHOUSE,
             [ReserveResult("impersonated-answer", second, 1_000_000)],
         ),
@@ -391,7 +407,7 @@ async def test_each_service_may_use_its_queues_and_no_other(node: Node) -> None:
             await declare_service_queue(channel, topology, address)
         await channel.close()
     mine, theirs = region_address(first), region_address(second)
-    region = node.service_url(f"region-{first}")
+    region = node.service_url(host_of(first))
     assert not await _refused(region, consume=topology.queue_for(mine))
     assert not await _refused(region, declare=mine)
     # Only the clearinghouse may declare (and so delete) its queue.

@@ -49,9 +49,10 @@ def test_down_stops_exactly_the_processes_up_started(amqp_url: str, tmp_path: Pa
     try:
         assert [s.name for s in state.services] == [
             "clearinghouse",
-            "region-310000",
-            "region-420100",
+            "province-310000",
+            "province-420000",
         ]
+        assert [s.codes for s in state.services] == [[], ["310000"], ["420100"]]
         assert all(is_running(s) for s in state.services)
         assert Path(state.scrape_config).read_text().count("127.0.0.1:") == 3
         with pytest.raises(AlreadyUp, match="already up"):
@@ -88,7 +89,7 @@ async def test_up_refuses_a_port_in_use(amqp_url: str, tmp_path: Path) -> None:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind(("127.0.0.1", base + 1))
         taken.listen()
-        with pytest.raises(PortInUse, match=f"{base + 1} \\(region-310000\\)"):
+        with pytest.raises(PortInUse, match=f"{base + 1} \\(province-310000\\)"):
             await cluster_up(config(amqp_url, tmp_path, base))
     assert read_state(tmp_path) is None
 

@@ -1,0 +1,118 @@
+"""Several pooling regions in one process: one broker connection, one event loop.
+
+Each hosted region is a whole ``RegionService``: its own SQLite file, core, policy,
+identity and queue, and its own shell with its own channels. Only the connection and the
+event loop are shared, which is what a province's platform is (it serves its pooling
+regions), and what 146 regions need to fit on a small machine: an OS process and a
+connection per region cost more than the regions' own work.
+
+The connection's broker user is the province host's (``<namespace>.province.<code>``),
+which speaks for exactly the regions of its province (``Participant.speaks_for``): the
+broker's permissions confine it to their queues and the engine refuses its answers for
+any other region. One region per process is the same with a single code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+from aio_pika.abc import AbstractRobustConnection
+
+from broker.topology import Topology
+from contracts.identifiers import check_region_code, province_of
+from contracts.participants import Participant, Role
+from regions.service import RegionService
+from storage.sqlite import Synchronous
+
+
+class HostError(ValueError):
+    """The regions asked for cannot be hosted together, or not by this broker user."""
+
+
+def check_hosted(codes: Sequence[str], user: Participant | None = None) -> list[str]:
+    """``codes`` if one process may host them: at least one, none twice, all of one
+    province, and (given the connection's participant) each one it speaks for."""
+    codes = [check_region_code(code) for code in codes]
+    if not codes:
+        raise HostError("no region to host")
+    if len(set(codes)) != len(codes):
+        raise HostError(f"a region code is listed twice: {', '.join(codes)}")
+    provinces = sorted({province_of(code) for code in codes})
+    if len(provinces) > 1:
+        raise HostError(
+            f"regions of {len(provinces)} provinces ({', '.join(provinces)}): one process "
+            "hosts the regions of one province (its broker user speaks for that province)"
+        )
+    if user is not None:
+        foreign = [code for code in codes if not user.speaks_for(code)]
+        if foreign:
+            hint = ""
+            if user.role is Role.REGION and len(codes) > 1:
+                hint = f"; several regions connect as the province host, {provinces[0]}"
+            raise HostError(
+                f"broker user of {user} does not speak for region {', '.join(foreign)}{hint}"
+            )
+    return codes
+
+
+class RegionHost:
+    """Runs the services of ``codes`` on one connection until stopped."""
+
+    def __init__(
+        self,
+        codes: Sequence[str],
+        *,
+        data_dir: Path,
+        connection: AbstractRobustConnection,
+        topology: Topology,
+        synchronous: Synchronous = "FULL",
+    ) -> None:
+        self.codes = check_hosted(codes)
+        self.regions: list[RegionService] = []
+        try:
+            for code in self.codes:
+                self.regions.append(
+                    RegionService(
+                        code,
+                        data_dir=data_dir,
+                        connection=connection,
+                        topology=topology,
+                        synchronous=synchronous,
+                    )
+                )
+        except BaseException:
+            for service in self.regions:
+                service.store.close()
+            raise
+
+    @property
+    def started(self) -> bool:
+        """Whether every hosted region consumes its queue."""
+        return all(service.started for service in self.regions)
+
+    async def wait_started(self) -> None:
+        """Return once every hosted region consumes its queue."""
+        await asyncio.gather(*(service.shell.ready.wait() for service in self.regions))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every region until ``stop``. If one region fails, the others stop too and
+        its error is raised: the process exits and is restarted whole, as a process of
+        one region would be (unacked deliveries go back to their queues)."""
+        inner = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(service.run(inner)) for service in self.regions]
+        stopped = loop.create_task(stop.wait())
+        try:
+            await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            inner.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            stopped.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopped
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result

@@ -1,0 +1,268 @@
+"""Regions hosted by province, on real processes and the real broker.
+
+Guangdong's two regions (Guangzhou 440100, Shenzhen 440300) run in one process, on one
+connection, as the province host's broker user; Shanghai and Wuhan each have a host of
+their own. Co-payments between the hosted regions and other provinces' regions settle;
+kill -9 of the Guangdong host under load, then a restart, loses nothing and the audit is
+clean. The province's user speaks for its own regions and no others: the broker refuses
+it another province's queue and another user's identity, the clearinghouse refuses its
+answers for another province's region.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+import aiormq.exceptions
+import pytest
+
+from broker.connection import connect
+from broker.publisher import Publisher, PublishError
+from broker.testing import dead_letter_messages, queue_depth, unique_namespace
+from broker.topology import Topology, declare_service_queue
+from clearinghouse.service import clearinghouse_database
+from contracts.codec import decode
+from contracts.identifiers import CLEARINGHOUSE, region_address
+from contracts.operations import ReserveResult
+from contracts.participants import province, region
+from gongji.cluster.catalog import regions_by_code
+from gongji.cluster.local import (
+    LOAD_CLIENT,
+    ClusterConfig,
+    ClusterState,
+    cluster_down,
+    cluster_up,
+    delete_queues,
+    free_port_block,
+    restart_service,
+    signal_service,
+)
+from gongji.ledger_audit import audit_data_dir
+from gongji.load.generator import LoadConfig
+from gongji.load.report import Target, run_load
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+GUANGZHOU, SHENZHEN, SHANGHAI, WUHAN = "440100", "440300", "310000", "420100"
+GUANGDONG = "440000"
+CODES = [GUANGZHOU, SHENZHEN, SHANGHAI, WUHAN]
+
+
+@pytest.fixture(scope="module")
+def cluster(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
+    """Four regions of three provinces, hosted by province (three region processes)."""
+    data_dir = tmp_path_factory.mktemp("province")
+    config = ClusterConfig(
+        amqp_url=amqp_url,
+        data_dir=data_dir,
+        regions=regions_by_code(CODES),
+        namespace=unique_namespace("province"),
+        base_port=free_port_block(4),
+        persons_per_region=100,
+        log_level="WARNING",
+    )
+    state = asyncio.run(cluster_up(config))
+    try:
+        yield state
+    finally:
+        cluster_down(data_dir)
+        asyncio.run(delete_queues(amqp_url, state))
+
+
+def connections_of(user: str) -> int:
+    """How many connections the broker has of ``user`` (rabbitmqctl, as the cluster's
+    users are created)."""
+    done = subprocess.run(
+        ["rabbitmqctl", "list_connections", "user", "--silent", "--no-table-headers"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return sum(1 for line in done.stdout.splitlines() if line.strip() == user)
+
+
+@pytest.mark.timeout(120)
+def test_a_province_host_runs_its_regions_in_one_process_on_one_connection(
+    cluster: ClusterState,
+) -> None:
+    hosts = {s.name: s.codes for s in cluster.services}
+    assert hosts == {
+        "clearinghouse": [],
+        f"province-{GUANGDONG}": [GUANGZHOU, SHENZHEN],
+        "province-310000": [SHANGHAI],
+        "province-420000": [WUHAN],
+    }
+    user = province(GUANGDONG).user(cluster.namespace)
+    assert connections_of(user) == 1
+    assert connections_of(region(SHENZHEN).user(cluster.namespace)) == 0
+    # Each region keeps its own database.
+    for code in (GUANGZHOU, SHENZHEN):
+        assert (Path(cluster.data_dir) / f"region-{code}.sqlite").is_file()
+
+
+async def _leave(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    await message.reject(requeue=True)
+
+
+async def _refused_consuming(url: str, queue: str) -> bool:
+    connection = await connect(url, name="test-province-consume")
+    try:
+        channel = await connection.channel()
+        try:
+            target = await channel.get_queue(queue, ensure=False)
+            tag = await target.consume(_leave, timeout=10)
+        except aiormq.exceptions.ChannelAccessRefused:
+            return True
+        await target.cancel(tag)
+        with contextlib.suppress(Exception):
+            await channel.close()
+        return False
+    finally:
+        await connection.close()
+
+
+async def _refused_declaring(url: str, topology: Topology, address: str) -> bool:
+    connection = await connect(url, name="test-province-declare")
+    try:
+        channel = await connection.channel()
+        try:
+            await declare_service_queue(channel, topology, address)
+        except aiormq.exceptions.ChannelAccessRefused:
+            return True
+        with contextlib.suppress(Exception):
+            await channel.close()
+        return False
+    finally:
+        await connection.close()
+
+
+@pytest.mark.timeout(120)
+async def test_a_province_user_speaks_for_its_regions_and_no_others(
+    cluster: ClusterState, amqp_url: str
+) -> None:
+    topology = Topology(cluster.namespace)
+    guangdong = cluster.url_for(province(GUANGDONG))
+    # Its own regions' queues: declared (idempotently, as its host does).
+    assert not await _refused_declaring(guangdong, topology, region_address(SHENZHEN))
+    # Another province's region: neither read nor declared; nor the clearinghouse's.
+    assert await _refused_consuming(guangdong, topology.queue_for(region_address(WUHAN)))
+    assert await _refused_declaring(guangdong, topology, region_address(WUHAN))
+    assert await _refused_consuming(guangdong, topology.queue_for(CLEARINGHOUSE))
+    # Publishing as Wuhan's user: the broker checks user_id against the login.
+    plain = await aio_pika.connect(guangdong)
+    try:
+        channel = await plain.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(topology.exchange, ensure=False)
+        forged = aio_pika.Message(b"x", user_id=region(WUHAN).user(cluster.namespace))
+        with pytest.raises(Exception, match="user_id"):
+            await exchange.publish(forged, routing_key=CLEARINGHOUSE, timeout=10)
+    finally:
+        await plain.close()
+    # Routing: a province host never addresses a region (nor does a region).
+    connection = await connect(guangdong, name="test-province-forger")
+    try:
+        publisher = await Publisher.open(connection, topology, region_address(SHENZHEN))
+        with pytest.raises(PublishError):
+            await publisher.publish({region_address(WUHAN): [ReserveResult("p-1", WUHAN, 1)]})
+        with contextlib.suppress(Exception):
+            await publisher.close()
+        # Answers: for Shenzhen accepted (an unknown transfer, ignored), for Wuhan refused.
+        publisher = await Publisher.open(connection, topology, region_address(SHENZHEN))
+        await publisher.publish({CLEARINGHOUSE: [ReserveResult("own-answer", SHENZHEN, 1)]})
+        await publisher.publish({CLEARINGHOUSE: [ReserveResult("impersonated", WUHAN, 1)]})
+        await publisher.close()
+    finally:
+        await connection.close()
+    admin = await connect(amqp_url, name="test-province-dead-letters")
+    try:
+        dead = await dead_letter_messages(admin, topology, expect=1, timeout=30)
+    finally:
+        await admin.close()
+    # The clearinghouse consumes in order: the first answer was taken before the second.
+    assert [decode(body).operations for body in dead] == [[ReserveResult("impersonated", WUHAN, 1)]]
+
+
+def _kill_and_restart(data_dir: Path, name: str) -> None:
+    signal_service(data_dir, name, signal.SIGKILL)
+    restart_service(data_dir, name)
+
+
+def _committed_pairs(data_dir: Path) -> set[tuple[str, str]]:
+    """(payer region, payee region) of the committed co-payments."""
+    path = clearinghouse_database(data_dir)
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT payer_region, payee_region FROM transfers WHERE state = 'committed'"
+        ).fetchall()
+    return {(str(a), str(b)) for a, b in rows}
+
+
+@pytest.mark.timeout(300)
+async def test_kill_9_of_a_province_host_under_load_loses_nothing(
+    cluster: ClusterState, amqp_url: str
+) -> None:
+    data_dir = Path(cluster.data_dir)
+    host = f"province-{GUANGDONG}"
+    target = Target(cluster.namespace, cluster.population(), data_dir)
+    config = LoadConfig(rate=100, duration_s=10, cross_province=1.0, drain_s=120)
+    load = asyncio.create_task(run_load(cluster.url_for(LOAD_CLIENT), target, config))
+    await asyncio.sleep(3.0)
+    await asyncio.to_thread(_kill_and_restart, data_dir, host)
+    report = await load
+
+    assert report.result.sent >= 900
+    assert report.errors()["timeouts"] == 0, report.errors()  # every request final
+    assert report.conserved is True, report.books
+    pairs = _committed_pairs(data_dir)
+    # Co-payments between the hosted regions and other provinces, both ways.
+    for hosted in (GUANGZHOU, SHENZHEN):
+        assert any(payer == hosted and payee in (SHANGHAI, WUHAN) for payer, payee in pairs)
+        assert any(payee == hosted and payer in (SHANGHAI, WUHAN) for payer, payee in pairs)
+    connection = await connect(amqp_url, name="province-kill-check")
+    try:
+        dead = await queue_depth(connection, Topology(cluster.namespace).dead_letter_queue)
+    finally:
+        await connection.close()
+    assert dead == 0, f"{dead} messages were dead-lettered"
+    audit = await asyncio.to_thread(audit_data_dir, data_dir)
+    assert audit.ok, [str(v) for v in audit.violations[:10]]
+
+
+@pytest.mark.timeout(60)
+def test_a_host_refuses_to_start_for_a_region_its_user_does_not_speak_for(
+    cluster: ClusterState, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gongji.cli",
+            "region",
+            "--code",
+            WUHAN,
+            "--namespace",
+            cluster.namespace,
+            "--data-dir",
+            str(tmp_path),
+            "--amqp-url",
+            cluster.url_for(province(GUANGDONG)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"gongji: region-{WUHAN}: broker user of province.{GUANGDONG} does not speak for "
+        f"region {WUHAN}"
+    )
