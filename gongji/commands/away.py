@@ -49,6 +49,11 @@ def day_start_ms(date: dt.date) -> int:
     return int(start.timestamp() * 1000)
 
 
+def china_day(at_ms: int) -> str:
+    """The China calendar day of an instant, ``YYYY-MM-DD``."""
+    return dt.datetime.fromtimestamp(at_ms / 1000, CHINA).date().isoformat()
+
+
 def period_ms(first: dt.date | None, last: dt.date | None) -> tuple[int, int]:
     """(from_ms, until_ms) of a stay from ``first`` (None: today) to the end of ``last``
     (None: no end, 0)."""

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from clearinghouse.service import clearinghouse_database
 from contracts.identifiers import region_address
 from contracts.operations import EnrollPerson
 from contracts.vocabulary import Insurance
-from gongji.commands.away import add_registration_actions, run_registration
+from gongji.commands.away import add_registration_actions, china_day, run_registration
 from gongji.commands.options import DEFAULT_CLUSTER_DIR, UsageError, cluster_target, region_code
 from gongji.commands.requesting import (
     REFUSED,
@@ -113,6 +113,8 @@ class PersonRecord:
     """The directory's bindings with this person as co-payer or beneficiary (empty when
     the clearinghouse's file is not in the data directory)."""
     premiums: list[dict[str, Any]]
+    away: list[dict[str, Any]] = field(default_factory=list)
+    """The directory's registrations of care away from home (备案) of this person."""
 
 
 @contextlib.contextmanager
@@ -164,6 +166,7 @@ def read_person(data_dir: Path, region: str, psn_no: str) -> PersonRecord | None
         wallet,
         _bindings(data_dir, region, psn_no),
         premiums,
+        _away(data_dir, region, psn_no),
     )
 
 
@@ -180,6 +183,20 @@ def _bindings(data_dir: Path, region: str, psn_no: str) -> list[dict[str, Any]]:
                 (psn_no, region, psn_no, region),
             ).fetchall()
     except FileNotFoundError:
+        return []
+    return [dict(row) for row in rows]
+
+
+def _away(data_dir: Path, region: str, psn_no: str) -> list[dict[str, Any]]:
+    try:
+        with _read_only(clearinghouse_database(data_dir)) as sql:
+            rows = sql.execute(
+                "SELECT registration_id, care_region, from_ms, until_ms, status, reason"
+                " FROM away_registrations WHERE beneficiary = ? AND insured_region = ?"
+                " ORDER BY registration_id",
+                (psn_no, region),
+            ).fetchall()
+    except (FileNotFoundError, sqlite3.OperationalError):  # no file, or one without the table
         return []
     return [dict(row) for row in rows]
 
@@ -201,6 +218,13 @@ def format_person(person: PersonRecord) -> str:
         lines.append("  bindings: none")
     for p in person.premiums:
         lines.append(f"  premium {p['year']}: {p['amount_fen']} fen, {p['state']}")
+    for a in person.away:
+        status = a["status"] + (f" ({a['reason']})" if a["reason"] else "")
+        until = f"to {china_day(a['until_ms'] - 1)}" if a["until_ms"] else "with no end"
+        lines.append(
+            f"  care away from home {a['registration_id']}: at {a['care_region']} from"
+            f" {china_day(a['from_ms'])} {until}, {status}"
+        )
     return "\n".join(lines)
 
 

@@ -248,6 +248,11 @@ async def test_the_cli_registers_and_revokes(away: Away) -> None:
     )
     assert code == 0, err
     registration = json.loads(out)["registration_id"]
+    show = ("person", "show", "--region", HENAN, "--psn", "P1")
+    code, out, err = await gongji_local(*show, "--data-dir", str(away.cluster.data_dir))
+    assert code == 0, err
+    assert f"care away from home {registration}: at {GUANGZHOU} from " in out
+    assert "with no end, active" in out
     code, out, err = await gongji_run(
         away,
         "bill",
@@ -280,6 +285,21 @@ async def test_the_cli_registers_and_revokes(away: Away) -> None:
         "500",
     )
     assert code == 1 and "NOT_REGISTERED_AWAY" in out
+
+
+async def gongji_local(*args: str) -> tuple[int, str, str]:
+    """Run a CLI command that reads the files only (no broker options)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gongji.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
 
 
 async def gongji(a: Away, *args: str) -> Any:
