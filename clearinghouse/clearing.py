@@ -230,6 +230,7 @@ class Clearing:
                 entry.amount_fen,
                 entry.flow,
                 transfer.year,
+                from_wallet=leg is not None and leg.source == "wallet",
             )
             out.append(Outgoing(region_address(op.region), repair))
             state = "repairing"

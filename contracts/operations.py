@@ -748,6 +748,8 @@ class Repair(Operation):
     amount_fen: int
     flow: Flow = Flow.COPAY
     year: int = 0
+    from_wallet: bool = False
+    """The payer's side was a hold on the wallet (a leg of a bill away from home)."""
 
 
 @dataclass(frozen=True, slots=True)

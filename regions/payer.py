@@ -210,9 +210,8 @@ class PayerSide:
         if hold is not None and hold.state in waiting and hold.held_fen == op.amount_fen:
             self._post(hold, now_ms)
             return True, Effects()
-        # A lost record of a wallet leg is repaired on the personal account: the report
-        # does not say which account a leg was on.
-        account = held_account(op.psn_no, hold is not None and hold.from_wallet)
+        from_wallet = hold.from_wallet if hold is not None else op.from_wallet
+        account = held_account(op.psn_no, from_wallet)
         if self.books.available(account) < op.amount_fen:
             what = f"cannot repair: {account} cannot cover {op.amount_fen}"
             return False, Effects(events=[Anomaly(op.transfer_id, what)])
@@ -236,6 +235,7 @@ class PayerSide:
                 now_ms,
                 now_ms,
                 op.flow,
+                from_wallet,
             )
         else:
             self.store.set_hold_amount(op.transfer_id, op.amount_fen)

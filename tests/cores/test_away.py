@@ -333,3 +333,43 @@ def test_a_region_of_care_restored_from_a_backup_is_repaired_leg_by_leg(tmp_path
     report = guangzhou.settlement_report(1)
     assert report is not None and report.disagreements == 0
     check_books(net)
+
+
+def test_an_insured_region_restored_from_a_backup_reposts_its_wallet_and_own_legs(
+    tmp_path: Path,
+) -> None:
+    net = world()
+    family(net, copayer_region=SHANGHAI)
+    net.send(
+        region_address(SHANGHAI),
+        RequestWalletTransfer("w1", "S1", "s", "P2", HENAN, 3_000, CLIENT),
+    )
+    net.deliver_all()
+    register_away(net, "r3", "P2", GUANGZHOU, secret="s2")
+    backup = tmp_path / "henan.sqlite"
+    file = sqlite3.connect(backup)
+    try:
+        net.regions[HENAN].store.db.connection.backup(file)
+    finally:
+        file.close()
+    outcome = away_bill(net, "t1", "P2", GUANGZHOU, 20_000)  # 16,000 in the catalogue
+    assert (outcome.wallet_paid_fen, outcome.own_paid_fen, outcome.paid_fen) == (
+        3_000,
+        10_000,
+        3_000,
+    )
+    # Henan loses both of its legs: its file is restored from before the bill.
+    net.regions[HENAN].store.close()
+    net.regions[HENAN] = RegionCore(HENAN, RegionStore.open(backup))
+    net.send(CLEARINGHOUSE, CloseWindow("w1", ""))
+    net.deliver_all()
+    found = net.clearinghouse.store.disagreements(1)
+    assert {(d.region, d.transfer_id, d.state) for d in found} == {
+        (HENAN, "t1:w", "repaired"),
+        (HENAN, "t1:o", "repaired"),
+    }
+    henan = net.regions[HENAN]
+    # Each leg is posted again on the account it was held on.
+    assert henan.books.available(wallet_account("P2")) == 0
+    assert henan.books.available(person_account("P2")) == 0
+    check_books(net)
