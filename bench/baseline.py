@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -26,13 +27,19 @@ from broker.inbox import Inbox
 from broker.publisher import Publisher
 from broker.shell import ServiceShell
 from broker.topology import Topology, declare_service_queue, declare_topology, delete_namespace
+from broker.users import BrokerAdminError, delete_users, provision
 from contracts.effects import Effects, Outgoing
 from contracts.operations import Commit, Operation
+from contracts.participants import HUB, region
 from storage.sqlite import Database
 from telemetry.logs import configure_logging
 
 ECHO = "region.100000"
 PINGER = "clearinghouse"
+ECHO_USER = region("100000")
+PINGER_USER = HUB
+"""Each side logs in as the participant it plays: the echo's shell authorizes every
+delivery by its sender, as the services do."""
 
 
 class EchoCore:
@@ -98,12 +105,16 @@ async def measure_baseline(
     """Round trips of operations per second through an echo service in another process."""
     namespace = f"bench-base-{uuid.uuid4().hex[:8]}"
     topology = Topology(namespace=namespace)
-    connection = await connect(amqp_url, name=f"bench-pinger:{namespace}")
+    credentials = await asyncio.to_thread(provision, amqp_url, namespace, [ECHO_USER, PINGER_USER])
+    # The operator's login (``amqp_url``) declares; the pinger plays the clearinghouse.
+    admin = await connect(amqp_url, name=f"bench-admin:{namespace}")
+    connection = await connect(credentials.url(PINGER_USER), name=f"bench-pinger:{namespace}")
     echo: asyncio.subprocess.Process | None = None
     try:
-        channel = await connection.channel()
+        channel = await admin.channel()
         await declare_topology(channel, topology)
         await declare_service_queue(channel, topology, ECHO)
+        await declare_service_queue(channel, topology, PINGER)
         inbox = await Inbox.open(connection, topology, PINGER, prefetch=4 * window)
         publisher = await Publisher.open(connection, topology, PINGER)
         echo = await asyncio.create_subprocess_exec(
@@ -112,9 +123,9 @@ async def measure_baseline(
             "bench.baseline",
             "--echo",
             namespace,
-            "--amqp-url",
-            amqp_url,
             stdin=subprocess.DEVNULL,
+            # In the environment, not on the command line (ps shows that).
+            env={**os.environ, "AMQP_URL": credentials.url(ECHO_USER)},
         )
         ops = [Commit(f"b{i}") for i in range(ops_per_message)]
         # Wait for the echo: one envelope must come back.
@@ -184,15 +195,20 @@ async def measure_baseline(
                 echo.kill()
                 await echo.wait()
         with contextlib.suppress(Exception):
-            channel = await connection.channel()
+            channel = await admin.channel()
             await delete_namespace(channel, topology, [ECHO, PINGER])
         await connection.close()
+        await admin.close()
+        with contextlib.suppress(BrokerAdminError):
+            await asyncio.to_thread(delete_users, credentials.passwords())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--echo", metavar="NAMESPACE", help="run the echo side")
-    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument(
+        "--amqp-url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
     parser.add_argument("--ops", type=int, default=10)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=8.0)

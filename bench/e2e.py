@@ -373,7 +373,10 @@ async def run_bench(amqp_url: str, plan: Plan) -> Figures:
             async def work(state: ClusterState, regions: int = regions) -> None:
                 if regions == 4:
                     # Light loads first: after a saturating burst the broker and the
-                    # services spend a while compacting and checkpointing.
+                    # services spend a while compacting and checkpointing. A first,
+                    # unmeasured run warms them (a fresh cluster's first seconds are
+                    # slow: caches, the broker's new queues).
+                    await _open_loop(amqp_url, state, plan, figures, plan.curve_rates[0], "warm-up")
                     for light in plan.curve_rates:
                         figures.latency_by_rate[light] = await _open_loop(
                             amqp_url, state, plan, figures, light, "fixed"
