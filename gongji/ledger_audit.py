@@ -13,6 +13,9 @@ the records alone, without the services' code:
 - every transfer the clearinghouse committed was posted exactly once at its payer and
   credited exactly once at its payee, for the amount it committed; nothing was posted or
   credited for an aborted one, nor for one the clearinghouse does not know;
+- a bill at a region of care is checked by its legs, each a transfer of its own from its
+  payer's region to the region of care (posted, credited and cleared under its leg id,
+  in the positions); a leg the clearinghouse released or that paid nothing holds nothing;
 - inter-region positions agree pair by pair: what A holds towards B is the opposite of
   what B holds towards A, and both are what the clearinghouse committed between them
   (what settlement paid off them added back);
@@ -44,6 +47,7 @@ from gongji.ledger_snapshot import (
     WALLET,
     ClearinghouseSnapshot,
     Entry,
+    LegRow,
     RegionSnapshot,
     TransferRow,
     locate,
@@ -54,6 +58,11 @@ from gongji.settlement_audit import SETTLE_PREFIX, check_settlement
 
 COMMITTED, ABORTED, COMMITTING = "committed", "aborted", "committing"
 COPAY, WALLET_FLOW, PREMIUM, AWAY = "copay", "wallet", "premium", "away"
+
+LEG_PAID = ("posted", "credited")
+"""A leg's states (``clearinghouse.transfer_states.LegState``) once its payer posted it."""
+LEG_PAID_NOTHING = ("not_held", "skipped", "not_posted", "released")
+"""A leg's states in which its payer holds and moves nothing."""
 
 KINDS: dict[str, str] = {
     "conservation": "a region's money does not add up to what enrolment put in",
@@ -72,6 +81,7 @@ KINDS: dict[str, str] = {
     "credited_for_aborted": "money credited for a transfer the clearinghouse aborted",
     "premature": "money moved before the clearinghouse decided it",
     "unknown_transfer": "money moved for a transfer the clearinghouse does not know there",
+    "leg_still_held": "a leg of a bill away from home still held after it was released",
     "clearinghouse_record": "a committed record without its post, credit or amount",
     "clearing": "clearing entries that disagree with the committed transfers",
     "position_mismatch": "two regions' positions towards each other disagree",
@@ -198,6 +208,10 @@ class _Audit:
         self.before = before
         self.regions = regions
         self.after = after
+        self.first = _by_payer(before)
+        """The first reading's transfers as the regions see them (a bill away from home
+        as its legs); ``second``, the later reading's."""
+        self.second = _by_payer(after)
         self.result = result
         self.tags = tags
         self.payers: dict[str, dict[str, _PayerSide]] = {}
@@ -218,6 +232,7 @@ class _Audit:
             state = t.state if t.state in (COMMITTED, ABORTED) else "in_flight"
             checked[state] += 1
         checked["transfers"] = len(self.before.transfers)
+        checked["legs"] = len(self.before.legs)
         for _, region in sorted(self.regions.items()):
             self._books(region)
             self._moves(region)
@@ -226,6 +241,7 @@ class _Audit:
             self._bills(region)
             self._premiums(region)
         self._money_moved()
+        self._legs_released()
         self._decisions()
         self._clearing()
         self._positions()
@@ -503,7 +519,7 @@ class _Audit:
     # --- money the regions moved, against the clearinghouse (its later reading) ---
 
     def _money_moved(self) -> None:
-        transfers = self.after.transfers
+        transfers = self.second
         for code, payers in sorted(self.payers.items()):
             for tid, side in sorted(payers.items()):
                 if side.posts == 0 and side.open_pending_fen == 0:
@@ -519,7 +535,7 @@ class _Audit:
                     else f"holds {side.open_pending_fen} fen for {side.payee_region}"
                 )
                 if t is None or not party:
-                    known = "does not know it" if t is None else f"has it {_parties(t)}"
+                    known = self._known(tid, t)
                     self.fail("unknown_transfer", tid, code, f"{where}; the clearinghouse {known}")
                 elif side.posts == 0:
                     continue  # a pending hold: released on abort or expiry (see expired_hold)
@@ -536,7 +552,7 @@ class _Audit:
                 )
                 where = f"credited {credit.credited_fen} fen from {credit.payer_region}"
                 if t is None or not party:
-                    known = "does not know it" if t is None else f"has it {_parties(t)}"
+                    known = self._known(tid, t)
                     self.fail("unknown_transfer", tid, code, f"{where}; the clearinghouse {known}")
                 elif t.state == ABORTED:
                     self.fail("credited_for_aborted", tid, code, f"{where}; aborted")
@@ -545,10 +561,31 @@ class _Audit:
                         "premature", tid, code, f"{where}; the payer's post is not recorded yet"
                     )
 
+    def _known(self, tid: str, t: TransferRow | None) -> str:
+        if t is not None:
+            return f"has it {_parties(t)}"
+        if tid in self.after.transfers:
+            return "has it as a bill away from home, paid by its legs"
+        return "does not know it"
+
+    def _legs_released(self) -> None:
+        """A leg the clearinghouse saw released (or that never paid) holds nothing at its
+        payer: a leg's hold is prepared and never expires by itself."""
+        for leg_id, leg in sorted(self.before.legs.items()):
+            side = self.payers.get(leg.region, {}).get(leg_id)
+            if leg.state in LEG_PAID_NOTHING and side is not None and side.open_pending_fen:
+                self.fail(
+                    "leg_still_held",
+                    leg_id,
+                    leg.region,
+                    f"leg {leg.state} at the clearinghouse; {side.open_pending_fen} fen still"
+                    f" held for {side.payee_region}",
+                )
+
     # --- the clearinghouse's decisions (its first reading), in the regions ---
 
     def _decisions(self) -> None:
-        for tid, t in sorted(self.before.transfers.items()):
+        for tid, t in sorted(self.first.items()):
             if t.state != COMMITTED:
                 continue
             if not (t.payer_posted and t.payee_credited and 0 < t.posted_fen <= t.held_fen):
@@ -596,7 +633,7 @@ class _Audit:
 
     def _clearing(self) -> None:
         """Every committed cross-region transfer is cleared once, as committed."""
-        transfers, entries = self.before.transfers, self.before.clearing
+        transfers, entries = self.first, self.before.clearing
         self.result.checked["clearing_entries"] += len(entries)
         for tid in sorted(transfers.keys() | entries.keys()):
             t, entry = transfers.get(tid), entries.get(tid)
@@ -626,9 +663,9 @@ class _Audit:
         owes B) is the opposite of what B holds towards A, and is what the clearinghouse
         committed from A to B less what it committed from B to A. Money moved for transfers
         in flight (not final in the clearinghouse's first reading) is set aside."""
-        final = {tid for tid, t in self.before.transfers.items() if t.state in (COMMITTED, ABORTED)}
+        final = {tid for tid, t in self.first.items() if t.state in (COMMITTED, ABORTED)}
         committed: Counter[tuple[str, str]] = Counter()
-        for t in self.before.transfers.values():
+        for t in self.first.values():
             if t.state == COMMITTED:
                 committed[(t.payer_region, t.payee_region)] += t.posted_fen
         held: dict[tuple[str, str], int] = defaultdict(int)
@@ -678,6 +715,42 @@ class _Audit:
         for p in check_settlement(self.before.settlement, regions):
             where = f"window {p.window}: " if p.window else ""
             self.fail("settlement", "", p.region, where + p.detail)
+
+
+def _by_payer(snap: ClearinghouseSnapshot) -> dict[str, TransferRow]:
+    """The transfers as their payers and payees book them: a bill at a region of care is
+    not one, but its legs are, each from its payer's region to the region of care."""
+    legs_of: dict[str, list[LegRow]] = defaultdict(list)
+    for leg in snap.legs.values():
+        legs_of[leg.transfer_id].append(leg)
+    transfers = {tid: t for tid, t in snap.transfers.items() if tid not in legs_of}
+    for tid, legs in legs_of.items():
+        parent = snap.transfers.get(tid)
+        if parent is None:
+            continue  # a leg without its transfer: what it moved is unknown_transfer
+        for leg in legs:
+            transfers[leg.leg_id] = _leg_as_transfer(parent, leg)
+    return transfers
+
+
+def _leg_as_transfer(parent: TransferRow, leg: LegRow) -> TransferRow:
+    """A leg as a transfer of its own: decided as its bill was, except that a leg which
+    paid nothing (refused, skipped, not posted) is, for its payer, as if aborted."""
+    paid = leg.state in LEG_PAID
+    state = parent.state
+    if state in (COMMITTED, COMMITTING) and leg.state in LEG_PAID_NOTHING:
+        state = ABORTED
+    return TransferRow(
+        leg.leg_id,
+        parent.flow,
+        state,
+        leg.region,
+        parent.payee_region,
+        leg.held_fen,
+        leg.posted_fen,
+        paid,
+        leg.state == "credited" or (paid and parent.payee_credited),
+    )
 
 
 def _parties(t: TransferRow) -> str:

@@ -159,6 +159,20 @@ class TransferRow:
 
 
 @dataclass(frozen=True, slots=True)
+class LegRow:
+    """One payer leg of a bill at a region of care (``transfer_legs``): its region holds,
+    posts and the region of care credits it under its ``leg_id``."""
+
+    leg_id: str
+    transfer_id: str
+    source: str
+    region: str
+    state: str
+    held_fen: int
+    posted_fen: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClearingRow:
     transfer_id: str
     payer_region: str
@@ -169,6 +183,8 @@ class ClearingRow:
 @dataclass(slots=True)
 class ClearinghouseSnapshot:
     transfers: dict[str, TransferRow] = field(default_factory=dict)
+    legs: dict[str, LegRow] = field(default_factory=dict)
+    """The legs of bills at a region of care, by leg id."""
     clearing: dict[str, ClearingRow] = field(default_factory=dict)
     settlement: ClearinghouseSettlement = field(default_factory=ClearinghouseSettlement)
     newest_ms: int = 0
@@ -272,6 +288,15 @@ def read_clearinghouse(path: Path) -> ClearinghouseSnapshot:
                 stored == "committed",
             )
             snap.transfers[t.transfer_id] = t
+        has_legs = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'transfer_legs'"
+        ).fetchone()
+        if has_legs:  # a file written before care away from home has none
+            for row in db.execute(
+                "SELECT leg_id, transfer_id, source, region, state, held_fen, posted_fen"
+                " FROM transfer_legs"
+            ):
+                snap.legs[row[0]] = LegRow(*row)
         for row in db.execute(
             "SELECT transfer_id, payer_region, payee_region, amount_fen FROM clearing_entries"
         ):

@@ -55,6 +55,18 @@ def committed(data_dir: Path, flow: str = "copay", *, cross: bool = True) -> lis
     return [Committed(*row) for row in rows]
 
 
+def committed_legs(data_dir: Path) -> list[Committed]:
+    """The legs that paid of the committed bills at a region of care, each as the transfer
+    of its own that its payer and the region of care book it as."""
+    with contextlib.closing(sqlite3.connect(clearinghouse_file(data_dir))) as db:
+        rows = db.execute(
+            "SELECT l.leg_id, t.flow, l.region, t.payee_region, l.posted_fen"
+            " FROM transfer_legs l JOIN transfers t USING (transfer_id)"
+            " WHERE t.state = 'committed' AND l.posted_fen > 0 ORDER BY l.leg_id"
+        ).fetchall()
+    return [Committed(*row) for row in rows]
+
+
 def _add(db: sqlite3.Connection, account: str, column: str, amount: int) -> None:
     db.execute(
         f"UPDATE ledger_accounts SET {column} = {column} + ? WHERE id = ?", (amount, account)
@@ -141,9 +153,12 @@ def add_a_fen(data_dir: Path, code: str, account: str) -> None:
         _add(db, account, "credits_posted", 1)
 
 
-def leave_hold_pending(data_dir: Path, transfer_id: str, code: str, account: str) -> None:
+def leave_hold_pending(
+    data_dir: Path, transfer_id: str, code: str, account: str, state: str = "pending"
+) -> None:
     """Turn a refused reserve into a 100-fen hold on ``account`` that was never released
-    after its expiry: hold record, pending journal entry and totals all agree."""
+    after its expiry (or, ``prepared``, a leg's hold that never expires): hold record,
+    pending journal entry and totals all agree."""
     amount = 100
     with writing(region_file(data_dir, code)) as db:
         payee, created = db.execute(
@@ -154,9 +169,9 @@ def leave_hold_pending(data_dir: Path, transfer_id: str, code: str, account: str
             "INSERT OR IGNORE INTO ledger_accounts (id, no_overdraft) VALUES (?, 0)", (creditor,)
         )
         db.execute(
-            "UPDATE holds SET payer = ?, held_fen = ?, state = 'pending', reason = NULL,"
+            "UPDATE holds SET payer = ?, held_fen = ?, state = ?, reason = NULL,"
             " expires_at_ms = ?, resolved_at_ms = NULL WHERE transfer_id = ?",
-            (account.removeprefix("psn:"), amount, created + 1, transfer_id),
+            (account.removeprefix("psn:"), amount, state, created + 1, transfer_id),
         )
         db.execute(
             "INSERT INTO journal (transfer_id, phase, debit_account, credit_account, amount_fen,"
@@ -185,6 +200,25 @@ def refused_hold(data_dir: Path) -> tuple[str, str]:
         if row is not None:
             return str(transfer_id), str(code)
     raise AssertionError("the played cluster has no refused reserve")
+
+
+def refused_leg(data_dir: Path) -> tuple[str, str]:
+    """(leg id, region) of a leg that paid nothing because its region refused the hold, at
+    a region with a personal account that has 100 fen to hold (``leave_hold_pending``)."""
+    with contextlib.closing(sqlite3.connect(clearinghouse_file(data_dir))) as db:
+        candidates = db.execute(
+            "SELECT leg_id, region FROM transfer_legs WHERE state = 'not_held' ORDER BY leg_id"
+        ).fetchall()
+    for leg_id, code in candidates:
+        with contextlib.closing(sqlite3.connect(region_file(data_dir, code))) as db:
+            row = db.execute("SELECT 1 FROM holds WHERE transfer_id = ?", (leg_id,)).fetchone()
+            room = db.execute(
+                "SELECT 1 FROM ledger_accounts WHERE id LIKE 'psn:%'"
+                " AND credits_posted - debits_posted - debits_pending >= 100"
+            ).fetchone()
+        if row is not None and room is not None:
+            return str(leg_id), str(code)
+    raise AssertionError("the played bills away from home have no refused leg")
 
 
 def unbalance_post(data_dir: Path, t: Committed) -> None:

@@ -207,7 +207,18 @@ def test_bills_away_from_home_are_carried_and_the_books_agree(
             *("--rate", "60", "--duration", "4", "--drain", "60"),
             *("--mix", "copay=0.5,away=0.5"),
         )
+        # The independent audit of the files reads each bill away from home by its legs.
+        audited = subprocess.run(
+            [sys.executable, "-m", "gongji.cli", "audit", "--data-dir", state.data_dir, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert done.returncode == 0, done.stderr[-3000:]
+    audit = json.loads(audited.stdout)
+    assert (audited.returncode, audit["violations"]) == (0, []), audited.stderr[-3000:]
+    assert audit["checked"]["legs"] > 0 and audit["checked"]["clearing_entries"] > 0
     report = json.loads(done.stdout)
     by_flow = report["outcomes_by_flow"]
     assert set(by_flow) == {"copay", "away"}
