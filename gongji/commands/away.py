@@ -28,7 +28,7 @@ from gongji.commands.requesting import (
     new_id,
     no_answer,
     operator_client,
-    print_outcome,
+    request_and_print,
     secret,
 )
 
@@ -155,18 +155,14 @@ def add_away_bill_action(actions: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 async def run_away_bill(args: argparse.Namespace) -> int:
-    async with operator_client(cluster_target(args), "bill-away") as client:
-        bill = SubmitAwayBill(
-            args.transfer_id or new_id("away-bill"),
-            args.beneficiary,
-            args.insured_region,
-            args.amount_fen,
-            client.address,
-        )
-        try:
-            outcome = await client.request(
-                args.region_of_care, bill, bill.transfer_id, timeout_s=args.timeout
-            )
-        except TimeoutError as error:
-            return no_answer("bill submit-away", error)
-    return print_outcome("bill", outcome, args.json)
+    transfer_id = args.transfer_id or new_id("away-bill")
+    return await request_and_print(
+        args,
+        region=args.region_of_care,
+        build=lambda reply_to: SubmitAwayBill(
+            transfer_id, args.beneficiary, args.insured_region, args.amount_fen, reply_to
+        ),
+        transfer_id=transfer_id,
+        command="bill submit-away",
+        what="bill",
+    )

@@ -8,14 +8,11 @@ import asyncio
 import datetime
 
 from contracts.operations import RequestPremiumPayment
-from gongji.commands.options import cluster_target
 from gongji.commands.requesting import (
     add_request_options,
     identifier,
     new_id,
-    no_answer,
-    operator_client,
-    print_outcome,
+    request_and_print,
     year,
 )
 from gongji.commands.wallet import add_payer_options
@@ -43,23 +40,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 async def _pay(args: argparse.Namespace) -> int:
-    async with operator_client(cluster_target(args), "premium-pay") as client:
-        request = RequestPremiumPayment(
-            args.transfer_id or new_id("premium"),
+    transfer_id = args.transfer_id or new_id("premium")
+    return await request_and_print(
+        args,
+        region=args.copayer_region,
+        build=lambda reply_to: RequestPremiumPayment(
+            transfer_id,
             args.copayer,
             args.secret,
             args.beneficiary,
             args.beneficiary_region,
             args.year,
-            client.address,
-        )
-        try:
-            outcome = await client.request(
-                args.copayer_region, request, request.transfer_id, timeout_s=args.timeout
-            )
-        except TimeoutError as error:
-            return no_answer("premium pay", error)
-    return print_outcome("premium payment", outcome, args.json)
+            reply_to,
+        ),
+        transfer_id=transfer_id,
+        command="premium pay",
+        what="premium payment",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

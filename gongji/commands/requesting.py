@@ -27,10 +27,11 @@ from contracts.operations import (
     MAX_YEAR,
     BillOutcome,
     BindingOutcome,
+    Operation,
 )
 from gongji.client import BillClient
 from gongji.cluster.local import OPERATOR
-from gongji.commands.options import ClusterTarget, add_cluster_options
+from gongji.commands.options import ClusterTarget, add_cluster_options, cluster_target
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -132,6 +133,26 @@ async def operator_client(target: ClusterTarget, purpose: str) -> AsyncIterator[
             await client.close()
     finally:
         await connection.close()
+
+
+async def request_and_print(
+    args: argparse.Namespace,
+    *,
+    region: str,
+    build: Callable[[str], Operation],
+    transfer_id: str,
+    command: str,
+    what: str,
+) -> int:
+    """Send one request with a transfer id to ``region`` as the operator, wait for its
+    outcome and print it. ``build`` makes the request for the client's reply address."""
+    async with operator_client(cluster_target(args), command.replace(" ", "-")) as client:
+        request = build(client.address)
+        try:
+            outcome = await client.request(region, request, transfer_id, timeout_s=args.timeout)
+        except TimeoutError as error:
+            return no_answer(command, error)
+    return print_outcome(what, outcome, args.json)
 
 
 def print_outcome(what: str, outcome: BillOutcome, as_json: bool) -> int:

@@ -7,15 +7,13 @@ import argparse
 import asyncio
 
 from contracts.operations import RequestWalletTransfer
-from gongji.commands.options import cluster_target, region_code
+from gongji.commands.options import region_code
 from gongji.commands.requesting import (
     add_request_options,
     amount_fen,
     identifier,
     new_id,
-    no_answer,
-    operator_client,
-    print_outcome,
+    request_and_print,
     secret,
 )
 
@@ -46,23 +44,23 @@ def add_payer_options(parser: argparse.ArgumentParser) -> None:
 
 
 async def _transfer(args: argparse.Namespace) -> int:
-    async with operator_client(cluster_target(args), "wallet-transfer") as client:
-        request = RequestWalletTransfer(
-            args.transfer_id or new_id("wallet"),
+    transfer_id = args.transfer_id or new_id("wallet")
+    return await request_and_print(
+        args,
+        region=args.copayer_region,
+        build=lambda reply_to: RequestWalletTransfer(
+            transfer_id,
             args.copayer,
             args.secret,
             args.beneficiary,
             args.beneficiary_region,
             args.amount_fen,
-            client.address,
-        )
-        try:
-            outcome = await client.request(
-                args.copayer_region, request, request.transfer_id, timeout_s=args.timeout
-            )
-        except TimeoutError as error:
-            return no_answer("wallet transfer", error)
-    return print_outcome("wallet transfer", outcome, args.json)
+            reply_to,
+        ),
+        transfer_id=transfer_id,
+        command="wallet transfer",
+        what="wallet transfer",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
