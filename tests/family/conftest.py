@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,19 +74,25 @@ class Family:
         await self.client.send(CLEARINGHOUSE, binding)
 
 
-async def _configured(cluster: InProcessCluster, timeout_s: float = 20.0) -> None:
-    """Wait until every region has its policy and its people (bounded)."""
-    expected = {code: sum(1 for p in PEOPLE if p[0] == code) for code in REGIONS}
+async def regions_configured(
+    cluster: InProcessCluster,
+    regions: Sequence[str],
+    people: Sequence[tuple[object, ...]],
+    timeout_s: float = 20.0,
+) -> None:
+    """Wait until every region has its policy and its people (region code first in each
+    of ``people``), bounded."""
+    expected = Counter(p[0] for p in people)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         ready = True
-        for code in REGIONS:
+        for code in regions:
             store = cluster.region_store(code)
             try:
                 configured = store.db.connection.execute(
                     "SELECT COUNT(*) FROM settings"
                 ).fetchone()[0]
-                ready &= configured > 0 and store.person_count() == expected[code]
+                ready &= configured > 0 and store.person_count() == expected.get(code, 0)
             finally:
                 store.close()
         if ready:
@@ -116,7 +123,7 @@ async def family(amqp_url: str, tmp_path: Path) -> AsyncIterator[Family]:
                 await client.send(
                     region_address(code), EnrollPerson(psn, insurance, balance, f"pw-{psn}")
                 )
-            await _configured(cluster)
+            await regions_configured(cluster, REGIONS, PEOPLE)
             yield Family(cluster, client, topology, cluster.amqp_url)
         finally:
             await client.close()

@@ -37,7 +37,7 @@ from gongji.audit import audit_books
 from gongji.client import BillClient
 from gongji.inprocess import InProcessCluster
 from regions.store import person_account
-from tests.family.conftest import SETTINGS
+from tests.family.conftest import SETTINGS, regions_configured
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
@@ -86,25 +86,6 @@ class Away:
         assert audit.conserved and audit.books_balanced, audit.problems
 
 
-async def _people_enrolled(cluster: InProcessCluster, timeout_s: float = 20.0) -> None:
-    expected = {code: sum(1 for p in PEOPLE if p[0] == code) for code in REGIONS}
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        ready = True
-        for code in REGIONS:
-            store = cluster.region_store(code)
-            try:
-                configured = store.db.connection.execute("SELECT COUNT(*) FROM settings")
-                ready &= configured.fetchone()[0] > 0 and store.person_count() == expected[code]
-            finally:
-                store.close()
-        if ready:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("regions were not configured in time")
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 async def away(amqp_url: str, tmp_path: Path) -> AsyncIterator[Away]:
     topology = Topology(namespace=unique_namespace("away"))
@@ -143,7 +124,7 @@ async def away(amqp_url: str, tmp_path: Path) -> AsyncIterator[Away]:
                     bid, copayer, region, beneficiary, insured, Relationship.PARENT
                 )
                 await client.send(CLEARINGHOUSE, binding)
-            await _people_enrolled(cluster)
+            await regions_configured(cluster, REGIONS, PEOPLE)
             yield Away(cluster, client, topology)
         finally:
             await client.close()
