@@ -21,7 +21,13 @@ The rules it keeps:
   consumer died is not counted: a crash loop must never dead-letter healthy messages.
 - A step's answers are published only after its transaction committed, grouped by
   destination (one envelope each); the queues of regions registered in the step are
-  declared before anything is sent.
+  declared before anything is sent. With ``mailbox`` (the clearinghouse, when regions
+  are hosted by province) a region's operations go to its province host's mailbox, one
+  envelope per province that names each operation's region.
+- An engine with ``hosted`` cores (a province host's mailbox) applies each operation of
+  a delivery to the core of the region it names, in one transaction over all their
+  databases; a delivery that names a region not hosted here, or none, is dead-lettered
+  as ``misrouted``, as is a named one on a queue of one region.
 - A step's deliveries are acknowledged only after its answers were confirmed, and steps
   settle in the order they were taken, so one multiple-ack of a step never settles an
   earlier step whose answers could not be published (those are requeued instead).
@@ -30,21 +36,30 @@ The rules it keeps:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from contracts.effects import AnyEvent, Effects, Outgoing, RegionRegistered
 from contracts.identifiers import region_address
 from contracts.operations import Operation
 from contracts.participants import Participant
-from storage.sqlite import Database
 
 Token = TypeVar("Token")
 """The driver's handle on one delivery (an aio-pika message, a simulated message)."""
 
 HANDLER_FAILED = "handler_failed"
 """Dead-letter reason: the delivery failed in this service's own handling too often."""
+MISROUTED = "misrouted"
+"""Dead-letter reason: the delivery names regions this queue's consumer does not host
+(or, on a province mailbox, names none)."""
+
+
+class Transactional(Protocol):
+    """What the engine needs of a store's database (``storage.sqlite.Database``)."""
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
 
 
 class Core(Protocol):
@@ -75,6 +90,8 @@ class Inbound(Generic[Token]):
     operations: Sequence[Operation]
     sender: Participant | None = None
     """Who sent it, as the broker authenticated it (never a field of the message)."""
+    destinations: Sequence[str] = ()
+    """The region of each operation, on a province mailbox (``Envelope.destinations``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +129,8 @@ class Step(Generic[Token]):
     """Deliveries whose operations are committed (to ack once ``sends`` are confirmed)."""
     sends: dict[str, list[Operation]]
     """Operations to publish, one envelope per destination, in the order returned."""
+    routes: dict[str, list[str]]
+    """For a mailbox address of ``sends``: the region of each of its operations."""
     declare: list[str]
     """Addresses whose queues must exist before ``sends`` go out (new regions)."""
     events: list[AnyEvent]
@@ -139,11 +158,13 @@ class StepEngine(Generic[Token]):
     def __init__(
         self,
         core: Core,
-        db: Database,
+        db: Transactional,
         *,
         pipeline_depth: int = 2,
         max_handling_failures: int = 3,
         authorize: Authorize | None = None,
+        mailbox: Callable[[str], str] | None = None,
+        hosted: Mapping[str, Core] | None = None,
     ) -> None:
         if pipeline_depth < 1:
             raise ValueError(f"pipeline_depth must be >= 1: {pipeline_depth}")
@@ -155,6 +176,10 @@ class StepEngine(Generic[Token]):
         self.max_handling_failures = max_handling_failures
         self.authorize = authorize
         """None accepts every sender: only for tests of the engine and benchmarks."""
+        self.mailbox = mailbox
+        """Where to send a destination's operations (its mailbox); None: to itself."""
+        self.hosted = hosted
+        """Region code -> core, for a mailbox's deliveries (each names its regions)."""
         self._seq = 0
         self._awaiting: deque[Step[Token]] = deque()
         """Steps taken but not yet settled, oldest first."""
@@ -196,10 +221,8 @@ class StepEngine(Generic[Token]):
         comes back ``crashed`` (the driver then kills the process).
         """
         settle_now = self._on_receipt(batch)
-        refused: list[tuple[Inbound[Token], str]] = []
-        if self.authorize is not None:
-            batch, refused = self._authorized(batch)
-            settle_now += [DeadLetter(inbound.token, reason) for inbound, reason in refused]
+        batch, refused = self._authorized(batch)
+        settle_now += [DeadLetter(inbound.token, reason) for inbound, reason in refused]
         try:
             with self.db.transaction():
                 effects, n_ops = self._apply(batch, now_ms)
@@ -227,22 +250,32 @@ class StepEngine(Generic[Token]):
         self, batch: Sequence[Inbound[Token]]
     ) -> tuple[list[Inbound[Token]], list[tuple[Inbound[Token], str]]]:
         """The deliveries whose every operation its sender may send, and the others."""
-        assert self.authorize is not None
         authorize = self.authorize
         allowed: list[Inbound[Token]] = []
         refused: list[tuple[Inbound[Token], str]] = []
         for inbound in batch:
             sender = inbound.sender
-            reason = None
-            for op in inbound.operations:
-                reason = authorize(sender, op)
-                if reason is not None:
-                    break
+            reason = self._misrouted(inbound)
+            if authorize is not None and reason is None:
+                for op in inbound.operations:
+                    reason = authorize(sender, op)
+                    if reason is not None:
+                        break
             if reason is None:
                 allowed.append(inbound)
             else:
                 refused.append((inbound, reason))
         return allowed, refused
+
+    def _misrouted(self, inbound: Inbound[Token]) -> str | None:
+        """``MISROUTED`` if the delivery's regions are not (all) hosted here."""
+        hosted = self.hosted
+        if hosted is None:
+            return MISROUTED if inbound.destinations else None
+        destinations = inbound.destinations
+        if not destinations or any(code not in hosted for code in destinations):
+            return MISROUTED
+        return None
 
     def _on_receipt(self, batch: Sequence[Inbound[Token]]) -> list[Settlement[Token]]:
         """Settlements due as soon as a batch is taken: none. (A consumer that acked on
@@ -254,11 +287,18 @@ class StepEngine(Generic[Token]):
         events: list[AnyEvent] = []
         n_ops = 0
         handle = self.core.handle
+        hosted = self.hosted
         for inbound in batch:
-            for op in inbound.operations:
-                effects = handle(op, now_ms)
-                outgoing += effects.outgoing
-                events += effects.events
+            if hosted is None:
+                for op in inbound.operations:
+                    effects = handle(op, now_ms)
+                    outgoing += effects.outgoing
+                    events += effects.events
+            else:
+                for code, op in zip(inbound.destinations, inbound.operations, strict=True):
+                    effects = hosted[code].handle(op, now_ms)
+                    outgoing += effects.outgoing
+                    events += effects.events
             n_ops += len(inbound.operations)
         return Effects(outgoing, events), n_ops
 
@@ -301,15 +341,24 @@ class StepEngine(Generic[Token]):
     ) -> Step[Token]:
         self._seq += 1
         sends: dict[str, list[Operation]] = {}
+        routes: dict[str, list[str]] = {}
         events = effects.events
+        mailbox = self.mailbox
         for item in effects.outgoing:
-            ops = sends.get(item.address)
+            address = item.address if mailbox is None else mailbox(item.address)
+            ops = sends.get(address)
             if ops is None:
-                sends[item.address] = [item.op]
-            else:
-                ops.append(item.op)
+                ops = sends[address] = []
+            ops.append(item.op)
+            if address != item.address:
+                # A region's operation in its province's mailbox: name the region.
+                routes.setdefault(address, []).append(item.address.partition(".")[2])
         declare = [region_address(e.region) for e in events if isinstance(e, RegionRegistered)]
-        step = Step(self._seq, done, sends, declare, events, settle_now, n_ops)
+        if mailbox is not None:
+            # Clients still send to a region's own queue; the hub sends to its mailbox.
+            mailboxes = {mailbox(address) for address in declare} - set(declare)
+            declare += sorted(mailboxes)
+        step = Step(self._seq, done, sends, routes, declare, events, settle_now, n_ops)
         if step.needs_publish:
             self._awaiting.append(step)
         return step

@@ -50,10 +50,6 @@ def broker_user(connection: AbstractConnection) -> str:
     return (url.user if url is not None else None) or "guest"
 
 
-def _chunks(operations: Sequence[Operation], size: int) -> list[Sequence[Operation]]:
-    return [operations[i : i + size] for i in range(0, len(operations), size)]
-
-
 def group_by_address(outgoing: Sequence[Outgoing]) -> dict[str, list[Operation]]:
     """One list of operations per destination, order kept (one envelope each)."""
     batches: dict[str, list[Operation]] = defaultdict(list)
@@ -121,24 +117,36 @@ class Publisher:
             user_id=broker_user(connection),
         )
 
-    def _envelopes(self, batches: Mapping[str, Sequence[Operation]]) -> list[tuple[str, Envelope]]:
+    def _envelopes(
+        self,
+        batches: Mapping[str, Sequence[Operation]],
+        routes: Mapping[str, Sequence[str]],
+    ) -> list[tuple[str, Envelope]]:
         sent_at_ms = int(time.time() * 1000)
-        return [
-            (
-                address,
-                Envelope(
+        size = self.max_operations_per_message
+        envelopes = []
+        for address, operations in batches.items():
+            destinations = routes.get(address, ())
+            for start in range(0, len(operations), size):
+                envelope = Envelope(
                     message_id=uuid.uuid4().hex,
                     sender=self.sender,
                     sent_at_ms=sent_at_ms,
-                    operations=list(chunk),
-                ),
-            )
-            for address, operations in batches.items()
-            for chunk in _chunks(operations, self.max_operations_per_message)
-        ]
+                    operations=list(operations[start : start + size]),
+                    destinations=tuple(destinations[start : start + size]),
+                )
+                envelopes.append((address, envelope))
+        return envelopes
 
-    async def publish(self, batches: Mapping[str, Sequence[Operation]]) -> None:
+    async def publish(
+        self,
+        batches: Mapping[str, Sequence[Operation]],
+        routes: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         """Send one envelope per address (chunked) and return once all are confirmed.
+
+        ``routes`` names, for a province mailbox's address, the region of each of its
+        operations (``Envelope.destinations``).
 
         Raises ``Unroutable`` when an address has no bound queue, ``PublishError`` on a
         nack, a timeout or a channel failure. Some envelopes may have been delivered
@@ -146,7 +154,8 @@ class Publisher:
         """
         # Encode first: a bad operation fails the call before anything is sent.
         messages = [
-            (address, self._message(envelope)) for address, envelope in self._envelopes(batches)
+            (address, self._message(envelope))
+            for address, envelope in self._envelopes(batches, routes or {})
         ]
         if not messages:
             return

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiormq
@@ -38,6 +38,7 @@ from broker.engine import (
     Settlement,
     Step,
     StepEngine,
+    Transactional,
 )
 from broker.inbox import Delivery, Inbox
 from broker.publisher import Publisher, PublishError, Unroutable
@@ -56,7 +57,6 @@ from contracts.effects import (
 from contracts.identifiers import CLEARINGHOUSE
 from contracts.operations import Operation
 from contracts.permissions import refusal
-from storage.sqlite import Database
 from telemetry.logs import get_logger
 from telemetry.metrics import ServiceMetrics
 
@@ -144,7 +144,7 @@ class ServiceShell:
         service: str,
         address: str,
         core: Core,
-        db: Database,
+        db: Transactional,
         connection: AbstractRobustConnection,
         topology: Topology,
         tick_interval_s: float | None = None,
@@ -152,7 +152,10 @@ class ServiceShell:
         clock: Callable[[], float] = time.time,
         on_start: Callable[[int], Effects] | None = None,
         tuning: ShellTuning | None = None,
+        mailbox: Callable[[str], str] | None = None,
+        hosted: Mapping[str, Core] | None = None,
     ) -> None:
+        """``mailbox`` and ``hosted``: see ``broker.engine.StepEngine``."""
         self.service = service
         self.address = address
         self.core = core
@@ -174,6 +177,8 @@ class ServiceShell:
             pipeline_depth=self.tuning.pipeline_depth,
             max_handling_failures=self.tuning.max_handling_failures,
             authorize=refusal,
+            mailbox=mailbox,
+            hosted=hosted,
         )
         self.engine.on_failure = self._delivery_failed
         self.ready = asyncio.Event()
@@ -207,7 +212,7 @@ class ServiceShell:
                 self._observe(step.events)
                 if step.declare:
                     await self.declare(step.declare)
-                await self._publish(step.sends)
+                await self._publish(step.sends, step.routes)
                 self._settlements.put_nowait(self.engine.published(step, True))
             self._inbox = await Inbox.open(
                 self.connection,
@@ -281,7 +286,10 @@ class ServiceShell:
         """One engine step; its publishing and acking go to a task, so the next batch
         need not wait for these confirms."""
         inbound = [
-            Inbound(d, d.envelope.message_id, d.envelope.operations, d.sender) for d in batch
+            Inbound(
+                d, d.envelope.message_id, d.envelope.operations, d.sender, d.envelope.destinations
+            )
+            for d in batch
         ]
         step = self.engine.step(inbound, self.now_ms(), tick)
         if step.settle_now:
@@ -311,7 +319,7 @@ class ServiceShell:
     async def _publish_step(self, step: Step[Delivery]) -> None:
         ok = False
         try:
-            await self._publish(step.sends)
+            await self._publish(step.sends, step.routes)
             ok = True
         except PublishError:
             # State is committed but answers were not sent: redelivery re-sends them.
@@ -374,7 +382,9 @@ class ServiceShell:
             error=f"{type(error).__name__}: {error}",
         )
 
-    async def _publish(self, sends: dict[str, list[Operation]]) -> None:
+    async def _publish(
+        self, sends: dict[str, list[Operation]], routes: dict[str, list[str]]
+    ) -> None:
         if not sends:
             return
         assert self._publisher is not None
@@ -392,7 +402,7 @@ class ServiceShell:
         # Every envelope of the step goes out at once; their confirms are awaited together.
         publishes = [to_client(a, ops) for a, ops in to_clients.items()]
         if to_services:
-            publishes.append(publisher.publish(to_services))
+            publishes.append(publisher.publish(to_services, routes))
         for result in await asyncio.gather(*publishes, return_exceptions=True):
             if isinstance(result, BaseException):
                 raise result

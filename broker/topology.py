@@ -12,6 +12,7 @@ queue per namespace.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +40,23 @@ def check_namespace(namespace: str) -> str:
         else f"{namespace[:24]!r}... ({len(namespace)} characters)"
     )
     raise ValueError(f"{shown} is not a namespace ({NAMESPACE_RULE})")
+
+
+MAILBOXES_ENV = "GONGJI_MAILBOXES"
+"""``province``: the clearinghouse sends a region's operations to its province host's
+mailbox (``province.420000``), one envelope per province, and each province host consumes
+its mailbox; ``region`` (the default): to each region's own queue. A deployment-wide
+choice: ``province`` needs every region hosted by its province's host (``gongji cluster
+up``'s default sets it)."""
+MAILBOXES = ("region", "province")
+
+
+def province_mailboxes(environ: dict[str, str] | None = None) -> bool:
+    """Whether ``GONGJI_MAILBOXES`` asks for province mailboxes (ValueError if unknown)."""
+    raw = (os.environ if environ is None else environ).get(MAILBOXES_ENV, "").strip()
+    if raw not in ("", *MAILBOXES):
+        raise ValueError(f"{MAILBOXES_ENV}={raw!r} is not one of {', '.join(MAILBOXES)}")
+    return raw == "province"
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ to, so the broker itself refuses a region addressing another region:
 =============  ==============================================  ==========================
 participant    may publish to                                  may bind (its queues)
 =============  ==============================================  ==========================
-clearinghouse  ``region.<code>``, ``client.<name>``            its own, ``region.<code>``
+clearinghouse  ``region.<code>``, ``province.<code>``,          its own, ``region.<code>``,
+               ``client.<name>``                               ``province.<code>``
 region         ``clearinghouse``, ``client.<name>``            ``region.<its code>``
-province       ``clearinghouse``, ``client.<name>``            ``region.<its province's>``
+province       ``clearinghouse``, ``client.<name>``            ``region.<its province's>``,
+                                                               ``province.<its code>``
 client         ``region.<code>``                               ``client.<its name>``
 admin          ``clearinghouse``, ``region.<code>``            any of the namespace
 =============  ==============================================  ==========================
@@ -45,12 +47,15 @@ from contracts.participants import Participant, Role
 VHOST = "/"
 
 _REGION_KEY = r"region\.[1-9][0-9]{5}"
+_MAILBOX_KEY = r"province\.[1-9][0-9]0000"
 _CLIENT_KEY = r"client\.[a-z0-9][a-z0-9_-]{0,39}"
 
 
 def _province_regions_key(participant: Participant) -> str:
-    """The routing keys of a province's regions, as a regex (``region\\.42[0-9]{4}``)."""
-    return rf"region\.{participant.name[:2]}[0-9]{{4}}"
+    """The routing keys of a province's regions, as a regex (``region\\.42[0-9]{4}``),
+    and of its mailbox (``province\\.420000``)."""
+    code = participant.name[:2]
+    return rf"region\.{code}[0-9]{{4}}|province\.{code}0000"
 
 
 class BrokerAdminError(RuntimeError):
@@ -82,12 +87,13 @@ class BrokerUser:
             return {"configure": everything, "write": everything, "read": everything}
         if role is Role.PROVINCE:
             # The queues of its province's regions, which it declares and consumes.
-            queues = f"{ns}\\.{_province_regions_key(self.participant)}"
+            queues = f"{ns}\\.({_province_regions_key(self.participant)})"
         else:
             queues = re.escape(f"{self.namespace}.{self.participant.address}")
         if role is Role.CLEARINGHOUSE:
-            # It declares (and binds) the queue of each region it registers.
-            queues = f"{queues}|{ns}\\.{_REGION_KEY}"
+            # It declares (and binds) the queue of each region it registers, and of
+            # each province mailbox through which it serves them.
+            queues = f"{queues}|{ns}\\.{_REGION_KEY}|{ns}\\.{_MAILBOX_KEY}"
         # No configure on the shared exchange and dead-letter objects: the operator
         # declares them, and a service that could configure them could delete them.
         # Declaring a queue that dead-letters needs write on the dead-letter exchange and
@@ -114,14 +120,15 @@ def topic_permissions(participant: Participant) -> dict[str, str]:
         }
     own = re.escape(participant.address)
     if role is Role.CLEARINGHOUSE:
-        write, read = f"{_REGION_KEY}|{_CLIENT_KEY}", f"{own}|{_REGION_KEY}"
+        write = f"{_REGION_KEY}|{_MAILBOX_KEY}|{_CLIENT_KEY}"
+        read = f"{own}|{_REGION_KEY}|{_MAILBOX_KEY}"
     elif role is Role.REGION:
         write, read = f"clearinghouse|{_CLIENT_KEY}", own
     elif role is Role.CLIENT:
         write, read = _REGION_KEY, own
     else:
         write = f"clearinghouse|{_REGION_KEY}"
-        read = f"clearinghouse|{_REGION_KEY}|{_CLIENT_KEY}"
+        read = f"clearinghouse|{_REGION_KEY}|{_MAILBOX_KEY}|{_CLIENT_KEY}"
     return {"write": f"^({write})$", "read": f"^({read})$"}
 
 

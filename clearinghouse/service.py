@@ -13,7 +13,7 @@ from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.core import ClearinghouseCore
 from clearinghouse.settlement import SettlementRule
 from clearinghouse.store import ClearinghouseStore
-from contracts.identifiers import CLEARINGHOUSE, region_address
+from contracts.identifiers import CLEARINGHOUSE, mailbox_of, region_address
 from storage.sqlite import Synchronous
 
 
@@ -33,7 +33,10 @@ class ClearinghouseService:
         settings: CoordinatorSettings | None = None,
         synchronous: Synchronous = "FULL",
         rule: SettlementRule | None = None,
+        mailboxes: bool = False,
     ) -> None:
+        """``mailboxes``: send each region's operations to its province host's mailbox
+        (``broker.topology.MAILBOXES_ENV``), one envelope per province."""
         self.store = ClearinghouseStore.open(
             clearinghouse_database(data_dir), synchronous=synchronous
         )
@@ -47,7 +50,9 @@ class ClearinghouseService:
             topology=topology,
             # After a restart, re-send the current step of everything unfinished.
             on_start=self.core.resume,
+            mailbox=mailbox_of if mailboxes else None,
         )
+        self.mailboxes = mailboxes
 
     @property
     def started(self) -> bool:
@@ -56,7 +61,10 @@ class ClearinghouseService:
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
-            await self.shell.declare([region_address(r.code) for r in self.store.regions()])
+            addresses = [region_address(r.code) for r in self.store.regions()]
+            if self.mailboxes:
+                addresses += sorted({mailbox_of(address) for address in addresses})
+            await self.shell.declare(addresses)
             await self.shell.run(stop)
         finally:
             self.store.close()

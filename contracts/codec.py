@@ -378,6 +378,10 @@ def encode(envelope: Envelope) -> bytes:
     }
     if envelope.extra:
         body["extra"] = envelope.extra
+    if envelope.destinations:
+        if len(envelope.destinations) != len(envelope.operations):
+            raise ValueError("an envelope names one destination per operation, or none")
+        body["to"] = list(envelope.destinations)
     data: bytes = msgpack.packb(body, use_bin_type=True)
     if len(data) > MAX_MESSAGE_BYTES:
         raise OutOfBounds(
@@ -448,6 +452,7 @@ def decode(data: bytes) -> Envelope:
     extra = body.get("extra", {})
     if not isinstance(extra, dict):
         raise MalformedMessage("envelope field 'extra' must be a map")
+    destinations = _destinations(body.get("to", ()), len(ops))
     return Envelope(
         message_id=message_id,
         sender=sender,
@@ -456,4 +461,25 @@ def decode(data: bytes) -> Envelope:
         message_type=MESSAGE_TYPE,
         schema_version=SCHEMA_VERSION if version == SCHEMA_VERSION else version,
         extra=extra,
+        destinations=destinations,
     )
+
+
+def _destinations(raw: Any, n_ops: int) -> tuple[str, ...]:
+    """The envelope's ``to``: none, or one region code per operation."""
+    if raw == ():
+        return ()
+    if not isinstance(raw, list) or len(raw) != n_ops:
+        raise MalformedMessage("envelope field 'to' must be an array of one region per operation")
+    known = _KNOWN_VALID[Form.REGION_CODE]
+    region_code = _FORMATS[Form.REGION_CODE].fullmatch
+    for code in raw:
+        if type(code) is not str:
+            raise MalformedMessage("envelope field 'to' must hold region codes (strings)")
+        if code in known:
+            continue
+        if region_code(code) is None:
+            raise OutOfBounds(f"envelope field 'to': not {Form.REGION_CODE.value}")
+        if len(known) < _KNOWN_CAPACITY:
+            known.add(code)
+    return tuple(raw)

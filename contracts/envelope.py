@@ -20,6 +20,10 @@ SUPPORTED_VERSIONS = frozenset({1})
 class Envelope:
     """A batch of 1..N operations from one sender to one destination.
 
+    ``destinations`` is empty for a service's own queue; on a province host's mailbox it
+    names each operation's region (same length as ``operations``), so the clearinghouse
+    sends a province one envelope rather than one per region.
+
     Batching is the design: one broker message and one SQLite transaction carry many
     operations, because per-message costs dominate on the broker.
     """
@@ -31,3 +35,4 @@ class Envelope:
     message_type: str = MESSAGE_TYPE
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, object] = field(default_factory=dict)
+    destinations: Sequence[str] = ()

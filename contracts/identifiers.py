@@ -69,6 +69,7 @@ CLEARINGHOUSE: Final = "clearinghouse"
 
 _REGION_PREFIX: Final = "region."
 _CLIENT_PREFIX: Final = "client."
+_MAILBOX_PREFIX: Final = "province."
 
 MAX_ADDRESS_LENGTH: Final = len(_CLIENT_PREFIX) + MAX_IDENTIFIER_LENGTH
 ADDRESS_FORMAT: Final = rf"{CLEARINGHOUSE}|region\.{REGION_CODE_FORMAT}|client\.{IDENTIFIER_FORMAT}"
@@ -90,6 +91,22 @@ characters (a tool's or a test's). Nothing is routed by it, so only its shape is
 def region_address(code: str) -> str:
     """The destination name of a region service (also its envelope sender)."""
     return f"{_REGION_PREFIX}{code}"
+
+
+def mailbox_address(province: str) -> str:
+    """The destination name of a province host's mailbox: the one queue on which the
+    clearinghouse sends it the operations of all its regions (``province.420000``)."""
+    if not is_province_code(province):
+        raise ValueError(f"{province!r} is not a province code (6 digits ending 0000)")
+    return f"{_MAILBOX_PREFIX}{province}"
+
+
+def mailbox_of(address: str) -> str:
+    """The mailbox a region's address is served through (``region.420100`` ->
+    ``province.420000``); any other address is its own."""
+    if address.startswith(_REGION_PREFIX):
+        return f"{_MAILBOX_PREFIX}{address[len(_REGION_PREFIX) : len(_REGION_PREFIX) + 2]}0000"
+    return address
 
 
 def client_address(name: str) -> str:

@@ -232,6 +232,8 @@ x-gongji-env: &gongji-env
   GONGJI_METRICS_HOST: 0.0.0.0
   GONGJI_METRICS_PORT: "{port}"
   GONGJI_LOG_LEVEL: INFO
+  # The clearinghouse sends each province host one envelope for all its regions.
+  GONGJI_MAILBOXES: province
 
 services:
   rabbitmq:

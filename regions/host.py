@@ -10,6 +10,12 @@ The connection's broker user is the province host's (``<namespace>.province.<cod
 which speaks for exactly the regions of its province (``Participant.speaks_for``): the
 broker's permissions confine it to their queues and the engine refuses its answers for
 any other region. One region per process is the same with a single code.
+
+With province mailboxes (``broker.topology.MAILBOXES_ENV``) the host also consumes its
+province's mailbox, on which the clearinghouse sends one envelope for all the province's
+regions rather than one per region: a shell of its own whose engine applies each
+operation to the core of the region it names, in one transaction over their databases
+(``storage.sqlite.Databases``). Clients still send to each region's own queue.
 """
 
 from __future__ import annotations
@@ -21,11 +27,17 @@ from pathlib import Path
 
 from aio_pika.abc import AbstractRobustConnection
 
+from broker.shell import ServiceShell
 from broker.topology import Topology
-from contracts.identifiers import check_region_code, province_of
+from contracts.effects import Effects
+from contracts.identifiers import check_region_code, mailbox_address, province_of
+from contracts.operations import Operation
 from contracts.participants import Participant, Role
 from regions.service import RegionService
-from storage.sqlite import Synchronous
+from storage.sqlite import Databases, Synchronous
+
+MAILBOX_TICK_S = 3600.0
+"""The mailbox's shell has no timers of its own (each region's shell runs its region's)."""
 
 
 class HostError(ValueError):
@@ -58,6 +70,16 @@ def check_hosted(codes: Sequence[str], user: Participant | None = None) -> list[
     return codes
 
 
+class _MailboxCore:
+    """The mailbox engine's own core: every operation goes to a hosted region's core."""
+
+    def handle(self, op: Operation, now_ms: int) -> Effects:
+        raise AssertionError("a mailbox applies operations to the regions they name")
+
+    def tick(self, now_ms: int) -> Effects:
+        return Effects()
+
+
 class RegionHost:
     """Runs the services of ``codes`` on one connection until stopped."""
 
@@ -69,7 +91,9 @@ class RegionHost:
         connection: AbstractRobustConnection,
         topology: Topology,
         synchronous: Synchronous = "FULL",
+        mailbox: bool = False,
     ) -> None:
+        """``mailbox``: consume the province's mailbox too (see the module docstring)."""
         self.codes = check_hosted(codes)
         self.regions: list[RegionService] = []
         try:
@@ -87,29 +111,54 @@ class RegionHost:
             for service in self.regions:
                 service.store.close()
             raise
+        self.mailbox: ServiceShell | None = None
+        if mailbox:
+            province = province_of(self.codes[0])
+            self.mailbox = ServiceShell(
+                service=f"province-{province}",
+                address=mailbox_address(province),
+                core=_MailboxCore(),
+                db=Databases([service.store.db for service in self.regions]),
+                connection=connection,
+                topology=topology,
+                tick_interval_s=MAILBOX_TICK_S,
+                hosted={service.code: service.core for service in self.regions},
+            )
+
+    @property
+    def shells(self) -> list[ServiceShell]:
+        """The regions' shells, and the mailbox's if it has one."""
+        shells = [service.shell for service in self.regions]
+        return shells if self.mailbox is None else [*shells, self.mailbox]
 
     @property
     def started(self) -> bool:
-        """Whether every hosted region consumes its queue."""
-        return all(service.started for service in self.regions)
+        """Whether every hosted region consumes its queue (and the mailbox its own)."""
+        return all(shell.ready.is_set() for shell in self.shells)
 
     async def wait_started(self) -> None:
-        """Return once every hosted region consumes its queue."""
-        await asyncio.gather(*(service.shell.ready.wait() for service in self.regions))
+        """Return once every hosted region consumes its queue (and the mailbox its own)."""
+        await asyncio.gather(*(shell.ready.wait() for shell in self.shells))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every region until ``stop``. If one region fails, the others stop too and
         its error is raised: the process exits and is restarted whole, as a process of
         one region would be (unacked deliveries go back to their queues)."""
-        inner = asyncio.Event()
+        inner, inner_mailbox = asyncio.Event(), asyncio.Event()
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(service.run(inner)) for service in self.regions]
+        mailbox = []
+        if self.mailbox is not None:
+            mailbox.append(loop.create_task(self.mailbox.run(inner_mailbox)))
         stopped = loop.create_task(stop.wait())
         try:
-            await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*tasks, *mailbox, stopped], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            # The mailbox first: it writes to the regions' stores, which they close.
+            inner_mailbox.set()
+            results = await asyncio.gather(*mailbox, return_exceptions=True)
             inner.set()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            results += await asyncio.gather(*tasks, return_exceptions=True)
             stopped.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stopped

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,3 +119,23 @@ def open_database(
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     return Database(path, synchronous=synchronous, cached=cached)
+
+
+class Databases:
+    """Several databases in one transaction: a province host's mailbox applies a batch
+    that touches several regions' files.
+
+    SQLite cannot commit two files atomically (without ATTACH, which a region's store
+    does not use), so they commit one after another: a crash between two commits leaves
+    the batch committed in some regions only. That is safe because the batch is
+    acknowledged only after every commit and its answers: it comes again, and each
+    region's handlers are idempotent (a committed operation is answered again, not
+    applied twice)."""
+
+    def __init__(self, databases: Sequence[Database]) -> None:
+        self.databases = list(databases)
+
+    @contextmanager
+    def transaction(self) -> Iterator[list[sqlite3.Connection]]:
+        with ExitStack() as stack:
+            yield [stack.enter_context(db.transaction()) for db in self.databases]

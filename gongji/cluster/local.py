@@ -34,10 +34,16 @@ from aio_pika.abc import AbstractRobustConnection
 
 from broker.connection import connect
 from broker.publisher import Publisher
-from broker.topology import Topology, declare_service_queue, declare_topology
+from broker.topology import (
+    MAILBOXES_ENV,
+    Topology,
+    declare_service_queue,
+    declare_topology,
+    province_mailboxes,
+)
 from broker.users import BrokerAdminError, Credentials, delete_users, provision, users_for
 from clearinghouse.service import clearinghouse_database
-from contracts.identifiers import CLEARINGHOUSE, province_of, region_address
+from contracts.identifiers import CLEARINGHOUSE, mailbox_of, province_of, region_address
 from contracts.participants import (
     HUB,
     Participant,
@@ -506,8 +512,13 @@ async def _start(
         credentials.url(OPERATOR), name=f"gongji-cluster-up:{config.namespace}"
     )
     try:
-        addresses = [CLEARINGHOUSE] + [region_address(r.code) for r in config.regions]
-        await _declare(connection, topology, addresses)
+        extra = dict(config.env)
+        if config.sqlite_synchronous:
+            extra[SYNCHRONOUS_ENV] = config.sqlite_synchronous
+        mailboxes = _mailboxes(config, extra)
+        if mailboxes:
+            extra[MAILBOXES_ENV] = "province"
+        await _declare(connection, topology, service_addresses(codes, mailboxes))
         state = ClusterState(
             namespace=config.namespace,
             data_dir=str(data_dir),
@@ -525,9 +536,6 @@ async def _start(
             hosting=config.hosting,
             scenario=config.scenario,
         )
-        extra = dict(config.env)
-        if config.sqlite_synchronous:
-            extra[SYNCHRONOUS_ENV] = config.sqlite_synchronous
         env = dict(os.environ) | extra
         try:
             for plan in plans:
@@ -561,6 +569,30 @@ async def _start(
         await connection.close()
     write_scrape_config(state, config.scrape_interval_s)
     return state
+
+
+def _mailboxes(config: ClusterConfig, extra: dict[str, str]) -> bool:
+    """Province mailboxes: by default when hosting by province (``MAILBOXES_ENV``)."""
+    try:
+        asked = extra.get(MAILBOXES_ENV) or os.environ.get(MAILBOXES_ENV, "")
+        mailboxes = province_mailboxes({MAILBOXES_ENV: asked or "province"})
+    except ValueError as error:
+        raise ClusterError(str(error)) from None
+    if config.hosting != "province":
+        if asked == "province":
+            raise ClusterError(
+                f"{MAILBOXES_ENV}=province needs regions hosted by province, not by region"
+            )
+        return False
+    return mailboxes
+
+
+def service_addresses(codes: Sequence[str], mailboxes: bool) -> list[str]:
+    """The clearinghouse's, the regions' and (with ``mailboxes``) their provinces'
+    mailboxes' addresses: every service queue of a cluster."""
+    regions = [region_address(code) for code in codes]
+    provinces = list(dict.fromkeys(map(mailbox_of, regions))) if mailboxes else []
+    return [CLEARINGHOUSE, *regions, *provinces]
 
 
 async def _declare(
@@ -664,6 +696,8 @@ async def _wait_ready(
             if not _metrics_answer(service.metrics_port):
                 continue
             addresses = [region_address(c) for c in service.codes] or [service.address]
+            if service.codes and service.env.get(MAILBOXES_ENV) == "province":
+                addresses.append(mailbox_of(addresses[0]))
             for address in addresses:
                 _, n_consumers = await consumers(connection, topology.queue_for(address))
                 if not n_consumers:
@@ -846,7 +880,8 @@ async def delete_queues(amqp_url: str, state: ClusterState) -> None:
     try:
         channel = await connection.channel()
         topology = Topology(namespace=state.namespace)
-        for address in [CLEARINGHOUSE] + [region_address(c) for c in state.codes]:
+        # (Deleting a mailbox that was never declared is no error.)
+        for address in service_addresses(state.codes, mailboxes=True):
             with contextlib.suppress(aiormq.exceptions.AMQPError):
                 await channel.queue_delete(topology.queue_for(address))
         with contextlib.suppress(aiormq.exceptions.AMQPError):

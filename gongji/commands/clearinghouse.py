@@ -27,12 +27,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+
     def build(connection: AbstractRobustConnection, topology: Topology) -> Service:
         return ClearinghouseService(
             data_dir=args.data_dir,
             connection=connection,
             topology=topology,
             rule=SettlementRule(args.advance_fen),
+            mailboxes=args.mailboxes == "province",
         )
 
     asyncio.run(serve(args, "clearinghouse", build))

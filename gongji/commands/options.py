@@ -9,7 +9,13 @@ from pathlib import Path
 
 from yarl import URL
 
-from broker.topology import NAMESPACE_RULE, check_namespace
+from broker.topology import (
+    MAILBOXES,
+    MAILBOXES_ENV,
+    NAMESPACE_RULE,
+    check_namespace,
+    province_mailboxes,
+)
 from contracts.identifiers import is_region_code
 from contracts.participants import Participant, participant_of
 from gongji.cluster.local import ClusterState, read_state
@@ -23,6 +29,17 @@ NAMESPACE_HELP = f"prefix of every exchange and queue name: {NAMESPACE_RULE}"
 
 class UsageError(Exception):
     """A command line that parses but cannot be carried out: ``gongji: <message>``, exit 2."""
+
+
+def mailboxes(value: str) -> str:
+    """``region`` or ``province`` (``broker.topology.MAILBOXES_ENV``)."""
+    try:
+        province_mailboxes({MAILBOXES_ENV: value})
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not one of {', '.join(MAILBOXES)}"
+        ) from None
+    return value or "region"
 
 
 def namespace_of(value: str) -> str:
@@ -227,4 +244,13 @@ def add_service_options(
         "--log-level",
         default=os.environ.get("GONGJI_LOG_LEVEL", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    )
+    parser.add_argument(
+        "--mailboxes",
+        type=mailboxes,
+        default=os.environ.get(MAILBOXES_ENV, "region"),
+        help="province: the clearinghouse sends each province host one envelope for all its "
+        "regions (its mailbox), and hosts consume their mailbox; region: to each region's "
+        "queue. The same for every service of a cluster (default: $GONGJI_MAILBOXES or "
+        "%(default)s)",
     )

@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractRobustConnection
 from broker.publisher import broker_user
 from broker.topology import Topology
 from contracts.identifiers import province_of
-from contracts.participants import participant_of
+from contracts.participants import Role, participant_of
 from gongji.commands.options import add_service_options, region_code
 from gongji.commands.serve import Service, StartupError, serve
 from regions.host import HostError, RegionHost, check_hosted
@@ -62,7 +62,18 @@ def serve_regions(args: argparse.Namespace, name: str, codes: Sequence[str]) -> 
             check_hosted(codes, user)
         except HostError as error:
             raise StartupError(f"{name}: {error}") from None
-        return RegionHost(codes, data_dir=args.data_dir, connection=connection, topology=topology)
+        if args.mailboxes == "province" and user is not None and user.role is not Role.PROVINCE:
+            raise StartupError(
+                f"{name}: province mailboxes (--mailboxes province) are read by the "
+                f"province host's broker user, not by {user}"
+            )
+        return RegionHost(
+            codes,
+            data_dir=args.data_dir,
+            connection=connection,
+            topology=topology,
+            mailbox=args.mailboxes == "province",
+        )
 
     asyncio.run(serve(args, name, build))
     return 0

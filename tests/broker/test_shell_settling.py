@@ -55,11 +55,13 @@ class SlowToFailShell(ServiceShell):
     when the broker is slow to refuse: the order in which batches settle is then tested,
     not left to a race."""
 
-    async def _publish(self, sends: dict[str, list[Operation]]) -> None:
+    async def _publish(
+        self, sends: dict[str, list[Operation]], routes: dict[str, list[str]]
+    ) -> None:
         if NOWHERE in sends:
             await asyncio.sleep(0.3)
             raise PublishError(f"no queue is bound for {NOWHERE}")
-        await super()._publish(sends)
+        await super()._publish(sends, routes)
 
 
 @pytest.mark.timeout(60)

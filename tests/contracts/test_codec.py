@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from contracts.codec import (
     DecodeError,
     MalformedMessage,
+    OutOfBounds,
     UnknownMessageType,
     UnsupportedVersion,
     decode,
@@ -80,6 +81,18 @@ def test_a_batch_keeps_its_order() -> None:
     assert (decoded.message_id, decoded.sender) == ("m-1", "region.420100")
 
 
+def test_a_mailbox_envelope_names_the_region_of_each_operation() -> None:
+    ops = [SubmitBill("t", "p", 100, "client.x"), SubmitBill("u", "q", 5, "client.x")]
+    named = dataclasses.replace(envelope(*ops), destinations=("420100", "420500"))
+    decoded = decode(encode(named))
+    assert decoded.operations == ops and decoded.destinations == ("420100", "420500")
+    # An envelope to a region's own queue names none (and its wire form has no "to").
+    assert decode(encode(envelope(*ops))).destinations == ()
+    assert "to" not in msgpack.unpackb(encode(envelope(*ops)))
+    with pytest.raises(ValueError, match="one destination per operation"):
+        encode(dataclasses.replace(named, destinations=("420100",)))
+
+
 def body(**changes: Any) -> bytes:
     raw = msgpack.unpackb(encode(envelope(SubmitBill("t", "p", 100, "client.x"))))
     raw.update(changes)
@@ -110,6 +123,11 @@ def body(**changes: Any) -> bytes:
         ),
         (body(id=""), MalformedMessage, "id"),
         (body(at="now"), MalformedMessage, "at"),
+        (body(to="420100"), MalformedMessage, "'to'"),
+        (body(to=["420100", "420500"]), MalformedMessage, "one region per operation"),
+        (body(to=[420100]), MalformedMessage, "region codes"),
+        (body(to=[["420100"]]), MalformedMessage, "region codes"),
+        (body(to=["0420100"]), OutOfBounds, "field 'to': not a 6-digit region code"),
     ],
 )
 def test_bad_input_gives_a_typed_error(data: bytes, error: type[DecodeError], says: str) -> None:

@@ -4,19 +4,23 @@ Guangdong's two regions (Guangzhou 440100, Shenzhen 440300) run in one process, 
 connection, as the province host's broker user; Shanghai and Wuhan each have a host of
 their own. Co-payments between the hosted regions and other provinces' regions settle;
 kill -9 of the Guangdong host under load, then a restart, loses nothing and the audit is
-clean. The province's user speaks for its own regions and no others: the broker refuses
-it another province's queue and another user's identity, the clearinghouse refuses its
-answers for another province's region.
+clean. The clearinghouse serves each province through its host's mailbox (one envelope
+for all of a province's regions). The province's user speaks for its own regions and no
+others: the broker refuses it another province's queue and mailbox, publishing to any
+mailbox, and another user's identity; the clearinghouse refuses its answers for another
+province's region.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +34,7 @@ from broker.testing import dead_letter_messages, queue_depth, unique_namespace
 from broker.topology import Topology, declare_service_queue
 from clearinghouse.service import clearinghouse_database
 from contracts.codec import decode
-from contracts.identifiers import CLEARINGHOUSE, region_address
+from contracts.identifiers import CLEARINGHOUSE, mailbox_address, region_address
 from contracts.operations import ReserveResult
 from contracts.participants import province, region
 from gongji.cluster.catalog import regions_by_code
@@ -40,6 +44,7 @@ from gongji.cluster.local import (
     ClusterState,
     cluster_down,
     cluster_up,
+    consumers,
     delete_queues,
     free_port_block,
     restart_service,
@@ -52,7 +57,7 @@ from gongji.load.report import Target, run_load
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 GUANGZHOU, SHENZHEN, SHANGHAI, WUHAN = "440100", "440300", "310000", "420100"
-GUANGDONG = "440000"
+GUANGDONG, HUBEI = "440000", "420000"
 CODES = [GUANGZHOU, SHENZHEN, SHANGHAI, WUHAN]
 
 
@@ -153,9 +158,12 @@ async def test_a_province_user_speaks_for_its_regions_and_no_others(
     guangdong = cluster.url_for(province(GUANGDONG))
     # Its own regions' queues: declared (idempotently, as its host does).
     assert not await _refused_declaring(guangdong, topology, region_address(SHENZHEN))
-    # Another province's region: neither read nor declared; nor the clearinghouse's.
+    assert not await _refused_declaring(guangdong, topology, mailbox_address(GUANGDONG))
+    # Another province's region or mailbox: neither read nor declared; nor the hub's.
     assert await _refused_consuming(guangdong, topology.queue_for(region_address(WUHAN)))
     assert await _refused_declaring(guangdong, topology, region_address(WUHAN))
+    assert await _refused_consuming(guangdong, topology.queue_for(mailbox_address(HUBEI)))
+    assert await _refused_declaring(guangdong, topology, mailbox_address(HUBEI))
     assert await _refused_consuming(guangdong, topology.queue_for(CLEARINGHOUSE))
     # Publishing as Wuhan's user: the broker checks user_id against the login.
     plain = await aio_pika.connect(guangdong)
@@ -175,6 +183,15 @@ async def test_a_province_user_speaks_for_its_regions_and_no_others(
             await publisher.publish({region_address(WUHAN): [ReserveResult("p-1", WUHAN, 1)]})
         with contextlib.suppress(Exception):
             await publisher.close()
+        # Nor any mailbox, its own included: only the clearinghouse sends there.
+        for mailbox in (mailbox_address(HUBEI), mailbox_address(GUANGDONG)):
+            publisher = await Publisher.open(connection, topology, region_address(SHENZHEN))
+            with pytest.raises(PublishError):
+                await publisher.publish(
+                    {mailbox: [ReserveResult("p-2", SHENZHEN, 1)]}, {mailbox: [SHENZHEN]}
+                )
+            with contextlib.suppress(Exception):
+                await publisher.close()
         # Answers: for Shenzhen accepted (an unknown transfer, ignored), for Wuhan refused.
         publisher = await Publisher.open(connection, topology, region_address(SHENZHEN))
         await publisher.publish({CLEARINGHOUSE: [ReserveResult("own-answer", SHENZHEN, 1)]})
@@ -235,6 +252,37 @@ async def test_kill_9_of_a_province_host_under_load_loses_nothing(
     assert dead == 0, f"{dead} messages were dead-lettered"
     audit = await asyncio.to_thread(audit_data_dir, data_dir)
     assert audit.ok, [str(v) for v in audit.violations[:10]]
+
+
+def _messages_in(port: int) -> dict[str, float]:
+    """Envelopes received, by service, from a process's metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    pattern = r'^gongji_messages_total\{direction="in",service="([^"]+)"\} (\S+)$'
+    return {name: float(value) for name, value in re.findall(pattern, text, re.M)}
+
+
+@pytest.mark.timeout(120)
+async def test_the_clearinghouse_serves_a_province_through_its_mailbox(
+    cluster: ClusterState, amqp_url: str
+) -> None:
+    target = Target(cluster.namespace, cluster.population(), Path(cluster.data_dir))
+    config = LoadConfig(rate=100, duration_s=3, cross_province=1.0, drain_s=60)
+    report = await run_load(cluster.url_for(LOAD_CLIENT), target, config)
+    assert report.errors()["timeouts"] == 0 and report.conserved is True
+    host = next(s for s in cluster.services if s.name == f"province-{GUANGDONG}")
+    received = _messages_in(host.metrics_port)
+    # The mailbox took the clearinghouse's envelopes; the regions' own queues only
+    # their clients' (bills), one per request or fewer.
+    assert received[f"province-{GUANGDONG}"] > 0, received
+    connection = await connect(amqp_url, name="province-mailbox-check")
+    try:
+        for province_code in (GUANGDONG, HUBEI, "310000"):
+            queue = Topology(cluster.namespace).queue_for(mailbox_address(province_code))
+            _, n_consumers = await consumers(connection, queue)
+            assert n_consumers == 1, queue
+    finally:
+        await connection.close()
 
 
 @pytest.mark.timeout(60)
