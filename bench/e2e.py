@@ -270,7 +270,9 @@ async def _with_cluster(
 
 
 def _target(state: ClusterState) -> Target:
-    return Target(state.namespace, state.population(), Path(state.data_dir))
+    target = Target(state.namespace, state.population(), Path(state.data_dir))
+    target.mailboxes = state.mailboxes
+    return target
 
 
 def _absorb(figures: Figures, report: LoadReport) -> None:

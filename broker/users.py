@@ -15,7 +15,7 @@ clearinghouse  ``region.<code>``, ``province.<code>``,          its own, ``regio
 region         ``clearinghouse``, ``client.<name>``            ``region.<its code>``
 province       ``clearinghouse``, ``client.<name>``            ``region.<its province's>``,
                                                                ``province.<its code>``
-client         ``region.<code>``                               ``client.<its name>``
+client         ``region.<code>``, ``province.<code>``          ``client.<its name>``
 admin          ``clearinghouse``, ``region.<code>``            any of the namespace
 =============  ==============================================  ==========================
 
@@ -125,7 +125,9 @@ def topic_permissions(participant: Participant) -> dict[str, str]:
     elif role is Role.REGION:
         write, read = f"clearinghouse|{_CLIENT_KEY}", own
     elif role is Role.CLIENT:
-        write, read = _REGION_KEY, own
+        # A mailbox takes what its regions' queues take (the engine checks each
+        # operation against its sender, and each region against the host).
+        write, read = f"{_REGION_KEY}|{_MAILBOX_KEY}", own
     else:
         write = f"clearinghouse|{_REGION_KEY}"
         read = f"clearinghouse|{_REGION_KEY}|{_MAILBOX_KEY}|{_CLIENT_KEY}"

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from aio_pika.abc import AbstractRobustConnection
 
+from broker.engine import Core
 from broker.shell import ServiceShell
 from broker.topology import Topology
 from contracts.effects import Effects
@@ -68,6 +69,27 @@ def check_hosted(codes: Sequence[str], user: Participant | None = None) -> list[
                 f"broker user of {user} does not speak for region {', '.join(foreign)}{hint}"
             )
     return codes
+
+
+class _Joining:
+    """A hosted region's core as the mailbox's engine sees it: its database joins the
+    batch's transaction before the core touches it."""
+
+    def __init__(self, core: Core, databases: Databases, code: str) -> None:
+        self.core, self.databases, self.code = core, databases, code
+
+    def handle(self, op: Operation, now_ms: int) -> Effects:
+        self.databases.join(self.code)
+        return self.core.handle(op, now_ms)
+
+    def tick(self, now_ms: int) -> Effects:
+        return Effects()  # each region's own shell runs its timers
+
+
+def mailbox_cores(cores: Mapping[str, Core], databases: Databases) -> dict[str, Core]:
+    """Region code -> core for a mailbox's engine (``StepEngine(hosted=...)``), each
+    joining its region's database (of ``databases``, by code) to the transaction."""
+    return {code: _Joining(core, databases, code) for code, core in cores.items()}
 
 
 class _MailboxCore:
@@ -114,15 +136,18 @@ class RegionHost:
         self.mailbox: ServiceShell | None = None
         if mailbox:
             province = province_of(self.codes[0])
+            databases = Databases({service.code: service.store.db for service in self.regions})
             self.mailbox = ServiceShell(
                 service=f"province-{province}",
                 address=mailbox_address(province),
                 core=_MailboxCore(),
-                db=Databases([service.store.db for service in self.regions]),
+                db=databases,
                 connection=connection,
                 topology=topology,
                 tick_interval_s=MAILBOX_TICK_S,
-                hosted={service.code: service.core for service in self.regions},
+                hosted=mailbox_cores(
+                    {service.code: service.core for service in self.regions}, databases
+                ),
             )
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -125,17 +125,38 @@ class Databases:
     """Several databases in one transaction: a province host's mailbox applies a batch
     that touches several regions' files.
 
-    SQLite cannot commit two files atomically (without ATTACH, which a region's store
-    does not use), so they commit one after another: a crash between two commits leaves
-    the batch committed in some regions only. That is safe because the batch is
-    acknowledged only after every commit and its answers: it comes again, and each
-    region's handlers are idempotent (a committed operation is answered again, not
-    applied twice)."""
+    A database joins the transaction when first used in it (``join``), so a batch pays
+    only for the files it touches. SQLite cannot commit two files atomically (without
+    ATTACH, which a region's store does not use), so they commit one after another: a
+    crash between two commits leaves the batch committed in some regions only. That is
+    safe because the batch is acknowledged only after every commit and its answers: it
+    comes again, and each region's handlers are idempotent (a committed operation is
+    answered again, not applied twice)."""
 
-    def __init__(self, databases: Sequence[Database]) -> None:
-        self.databases = list(databases)
+    def __init__(self, databases: Mapping[str, Database]) -> None:
+        self.databases = dict(databases)
+        self._stack: ExitStack | None = None
+        self._joined: set[str] = set()
 
     @contextmanager
-    def transaction(self) -> Iterator[list[sqlite3.Connection]]:
+    def transaction(self) -> Iterator[Databases]:
+        """Everything joined inside commits on leaving, or rolls back on an error."""
+        if self._stack is not None:
+            yield self  # nested use joins the outer transaction
+            return
         with ExitStack() as stack:
-            yield [stack.enter_context(db.transaction()) for db in self.databases]
+            self._stack, self._joined = stack, set()
+            try:
+                yield self
+            finally:
+                self._stack = None
+
+    def join(self, key: str) -> Database:
+        """``key``'s database, in the current transaction from now on."""
+        if self._stack is None:
+            raise RuntimeError("join() outside Databases.transaction()")
+        database = self.databases[key]
+        if key not in self._joined:
+            self._stack.enter_context(database.transaction())
+            self._joined.add(key)
+        return database

@@ -142,6 +142,15 @@ class ClusterState:
     scenario: str = ""
     """The scenario file its regions came from (empty: the catalog's)."""
 
+    @property
+    def mailboxes(self) -> bool:
+        """Whether its regions are served through province mailboxes (the clearinghouse
+        was started so)."""
+        return any(
+            s.address == CLEARINGHOUSE and s.env.get(MAILBOXES_ENV) == "province"
+            for s in self.services
+        )
+
     def credentials(self) -> Credentials | None:
         """The participants' URLs (None for a state written before users existed)."""
         if not self.users:

@@ -154,7 +154,9 @@ def _target(args: argparse.Namespace) -> tuple[ClusterTarget, Target]:
     state = cluster.state
     given = args.codes or args.regions or args.scenario
     if state is not None and not given:
-        return cluster, Target(cluster.namespace, state.population(), Path(state.data_dir))
+        target = Target(cluster.namespace, state.population(), Path(state.data_dir))
+        target.mailboxes = state.mailboxes
+        return cluster, target
     if not given:
         raise ClusterError(
             f"no local cluster state in {cluster.cluster_dir} (start one with "

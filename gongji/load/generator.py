@@ -25,7 +25,7 @@ from aio_pika.abc import AbstractRobustConnection
 from broker.inbox import Inbox
 from broker.publisher import Publisher, PublishError, Unroutable
 from broker.topology import Topology
-from contracts.identifiers import client_address
+from contracts.identifiers import client_address, mailbox_of
 from contracts.operations import AwayRegistrationOutcome, BillOutcome, BindingOutcome, Operation
 from contracts.reasons import COMMITTED
 from gongji.client import own_name
@@ -168,7 +168,11 @@ class LoadGenerator:
         config: LoadConfig,
         *,
         name: str | None = None,
+        mailboxes: bool = False,
     ) -> None:
+        """``mailboxes``: send each province's requests to its host's mailbox, one
+        envelope for all its regions (``broker.topology.MAILBOXES_ENV``)."""
+        self._mailbox = mailbox_of if mailboxes else None
         self.connection = connection
         self.topology = topology
         self.seeded = seeded
@@ -288,7 +292,7 @@ class LoadGenerator:
         total = config.total
         interval = 1.0 / config.rate
         linger = config.linger_ms / 1000
-        buffers: dict[str, list[tuple[Operation, float]]] = defaultdict(list)
+        buffers: dict[str, list[tuple[Operation, float, str]]] = defaultdict(list)
         oldest: dict[str, float] = {}
         started = self.result.started = time.monotonic()
         self.sending.set()
@@ -309,8 +313,9 @@ class LoadGenerator:
                     intended, request.flow, request.payee_region, request.address, request.op
                 )
                 self.result.cross_province_sent += request.cross_province
-                buffers[request.address].append((request.op, intended))
-                oldest.setdefault(request.address, now)
+                address, destination = self._route(request.address)
+                buffers[address].append((request.op, intended, destination))
+                oldest.setdefault(address, now)
                 seq += 1
             self.result.sent = seq
             if capped and now - started >= config.duration_s and seq < total:
@@ -326,10 +331,11 @@ class LoadGenerator:
                 ):
                     del buffers[address]
                     del oldest[address]
-                    for _, intended in entries:
+                    for _, intended, _ in entries:
                         self.result.send_lag.record_seconds(now - intended)
-                    ops = [op for op, _ in entries]
-                    self._spawn(self._publish(publisher, address, ops))
+                    ops = [op for op, _, _ in entries]
+                    destinations = [d for _, _, d in entries if d]
+                    self._spawn(self._publish(publisher, address, ops, destinations))
             if seq >= total and not buffers:
                 break
             next_due = started + seq * interval
@@ -361,20 +367,37 @@ class LoadGenerator:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _publish(self, publisher: Publisher, address: str, ops: Sequence[Operation]) -> None:
+    def _route(self, address: str) -> tuple[str, str]:
+        """Where to send a request for ``address``, and the region to name there (none
+        for the region's own queue)."""
+        if self._mailbox is None:
+            return address, ""
+        mailbox = self._mailbox(address)
+        return (address, "") if mailbox == address else (mailbox, address.partition(".")[2])
+
+    async def _publish(
+        self,
+        publisher: Publisher,
+        address: str,
+        ops: Sequence[Operation],
+        destinations: Sequence[str] = (),
+    ) -> None:
         """Publish, and publish again what the broker did not confirm (a broker restart,
         a lost connection): maybe delivered, maybe not, so the same requests with the same
-        transfer ids, which every handler takes once. Given up only when the run ends."""
+        transfer ids, which every handler takes once. Given up only when the run ends.
+        ``destinations``: on a mailbox, the region of each operation."""
         delay_s = 0.2
         while True:
             try:
-                await publisher.publish({address: ops})
+                await publisher.publish({address: ops}, {address: destinations})
                 return
             except Unroutable:
                 self._fail(ops, "unroutable")
                 return
             except PublishError:
-                ops = [op for op in ops if _request_id(op) in self._pending]
+                kept = [i for i, op in enumerate(ops) if _request_id(op) in self._pending]
+                ops = [ops[i] for i in kept]
+                destinations = [destinations[i] for i in kept] if destinations else []
                 if not ops:
                     return  # answered meanwhile: the first publish did arrive
                 if self._closing:
@@ -483,15 +506,18 @@ class LoadGenerator:
         while True:
             await asyncio.sleep(min(1.0, every / 4))
             now = time.monotonic()
-            due: dict[str, list[Operation]] = defaultdict(list)
+            due: dict[str, list[tuple[Operation, str]]] = defaultdict(list)
             for pending in self._pending.values():
                 waited = now - pending.intended
                 if pending.op is not None and waited >= every * (2**pending.resubmits):
                     pending.resubmits += 1
-                    due[pending.address].append(pending.op)
-            for address, ops in due.items():
-                self.result.errors["resubmitted"] += len(ops)
-                self._spawn(self._publish(publisher, address, ops))
+                    address, destination = self._route(pending.address)
+                    due[address].append((pending.op, destination))
+            for address, entries in due.items():
+                self.result.errors["resubmitted"] += len(entries)
+                ops = [op for op, _ in entries]
+                destinations = [d for _, d in entries if d]
+                self._spawn(self._publish(publisher, address, ops, destinations))
 
     async def _drain(self) -> None:
         self._sent_all = True

@@ -37,6 +37,8 @@ class Target:
     namespace: str
     seeded: SeededPopulation
     data_dir: Path | None = None
+    mailboxes: bool = False
+    """Its regions are served through province mailboxes (``ClusterState.mailboxes``)."""
 
 
 def audit_regions(data_dir: Path, codes: Sequence[str]) -> AuditReport:
@@ -317,7 +319,9 @@ async def run_load(
     topology = Topology(namespace=target.namespace)
     connection = await connect(amqp_url, name=f"gongji-load:{target.namespace}")
     try:
-        generator = LoadGenerator(connection, topology, target.seeded, config)
+        generator = LoadGenerator(
+            connection, topology, target.seeded, config, mailboxes=target.mailboxes
+        )
         faults = None
         if nemesis is not None:
             faults = asyncio.get_running_loop().create_task(_alongside(nemesis, generator))

@@ -4,13 +4,14 @@ operation to that region's core, in one transaction over the regions' databases.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from broker.engine import MISROUTED, Ack, DeadLetter, Inbound, Requeue, StepEngine
 from contracts.effects import Effects, Outgoing, RegionRegistered
 from contracts.identifiers import CLEARINGHOUSE, mailbox_of, region_address
 from contracts.operations import Commit, Operation
-from regions.host import _MailboxCore
+from regions.host import _MailboxCore, mailbox_cores
 from storage.sqlite import Database, Databases
 
 
@@ -62,10 +63,9 @@ def hub_engine() -> StepEngine[str]:
 def province_engine(tmp_path: Path) -> tuple[StepEngine[str], dict[str, RegionOf]]:
     # Files, not :memory:, as in a host: each region has a database of its own.
     regions = {code: RegionOf(code, Database(tmp_path / f"{code}.sqlite")) for code in CODES}
+    databases = Databases({code: core.db for code, core in regions.items()})
     engine: StepEngine[str] = StepEngine(
-        _MailboxCore(),
-        Databases([core.db for core in regions.values()]),
-        hosted=regions,
+        _MailboxCore(), databases, hosted=mailbox_cores(regions, databases)
     )
     return engine, regions
 
@@ -134,6 +134,24 @@ def test_a_region_queue_refuses_an_envelope_that_names_regions() -> None:
     engine: StepEngine[str] = StepEngine(RegionOf("420100", db), db)
     step = engine.step([routed("t", ("420100", "a"))], now_ms=1)
     assert step.settle_now == [DeadLetter("t", MISROUTED)]
+
+
+def test_a_batch_joins_only_the_databases_it_touches(tmp_path: Path) -> None:
+    engine, regions = province_engine(tmp_path)
+    touched: list[str] = []
+
+    def tracer(code: str) -> Callable[[str], None]:
+        def trace(sql: str) -> None:
+            if sql.startswith("BEGIN"):
+                touched.append(code)
+
+        return trace
+
+    for code, core in regions.items():
+        core.db.connection.set_trace_callback(tracer(code))
+    engine.step([routed("t", ("420500", "a"))], now_ms=1)
+    assert touched == ["420500"]
+    assert regions["420500"].seen() == ["a"]
 
 
 def test_a_failing_operation_rolls_back_its_delivery_in_every_region(tmp_path: Path) -> None:

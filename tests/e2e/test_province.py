@@ -35,7 +35,7 @@ from broker.topology import Topology, declare_service_queue
 from clearinghouse.service import clearinghouse_database
 from contracts.codec import decode
 from contracts.identifiers import CLEARINGHOUSE, mailbox_address, region_address
-from contracts.operations import ReserveResult
+from contracts.operations import Commit, ReserveResult, SubmitBill
 from contracts.participants import province, region
 from gongji.cluster.catalog import regions_by_code
 from gongji.cluster.local import (
@@ -208,6 +208,52 @@ async def test_a_province_user_speaks_for_its_regions_and_no_others(
     assert [decode(body).operations for body in dead] == [[ReserveResult("impersonated", WUHAN, 1)]]
 
 
+def _rejected(port: int) -> dict[str, float]:
+    """Refused messages of a province's mailbox, by reason, from its host's metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    pattern = (
+        rf'^gongji_rejected_messages_total\{{reason="([^"]+)",service="province-{GUANGDONG}"\}}'
+        r" (\S+)$"
+    )
+    return {reason: float(value) for reason, value in re.findall(pattern, text, re.M)}
+
+
+@pytest.mark.timeout(120)
+async def test_a_mailbox_refuses_a_clients_forgery_and_a_region_it_does_not_host(
+    cluster: ClusterState, amqp_url: str
+) -> None:
+    topology = Topology(cluster.namespace)
+    mailbox = mailbox_address(GUANGDONG)
+    host = next(s for s in cluster.services if s.name == f"province-{GUANGDONG}")
+    before = _rejected(host.metrics_port)
+    client = LOAD_CLIENT.address
+    connection = await connect(cluster.url_for(LOAD_CLIENT), name="test-mailbox-forger")
+    try:
+        publisher = await Publisher.open(connection, topology, client)
+        # The broker lets a client publish to a mailbox; the engine holds every
+        # operation to its sender's rules: a client never commits a hold.
+        await publisher.publish({mailbox: [Commit("forged-commit")]}, {mailbox: [GUANGZHOU]})
+        # A bill for Wuhan, in Guangdong's mailbox.
+        bill = SubmitBill("misrouted-bill", f"{WUHAN}-000001", 100, client)
+        await publisher.publish({mailbox: [bill]}, {mailbox: [WUHAN]})
+        await publisher.close()
+    finally:
+        await connection.close()
+    admin = await connect(amqp_url, name="test-mailbox-dead-letters")
+    try:
+        dead = await dead_letter_messages(admin, topology, expect=2, timeout=30)
+    finally:
+        await admin.close()
+    assert sorted(op.TAG for body in dead for op in decode(body).operations) == [
+        "commit",
+        "submit_bill",
+    ]
+    after = _rejected(host.metrics_port)
+    for reason in ("forbidden", "misrouted"):
+        assert after.get(reason, 0) == before.get(reason, 0) + 1, (reason, after)
+
+
 def _kill_and_restart(data_dir: Path, name: str) -> None:
     signal_service(data_dir, name, signal.SIGKILL)
     restart_service(data_dir, name)
@@ -266,15 +312,21 @@ def _messages_in(port: int) -> dict[str, float]:
 async def test_the_clearinghouse_serves_a_province_through_its_mailbox(
     cluster: ClusterState, amqp_url: str
 ) -> None:
+    assert cluster.mailboxes  # cluster up's default when hosting by province
+    host = next(s for s in cluster.services if s.name == f"province-{GUANGDONG}")
+    before = _messages_in(host.metrics_port)
     target = Target(cluster.namespace, cluster.population(), Path(cluster.data_dir))
+    target.mailboxes = True  # the load client sends its bills to the mailboxes too
     config = LoadConfig(rate=100, duration_s=3, cross_province=1.0, drain_s=60)
     report = await run_load(cluster.url_for(LOAD_CLIENT), target, config)
     assert report.errors()["timeouts"] == 0 and report.conserved is True
-    host = next(s for s in cluster.services if s.name == f"province-{GUANGDONG}")
-    received = _messages_in(host.metrics_port)
-    # The mailbox took the clearinghouse's envelopes; the regions' own queues only
-    # their clients' (bills), one per request or fewer.
-    assert received[f"province-{GUANGDONG}"] > 0, received
+    assert report.result.completed == report.result.sent
+    after = _messages_in(host.metrics_port)
+    # The mailbox took every envelope, the clearinghouse's and the client's; the
+    # regions' own queues none of this run's.
+    assert after[f"province-{GUANGDONG}"] > before.get(f"province-{GUANGDONG}", 0), after
+    for code in (GUANGZHOU, SHENZHEN):
+        assert after.get(f"region-{code}", 0) == before.get(f"region-{code}", 0), after
     connection = await connect(amqp_url, name="province-mailbox-check")
     try:
         for province_code in (GUANGDONG, HUBEI, "310000"):
