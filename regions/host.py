@@ -15,7 +15,8 @@ With province mailboxes (``broker.topology.MAILBOXES_ENV``) the host also consum
 province's mailbox, on which the clearinghouse sends one envelope for all the province's
 regions rather than one per region: a shell of its own whose engine applies each
 operation to the core of the region it names, in one transaction over their databases
-(``storage.sqlite.Databases``). Clients still send to each region's own queue.
+(``storage.sqlite.Databases``), and runs their timers. Other clients may still send to
+each region's own queue, whose shell then only consumes.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from contracts.participants import Participant, Role
 from regions.service import RegionService
 from storage.sqlite import Databases, Synchronous
 
-MAILBOX_TICK_S = 3600.0
-"""The mailbox's shell has no timers of its own (each region's shell runs its region's)."""
+IDLE_TICK_S = 3600.0
+"""A hosted region's own shell with a mailbox beside it: the mailbox runs its timers."""
 
 
 class HostError(ValueError):
@@ -83,7 +84,8 @@ class _Joining:
         return self.core.handle(op, now_ms)
 
     def tick(self, now_ms: int) -> Effects:
-        return Effects()  # each region's own shell runs its timers
+        self.databases.join(self.code)
+        return self.core.tick(now_ms)
 
 
 def mailbox_cores(cores: Mapping[str, Core], databases: Databases) -> dict[str, Core]:
@@ -92,14 +94,19 @@ def mailbox_cores(cores: Mapping[str, Core], databases: Databases) -> dict[str, 
     return {code: _Joining(core, databases, code) for code, core in cores.items()}
 
 
-class _MailboxCore:
-    """The mailbox engine's own core: every operation goes to a hosted region's core."""
+class MailboxCore:
+    """The mailbox engine's own core: every operation goes to a hosted region's core
+    (``StepEngine(hosted=...)``); a tick runs every hosted region's timers, in the step
+    like any delivery, so a busy host pays no transaction of its own for them."""
+
+    def __init__(self, hosted: Mapping[str, Core]) -> None:
+        self.hosted = dict(hosted)
 
     def handle(self, op: Operation, now_ms: int) -> Effects:
         raise AssertionError("a mailbox applies operations to the regions they name")
 
     def tick(self, now_ms: int) -> Effects:
-        return Effects()
+        return Effects.join([core.tick(now_ms) for core in self.hosted.values()])
 
 
 class RegionHost:
@@ -127,6 +134,7 @@ class RegionHost:
                         connection=connection,
                         topology=topology,
                         synchronous=synchronous,
+                        tick_interval_s=IDLE_TICK_S if mailbox else None,
                     )
                 )
         except BaseException:
@@ -137,17 +145,17 @@ class RegionHost:
         if mailbox:
             province = province_of(self.codes[0])
             databases = Databases({service.code: service.store.db for service in self.regions})
+            hosted = mailbox_cores(
+                {service.code: service.core for service in self.regions}, databases
+            )
             self.mailbox = ServiceShell(
                 service=f"province-{province}",
                 address=mailbox_address(province),
-                core=_MailboxCore(),
+                core=MailboxCore(hosted),
                 db=databases,
                 connection=connection,
                 topology=topology,
-                tick_interval_s=MAILBOX_TICK_S,
-                hosted=mailbox_cores(
-                    {service.code: service.core for service in self.regions}, databases
-                ),
+                hosted=hosted,
             )
 
     @property

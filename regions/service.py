@@ -30,7 +30,10 @@ class RegionService:
         connection: AbstractRobustConnection,
         topology: Topology,
         synchronous: Synchronous = "FULL",
+        tick_interval_s: float | None = None,
     ) -> None:
+        """``tick_interval_s``: how often its shell runs its timers (default: the shell's
+        tuning; a province host with a mailbox runs them there instead)."""
         self.code = check_region_code(code)
         self.store = RegionStore.open(region_database(data_dir, code), synchronous=synchronous)
         self.core = RegionCore(code, self.store)
@@ -41,6 +44,7 @@ class RegionService:
             db=self.store.db,
             connection=connection,
             topology=topology,
+            tick_interval_s=tick_interval_s,
         )
 
     @property

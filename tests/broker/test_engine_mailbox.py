@@ -11,7 +11,7 @@ from broker.engine import MISROUTED, Ack, DeadLetter, Inbound, Requeue, StepEngi
 from contracts.effects import Effects, Outgoing, RegionRegistered
 from contracts.identifiers import CLEARINGHOUSE, mailbox_of, region_address
 from contracts.operations import Commit, Operation
-from regions.host import _MailboxCore, mailbox_cores
+from regions.host import MailboxCore, mailbox_cores
 from storage.sqlite import Database, Databases
 
 
@@ -32,7 +32,8 @@ class RegionOf:
         return Effects([Outgoing(CLEARINGHOUSE, Commit(f"{self.code}:{op.transfer_id}"))])
 
     def tick(self, now_ms: int) -> Effects:
-        return Effects()
+        self.db.connection.execute("INSERT INTO seen VALUES (?)", (f"tick-{now_ms}",))
+        return Effects([Outgoing(CLEARINGHOUSE, Commit(f"{self.code}:tick"))])
 
     def seen(self) -> list[str]:
         return [r[0] for r in self.db.connection.execute("SELECT id FROM seen ORDER BY rowid")]
@@ -64,9 +65,8 @@ def province_engine(tmp_path: Path) -> tuple[StepEngine[str], dict[str, RegionOf
     # Files, not :memory:, as in a host: each region has a database of its own.
     regions = {code: RegionOf(code, Database(tmp_path / f"{code}.sqlite")) for code in CODES}
     databases = Databases({code: core.db for code, core in regions.items()})
-    engine: StepEngine[str] = StepEngine(
-        _MailboxCore(), databases, hosted=mailbox_cores(regions, databases)
-    )
+    hosted = mailbox_cores(regions, databases)
+    engine: StepEngine[str] = StepEngine(MailboxCore(hosted), databases, hosted=hosted)
     return engine, regions
 
 
@@ -152,6 +152,16 @@ def test_a_batch_joins_only_the_databases_it_touches(tmp_path: Path) -> None:
     engine.step([routed("t", ("420500", "a"))], now_ms=1)
     assert touched == ["420500"]
     assert regions["420500"].seen() == ["a"]
+
+
+def test_a_mailbox_tick_runs_every_hosted_regions_timers_in_its_step(tmp_path: Path) -> None:
+    engine, regions = province_engine(tmp_path)
+    step = engine.step([routed("t", ("420100", "a"))], now_ms=7, tick=True)
+    assert regions["420100"].seen() == ["a", "tick-7"]
+    assert regions["420500"].seen() == ["tick-7"]
+    assert step.sends == {
+        CLEARINGHOUSE: [Commit("420100:a"), Commit("420100:tick"), Commit("420500:tick")]
+    }
 
 
 def test_a_failing_operation_rolls_back_its_delivery_in_every_region(tmp_path: Path) -> None:

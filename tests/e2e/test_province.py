@@ -199,19 +199,27 @@ async def test_a_province_user_speaks_for_its_regions_and_no_others(
         await publisher.close()
     finally:
         await connection.close()
-    admin = await connect(amqp_url, name="test-province-dead-letters")
-    try:
-        dead = await dead_letter_messages(admin, topology, expect=1, timeout=30)
-    finally:
-        await admin.close()
+    dead = await _dead_letters(amqp_url, topology, expect=1)
     # The clearinghouse consumes in order: the first answer was taken before the second.
     assert [decode(body).operations for body in dead] == [[ReserveResult("impersonated", WUHAN, 1)]]
 
 
+async def _dead_letters(amqp_url: str, topology: Topology, expect: int) -> list[bytes]:
+    admin = await connect(amqp_url, name="test-province-dead-letters")
+    try:
+        return await dead_letter_messages(admin, topology, expect=expect, timeout=30)
+    finally:
+        await admin.close()
+
+
+def _metrics(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return str(reply.read().decode())
+
+
 def _rejected(port: int) -> dict[str, float]:
     """Refused messages of a province's mailbox, by reason, from its host's metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-        text = reply.read().decode()
+    text = _metrics(port)
     pattern = (
         rf'^gongji_rejected_messages_total\{{reason="([^"]+)",service="province-{GUANGDONG}"\}}'
         r" (\S+)$"
@@ -240,11 +248,7 @@ async def test_a_mailbox_refuses_a_clients_forgery_and_a_region_it_does_not_host
         await publisher.close()
     finally:
         await connection.close()
-    admin = await connect(amqp_url, name="test-mailbox-dead-letters")
-    try:
-        dead = await dead_letter_messages(admin, topology, expect=2, timeout=30)
-    finally:
-        await admin.close()
+    dead = await _dead_letters(amqp_url, topology, expect=2)
     assert sorted(op.TAG for body in dead for op in decode(body).operations) == [
         "commit",
         "submit_bill",
@@ -302,8 +306,7 @@ async def test_kill_9_of_a_province_host_under_load_loses_nothing(
 
 def _messages_in(port: int) -> dict[str, float]:
     """Envelopes received, by service, from a process's metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-        text = reply.read().decode()
+    text = _metrics(port)
     pattern = r'^gongji_messages_total\{direction="in",service="([^"]+)"\} (\S+)$'
     return {name: float(value) for name, value in re.findall(pattern, text, re.M)}
 
