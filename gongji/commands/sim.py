@@ -142,6 +142,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="virtual time of one simulated day, with --scenario (default: %(default)s; a"
         " day's activity, compressed: the cores' timers keep their real lengths)",
     )
+    parser.add_argument(
+        "--mailboxes",
+        action="store_true",
+        help="host the regions by province with mailboxes, as `cluster up` does: the"
+        " clearinghouse sends each province's host one envelope, and a host's regions die"
+        " together",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -158,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         premium_share=args.premium_share,
         away_share=args.away_share,
         window_ms=args.window_ms,
+        mailboxes=args.mailboxes,
     )
     regions = None
     scenario = None

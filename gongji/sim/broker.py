@@ -33,6 +33,7 @@ class Message:
     """One message in a queue: the operations of one envelope."""
 
     __slots__ = (
+        "destinations",
         "hostile",
         "ops",
         "phase",
@@ -52,8 +53,11 @@ class Message:
         text: str,
         sender: Participant | None = None,
         hostile: bool = False,
+        destinations: tuple[str, ...] = (),
     ) -> None:
         self.ops = ops
+        self.destinations = destinations
+        """On a province mailbox: the region of each operation."""
         self.ready_ms = ready_ms
         self.text = text
         self.sender = sender
@@ -69,7 +73,7 @@ class Message:
         self.step = 0
 
     def again(self, ready_ms: int) -> Message:
-        copy = Message(self.ops, ready_ms, self.text, self.sender, self.hostile)
+        copy = Message(self.ops, ready_ms, self.text, self.sender, self.hostile, self.destinations)
         copy.redelivered = True
         copy.returns = self.returns + 1
         return copy
@@ -102,8 +106,14 @@ class SimBroker(Part):
                 ops.append(item.op)
         return self.publish_grouped(source, grouped)
 
-    def publish_grouped(self, source: Node | None, sends: dict[str, list[Operation]]) -> bool:
-        """Publish operations already grouped by destination (``None``: the submitter)."""
+    def publish_grouped(
+        self,
+        source: Node | None,
+        sends: dict[str, list[Operation]],
+        routes: dict[str, list[str]] | None = None,
+    ) -> bool:
+        """Publish operations already grouped by destination (``None``: the submitter);
+        ``routes``: a mailbox's operations' regions (``Step.routes``)."""
         if not sends:
             return True
         now = self.clock.now
@@ -117,7 +127,8 @@ class SimBroker(Part):
             return False
         sender = (source or self.client).participant
         for address, ops in sends.items():
-            self.send(address, tuple(ops), sender)
+            destinations = tuple(routes.get(address, ())) if routes else ()
+            self.send(address, tuple(ops), sender, destinations=destinations)
         return True
 
     def send(
@@ -126,6 +137,7 @@ class SimBroker(Part):
         ops: tuple[Operation, ...],
         sender: Participant | None,
         hostile: bool = False,
+        destinations: tuple[str, ...] = (),
     ) -> None:
         """One message from ``sender`` (its broker user; None: the guest) to ``address``."""
         now = self.clock.now
@@ -152,7 +164,7 @@ class SimBroker(Part):
         rng = self.rng
         faults = self.faults
         rates = faults.rates
-        msg = Message(ops, now, encode(ops), sender, hostile)
+        msg = Message(ops, now, encode(ops), sender, hostile, destinations)
         if self.watching:
             self.trace.note(now, ops, f"-> {address}")
         lo, hi = self.config.latency_ms
@@ -162,7 +174,7 @@ class SimBroker(Part):
                 faults.record("delay", address)
                 self.hold_back(node, msg, now + rng.randint(10, 3_000), "delayed")
                 return
-            if rates.expiry and node.code and rng.random() < rates.expiry:
+            if rates.expiry and (node.code or node.hosted) and rng.random() < rates.expiry:
                 late = self.hold_timeout_ms
                 faults.record("expiry", address)
                 self.hold_back(node, msg, now + rng.randint(late // 2, late * 3 // 2), "late")

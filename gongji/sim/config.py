@@ -38,6 +38,11 @@ class SimConfig:
     """Messages a node applies in one transaction (the shell's ``max_batch_messages``)."""
     pipeline_depth: int = 2
     """Steps whose answers may await their confirms at once (the shell's default)."""
+    mailboxes: bool = False
+    """Regions hosted by province with mailboxes (``regions.host``): the clearinghouse sends
+    a province's operations to its host's mailbox, whose engine applies them to the
+    regions it names and runs their timers; a host's regions and mailbox live and die
+    (and lose the broker) together, as one process."""
     prefetch: int = ShellTuning().prefetch
     """Messages the broker has pushed to a consumer ahead of its batches: when the
     consumer dies, these come back too, and each such return counts towards the
@@ -116,6 +121,8 @@ class SimConfig:
                 parts.append(
                     f"{option} {value:g}" if isinstance(value, float) else f"{option} {value}"
                 )
+        if self.mailboxes:
+            parts.append("--mailboxes")
         if self.settings is not None or self.persons_per_region:
             parts.append("# (and settings the command line does not take)")
         return " ".join(parts)

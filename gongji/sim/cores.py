@@ -17,7 +17,7 @@ from clearinghouse.core import ClearinghouseCore
 from clearinghouse.settlement import SettlementRule
 from clearinghouse.store import ClearinghouseStore
 from contracts.effects import Anomaly, AnyEvent, Disagreed, Outgoing, WindowClosed
-from contracts.identifiers import CLEARINGHOUSE
+from contracts.identifiers import CLEARINGHOUSE, mailbox_of
 from contracts.operations import Operation
 from contracts.permissions import refusal
 from gongji.sim.broker import Message
@@ -26,7 +26,9 @@ from gongji.sim.config import SimConfig
 from gongji.sim.node import Node, database
 from gongji.sim.planted import PLANTS, EngineFactory, RegionFactory
 from regions.core import RegionCore
+from regions.host import MailboxCore, mailbox_cores
 from regions.store import RegionStore
+from storage.sqlite import Databases
 
 
 class CoreBuilder:
@@ -42,10 +44,16 @@ class CoreBuilder:
         self.settings = settings
         self.rule = SettlementRule(config.advance_fen)
         self.pipeline_depth = config.pipeline_depth
+        self.mailboxes = config.mailboxes
 
     def build(self, node: Node) -> None:
-        """A fresh core and engine over the node's database (at start, after a crash)."""
+        """A fresh core and engine over the node's database (at start, after a crash).
+        A mailbox's engine is built over its regions' cores: build them first."""
+        if node.hosted:
+            self._build_mailbox(node)
+            return
         db = database(node)
+        mailbox = None
         if node.address == CLEARINGHOUSE:
             ch_store = ClearinghouseStore(db)
             node.core = ClearinghouseCore(
@@ -58,8 +66,24 @@ class CoreBuilder:
             store = RegionStore(db)
             node.core = self.region_factory(node.code, store)
             node.books = store.books
+        if node.address == CLEARINGHOUSE and self.mailboxes:
+            mailbox = mailbox_of
         node.engine = self.engine_factory(
-            node.core, db, pipeline_depth=self.pipeline_depth, authorize=refusal
+            node.core, db, pipeline_depth=self.pipeline_depth, authorize=refusal, mailbox=mailbox
+        )
+        node.confirmed = {}
+
+    def _build_mailbox(self, node: Node) -> None:
+        """A province host's mailbox: the host's own code (``regions.host``)."""
+        databases = Databases({n.code: database(n) for n in node.hosted})
+        hosted = mailbox_cores({n.code: n.core for n in node.hosted}, databases)
+        node.core = MailboxCore(hosted)
+        node.engine = self.engine_factory(
+            node.core,
+            databases,
+            pipeline_depth=self.pipeline_depth,
+            authorize=refusal,
+            hosted=hosted,
         )
         node.confirmed = {}
 

@@ -172,7 +172,8 @@ class FaultEpisodes(Part):
         if not self.faults.active or node.partitioned:
             return
         self.faults.record("partition", node.address)
-        node.partitioned = True
+        for member in node.group():  # a host's one connection: all its queues
+            member.partitioned = True
 
     def heal_node(self, node: Node | None) -> None:
         """A cut region reaches the broker again (None: the partition episode is over)."""
@@ -180,10 +181,11 @@ class FaultEpisodes(Part):
             self._partition_running = False
             return
         if node.partitioned:
-            node.partitioned = False
             self.trace.fault(self.clock.now, "healed", node.address)
-            if node.queue:
-                self.broker.wake(node, node.queue[0].ready_ms)
+            for member in node.group():
+                member.partitioned = False
+                if member.queue:
+                    self.broker.wake(member, member.queue[0].ready_ms)
 
     # --- disabled regions ---
 

@@ -11,8 +11,14 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from broker.engine import StepEngine
-from contracts.identifiers import CLEARINGHOUSE, client_address, region_address
-from contracts.participants import HUB, Participant, admin, client, region
+from contracts.identifiers import (
+    CLEARINGHOUSE,
+    client_address,
+    mailbox_address,
+    province_of,
+    region_address,
+)
+from contracts.participants import HUB, Participant, admin, client, province, region
 from gongji.population import RegionSpec
 from gongji.sim.config import SimConfig
 from regions.books import Books
@@ -41,6 +47,8 @@ class Node:
         "db",
         "engine",
         "epoch",
+        "host",
+        "hosted",
         "kills_left",
         "last_ready",
         "next_tag",
@@ -83,6 +91,16 @@ class Node:
         self.epoch = 0
         self.last_ready = 0
         self.tick_ms = tick_ms
+        """0: no timers of its own (a region whose host's mailbox runs them)."""
+        self.host: Node | None = None
+        """A hosted region's mailbox node (its province host), or None."""
+        self.hosted: list[Node] = []
+        """A mailbox node's regions."""
+
+    def group(self) -> list[Node]:
+        """The nodes of its process: a province host's mailbox and regions, or itself."""
+        mailbox = self.host or (self if self.hosted else None)
+        return [self] if mailbox is None else [mailbox, *mailbox.hosted]
 
 
 class Network:
@@ -95,26 +113,42 @@ class Network:
             Node(CLEARINGHOUSE, "", open_database(":memory:"), config.clearinghouse_tick_ms, HUB)
         )
         self.region_nodes: dict[str, Node] = {}
+        self.mailbox_nodes: dict[str, Node] = {}
         for spec in regions:
             node = Node(
                 region_address(spec.code),
                 spec.code,
                 open_database(":memory:"),
-                config.region_tick_ms,
-                region(spec.code),
+                0 if config.mailboxes else config.region_tick_ms,
+                # A hosted region speaks through its host's connection.
+                province(province_of(spec.code)) if config.mailboxes else region(spec.code),
             )
             self.region_nodes[spec.code] = self._add(node)
+            if config.mailboxes:
+                self._host(node, config)
         self.client = self._add(Node(CLIENT, "", None, 0, SUBMITTER))
         self.operator = self._add(Node(OPERATOR, "", None, 0, admin("operator")))
         self.forger = self._add(Node(FORGER.address, "", None, 0, FORGER))
+
+    def _host(self, node: Node, config: SimConfig) -> None:
+        """Put a region in its province's host (made with the first region)."""
+        code = province_of(node.code)
+        mailbox = self.mailbox_nodes.get(code)
+        if mailbox is None:
+            address = mailbox_address(code)
+            mailbox = Node(address, "", None, config.region_tick_ms, province(code))
+            self.mailbox_nodes[code] = self._add(mailbox)
+        mailbox.hosted.append(node)
+        node.host = mailbox
 
     def _add(self, node: Node) -> Node:
         self.nodes[node.address] = node
         return node
 
     def services(self) -> list[Node]:
-        """The clearinghouse, then the regions."""
-        return [self.clearinghouse, *self.region_nodes.values()]
+        """The clearinghouse, then the regions, then the province mailboxes (after the
+        regions: a mailbox's engine is built over its regions' cores)."""
+        return [self.clearinghouse, *self.region_nodes.values(), *self.mailbox_nodes.values()]
 
 
 def database(node: Node) -> Database:

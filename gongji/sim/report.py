@@ -142,6 +142,7 @@ def build_report(result: RunResult, wall_seconds: float) -> SimReport:
         quiet_after_heal_seconds=None if quiet is None else (quiet - result.healed_at_ms) / 1000,
         network={
             "deliveries": stats.deliveries,
+            "mailbox_deliveries": stats.mailbox_deliveries,
             "operations": stats.operations,
             "steps": stats.steps,
             "ticks": stats.ticks,

@@ -77,7 +77,7 @@ class Services(Part):
             batch = self.broker.lose(node, batch)
         busy = 1
         if batch:
-            if node.db is None:
+            if node.db is None and not node.hosted:
                 self.receive(node, batch)
             else:
                 busy += sum(len(m.ops) for m in batch) // self.config.ops_per_ms
@@ -108,7 +108,9 @@ class Services(Part):
         address = node.address
         for msg in batch:
             trace.delivered(now, address, msg.text)
-        inbound = [Inbound(msg, str(msg.tag), msg.ops, msg.sender) for msg in batch]
+        inbound = [
+            Inbound(msg, str(msg.tag), msg.ops, msg.sender, msg.destinations) for msg in batch
+        ]
         step = self._run_step(node, inbound, False, crash)
         if step is None:
             return
@@ -157,6 +159,8 @@ class Services(Part):
             return None
         cores.report_events(self.checker, node, step.events, now)
         self.stats.deliveries += len(step.done)
+        if node.hosted:
+            self.stats.mailbox_deliveries += len(step.done)
         dirty = self.dirty
         for item in step.done:
             msg = item.token
@@ -188,7 +192,7 @@ class Services(Part):
             faults.record("nack", node.address)
             ok = False  # refused by the broker: nothing of it was routed
         else:
-            ok = self.broker.publish_grouped(node, step.sends)
+            ok = self.broker.publish_grouped(node, step.sends, step.routes)
         if crash is AFTER_PUBLISH:
             self.crash_during(node, crash)
             return
@@ -221,17 +225,28 @@ class Services(Part):
         self.kill(node, self.rng.randint(50, 2_000))
 
     def kill(self, node: Node, restart_in_ms: int) -> None:
-        """The service's process dies; it restarts ``restart_in_ms`` later."""
-        self.broker.consumer_lost(node)
-        node.up = False
-        node.core = None
-        node.engine = None
-        node.scheduled = False
-        node.epoch += 1
-        self.clock.at(self.clock.now + restart_in_ms, RESTART, node, node.epoch)
+        """The service's process dies; it restarts ``restart_in_ms`` later. A province
+        host's process is its mailbox and its regions: all die, and restart, together."""
+        group = node.group()
+        for member in group:
+            self.broker.consumer_lost(member)
+            member.up = False
+            member.core = None
+            member.engine = None
+            member.scheduled = False
+            member.epoch += 1
+        process = group[0]
+        self.clock.at(self.clock.now + restart_in_ms, RESTART, process, process.epoch)
 
     def restart(self, node: Node) -> None:
-        """A new core over what the database committed, as the service starts."""
+        """A new core over what the database committed, as the service starts (a host:
+        its regions, then its mailbox over their cores)."""
+        for region_node in node.hosted:
+            if not region_node.up:
+                self._start(region_node)
+        self._start(node)
+
+    def _start(self, node: Node) -> None:
         self.builder.build(node)
         node.up = True
         node.epoch += 1
@@ -243,12 +258,13 @@ class Services(Part):
             # What the shell does on start, before it consumes: resume, publish, confirm.
             step = cores.resume(node, now)
             cores.report_events(self.checker, node, step.events, now)
-            if not self.broker.publish_grouped(node, step.sends):
+            if not self.broker.publish_grouped(node, step.sends, step.routes):
                 self.crash_during(node, "publishing its resume")  # the shell's start fails
                 return
             engine.published(step, True)
-        else:
+        elif node.code:
             self.checker.books(node.code, now)
-        self.clock.at(now + node.tick_ms, TICK, node, node.epoch)
+        if node.tick_ms:
+            self.clock.at(now + node.tick_ms, TICK, node, node.epoch)
         if node.queue:
             self.broker.wake(node, node.queue[0].ready_ms)

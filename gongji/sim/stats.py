@@ -10,6 +10,8 @@ class Stats:
     """Counts of what the network did (besides faults)."""
 
     deliveries: int = 0
+    mailbox_deliveries: int = 0
+    """Of those, to province mailboxes (``SimConfig.mailboxes``)."""
     operations: int = 0
     steps: int = 0
     ticks: int = 0
