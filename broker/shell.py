@@ -60,6 +60,9 @@ from contracts.permissions import refusal
 from telemetry.logs import get_logger
 from telemetry.metrics import ServiceMetrics
 
+STOP_POLL_S = 0.25
+"""The longest a shell waits for a delivery before it looks at ``stop`` again."""
+
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
@@ -252,7 +255,9 @@ class ServiceShell:
             while not self.engine.room():
                 self._room.clear()
                 await self._room.wait()
-            wait = max(0.0, next_tick - self.clock())
+            # Bounded, so a shell that ticks rarely (a province host's region beside its
+            # mailbox) still sees ``stop`` soon.
+            wait = min(max(0.0, next_tick - self.clock()), STOP_POLL_S)
             batch = await self._next_batch(wait, stop)
             tick = self.clock() >= next_tick
             if tick:

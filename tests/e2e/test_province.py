@@ -369,3 +369,25 @@ def test_a_host_refuses_to_start_for_a_region_its_user_does_not_speak_for(
         f"gongji: region-{WUHAN}: broker user of province.{GUANGDONG} does not speak for "
         f"region {WUHAN}"
     )
+
+
+@pytest.mark.timeout(120)
+def test_every_host_stops_on_sigterm_without_being_killed(amqp_url: str, tmp_path: Path) -> None:
+    """A region's own shell beside its mailbox hardly ever ticks; it still notices the stop
+    (a cluster of its own: the module's is still in use by the tests above)."""
+    config = ClusterConfig(
+        amqp_url=amqp_url,
+        data_dir=tmp_path,
+        regions=regions_by_code([GUANGZHOU, SHENZHEN, WUHAN]),
+        namespace=unique_namespace("province-stop"),
+        base_port=free_port_block(3),
+        persons_per_region=20,
+        log_level="WARNING",
+    )
+    state = asyncio.run(cluster_up(config))
+    try:
+        report = cluster_down(tmp_path, grace_s=8.0)
+        assert report.killed == [], report
+        assert sorted(report.stopped) == sorted(s.name for s in state.services)
+    finally:
+        asyncio.run(delete_queues(amqp_url, state))
