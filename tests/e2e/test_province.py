@@ -61,19 +61,26 @@ GUANGDONG, HUBEI = "440000", "420000"
 CODES = [GUANGZHOU, SHENZHEN, SHANGHAI, WUHAN]
 
 
+def hosted_by_province(
+    amqp_url: str, data_dir: Path, codes: list[str], persons: int, name: str
+) -> ClusterConfig:
+    """A local cluster of ``codes``, hosted by province (``cluster up``'s default)."""
+    return ClusterConfig(
+        amqp_url=amqp_url,
+        data_dir=data_dir,
+        regions=regions_by_code(codes),
+        namespace=unique_namespace(name),
+        base_port=free_port_block(len(codes)),
+        persons_per_region=persons,
+        log_level="WARNING",
+    )
+
+
 @pytest.fixture(scope="module")
 def cluster(amqp_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
     """Four regions of three provinces, hosted by province (three region processes)."""
     data_dir = tmp_path_factory.mktemp("province")
-    config = ClusterConfig(
-        amqp_url=amqp_url,
-        data_dir=data_dir,
-        regions=regions_by_code(CODES),
-        namespace=unique_namespace("province"),
-        base_port=free_port_block(4),
-        persons_per_region=100,
-        log_level="WARNING",
-    )
+    config = hosted_by_province(amqp_url, data_dir, CODES, 100, "province")
     state = asyncio.run(cluster_up(config))
     try:
         yield state
@@ -375,15 +382,8 @@ def test_a_host_refuses_to_start_for_a_region_its_user_does_not_speak_for(
 def test_every_host_stops_on_sigterm_without_being_killed(amqp_url: str, tmp_path: Path) -> None:
     """A region's own shell beside its mailbox hardly ever ticks; it still notices the stop
     (a cluster of its own: the module's is still in use by the tests above)."""
-    config = ClusterConfig(
-        amqp_url=amqp_url,
-        data_dir=tmp_path,
-        regions=regions_by_code([GUANGZHOU, SHENZHEN, WUHAN]),
-        namespace=unique_namespace("province-stop"),
-        base_port=free_port_block(3),
-        persons_per_region=20,
-        log_level="WARNING",
-    )
+    codes = [GUANGZHOU, SHENZHEN, WUHAN]
+    config = hosted_by_province(amqp_url, tmp_path, codes, 20, "province-stop")
     state = asyncio.run(cluster_up(config))
     try:
         report = cluster_down(tmp_path, grace_s=8.0)
