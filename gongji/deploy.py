@@ -311,7 +311,7 @@ _REST = """
   # Open-loop load over the seeded population (same scenario, persons and seed):
   #   docker compose --profile load up load
   #   docker compose run --rm load load --scenario {scenario_in_container} --persons {persons} \\
-  #       --population-seed {population_seed} --rate 500 --duration 20 --json
+  #       --population-seed {population_seed} --mailboxes --rate 500 --duration 20 --json
   load:
     <<: *gongji-image
     profiles: [load]
@@ -324,6 +324,7 @@ _REST = """
       - "{persons}"
       - --population-seed
       - "{population_seed}"
+      - --mailboxes
       - --rate
       - "200"
       - --duration

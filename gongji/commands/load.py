@@ -120,6 +120,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         " migration) and its bill and wallet amounts, instead of the load population",
     )
     population.add_argument("--enable-all", action="store_true")
+    population.add_argument(
+        "--mailboxes",
+        action="store_true",
+        help="send each province's requests to its host's mailbox, one envelope for all "
+        "its regions (a cluster whose services run with --mailboxes province, as compose's "
+        "do; with a local cluster state file, its own setting is used)",
+    )
     population.add_argument("--persons", type=positive_int, default=DEFAULT_PERSONS)
     population.add_argument("--population-seed", type=int, default=1)
     population.add_argument(
@@ -173,7 +180,7 @@ def _target(args: argparse.Namespace) -> tuple[ClusterTarget, Target]:
                 wallet_fen=(bills.wallet_amount_fen.min, bills.wallet_amount_fen.max),
             )
             data_dir = cluster.cluster_dir if cluster.cluster_dir.is_dir() else None
-            return cluster, Target(cluster.namespace, seeded, data_dir)
+            return cluster, Target(cluster.namespace, seeded, data_dir, args.mailboxes)
         regions = scenario.regions
     elif args.codes:
         regions = regions_by_code(args.codes)
@@ -183,7 +190,7 @@ def _target(args: argparse.Namespace) -> tuple[ClusterTarget, Target]:
     seeded = seed_population(regions, args.persons, args.population_seed)
     # Without a state file, the books are read only if the cluster's files are there.
     data_dir = cluster.cluster_dir if cluster.cluster_dir.is_dir() else None
-    return cluster, Target(cluster.namespace, seeded, data_dir)
+    return cluster, Target(cluster.namespace, seeded, data_dir, mailboxes=args.mailboxes)
 
 
 async def _setup(amqp_url: str, namespace: str, seeded: SeededPopulation) -> None:
