@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiormq
 from aio_pika.abc import AbstractRobustConnection
@@ -46,6 +47,7 @@ from broker.topology import Topology, declare_service_queue
 from contracts.effects import (
     Anomaly,
     AnyEvent,
+    AtRegion,
     Disagreed,
     Effects,
     Repaired,
@@ -189,6 +191,7 @@ class ServiceShell:
         self._publisher: Publisher | None = None
         self._declared: set[str] = set()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._region_observers: dict[str, tuple[ServiceMetrics, Any]] = {}
         self._failure: BaseException | None = None
         self._room = asyncio.Event()
         # Settlements are performed by one task, strictly in the order the engine
@@ -447,42 +450,61 @@ class ServiceShell:
 
     def _observe(self, events: Sequence[AnyEvent]) -> None:
         for event in events:
-            if isinstance(event, TransferStarted):
-                self.metrics.transfer_started(event.flow)
-            elif isinstance(event, TransferFinished):
-                self._finished(event)
-            elif isinstance(event, Anomaly):
-                self.log.error("anomaly", transfer_id=event.transfer_id, what=event.what)
-            elif isinstance(event, Disagreed):
-                self.metrics.disagreement(event.kind)
-                self.log.warning(
-                    "disagreement",
-                    window=event.window,
-                    region=event.region,
-                    transfer_id=event.transfer_id,
-                    kind=event.kind,
-                )
-            elif isinstance(event, Retried):
-                self.metrics.retried(event.step, event.region)
-            elif isinstance(event, Repaired):
-                self.metrics.repaired()
-                self.log.info(
-                    "repaired",
-                    window=event.window,
-                    region=event.region,
-                    transfer_id=event.transfer_id,
-                )
-            elif isinstance(event, WindowClosed):
-                for region, net in event.positions:
-                    self.metrics.clearing_position(region, net)
-                self.log.info("window_closed", window=event.window, regions=len(event.positions))
+            if isinstance(event, AtRegion):
+                # A hosted region's event in its host's mailbox: counted as the region's.
+                self._observe_one(event.event, *self._region_observer(event.region))
+            else:
+                self._observe_one(event, self.metrics, self.log)
 
-    def _finished(self, event: TransferFinished) -> None:
+    def _region_observer(self, code: str) -> tuple[ServiceMetrics, Any]:
+        observer = self._region_observers.get(code)
+        if observer is None:
+            name = f"region-{code}"
+            observer = self._region_observers[code] = (
+                ServiceMetrics(name),
+                get_logger(service=name),
+            )
+        return observer
+
+    @staticmethod
+    def _observe_one(event: AnyEvent, metrics: ServiceMetrics, log: Any) -> None:
+        if isinstance(event, TransferStarted):
+            metrics.transfer_started(event.flow)
+        elif isinstance(event, TransferFinished):
+            ServiceShell._finished(event, metrics, log)
+        elif isinstance(event, Anomaly):
+            log.error("anomaly", transfer_id=event.transfer_id, what=event.what)
+        elif isinstance(event, Disagreed):
+            metrics.disagreement(event.kind)
+            log.warning(
+                "disagreement",
+                window=event.window,
+                region=event.region,
+                transfer_id=event.transfer_id,
+                kind=event.kind,
+            )
+        elif isinstance(event, Retried):
+            metrics.retried(event.step, event.region)
+        elif isinstance(event, Repaired):
+            metrics.repaired()
+            log.info(
+                "repaired",
+                window=event.window,
+                region=event.region,
+                transfer_id=event.transfer_id,
+            )
+        elif isinstance(event, WindowClosed):
+            for region, net in event.positions:
+                metrics.clearing_position(region, net)
+            log.info("window_closed", window=event.window, regions=len(event.positions))
+
+    @staticmethod
+    def _finished(event: TransferFinished, metrics: ServiceMetrics, log: Any) -> None:
         seconds = max(0, event.finished_at_ms - event.started_at_ms) / 1000
-        self.metrics.transfer_finished(event.flow, event.outcome, seconds)
+        metrics.transfer_finished(event.flow, event.outcome, seconds)
         if event.moved_fen:
-            self.metrics.moved(event.flow, event.moved_fen)
-        self.log.info(
+            metrics.moved(event.flow, event.moved_fen)
+        log.info(
             "transfer_finished",
             transfer_id=event.transfer_id,
             flow=event.flow,

@@ -101,7 +101,17 @@ class Retried:
     region: str
 
 
-AnyEvent = Event | RegionRegistered | Disagreed | Repaired | WindowClosed | Retried
+@dataclass(frozen=True, slots=True)
+class AtRegion:
+    """An event of a hosted region's core, reported by its province host's mailbox, which
+    applies several regions' operations in one step: observed as the region's own (its
+    metrics keep the region's ``service`` label)."""
+
+    region: str
+    event: AnyEvent
+
+
+AnyEvent = Event | RegionRegistered | Disagreed | Repaired | WindowClosed | Retried | AtRegion
 
 
 @dataclass(frozen=True, slots=True)

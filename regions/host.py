@@ -31,7 +31,7 @@ from aio_pika.abc import AbstractRobustConnection
 from broker.engine import Core
 from broker.shell import ServiceShell
 from broker.topology import Topology
-from contracts.effects import Effects
+from contracts.effects import AtRegion, Effects
 from contracts.identifiers import check_region_code, mailbox_address, province_of
 from contracts.operations import Operation
 from contracts.participants import Participant, Role
@@ -81,11 +81,17 @@ class _Joining:
 
     def handle(self, op: Operation, now_ms: int) -> Effects:
         self.databases.join(self.code)
-        return self.core.handle(op, now_ms)
+        return self._attributed(self.core.handle(op, now_ms))
 
     def tick(self, now_ms: int) -> Effects:
         self.databases.join(self.code)
-        return self.core.tick(now_ms)
+        return self._attributed(self.core.tick(now_ms))
+
+    def _attributed(self, effects: Effects) -> Effects:
+        if not effects.events:
+            return effects
+        code = self.code
+        return Effects(effects.outgoing, [AtRegion(code, event) for event in effects.events])
 
 
 def mailbox_cores(cores: Mapping[str, Core], databases: Databases) -> dict[str, Core]:

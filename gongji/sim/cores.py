@@ -16,7 +16,7 @@ from clearinghouse.coordinator import CoordinatorSettings, TransferCoordinator
 from clearinghouse.core import ClearinghouseCore
 from clearinghouse.settlement import SettlementRule
 from clearinghouse.store import ClearinghouseStore
-from contracts.effects import Anomaly, AnyEvent, Disagreed, Outgoing, WindowClosed
+from contracts.effects import Anomaly, AnyEvent, AtRegion, Disagreed, Outgoing, WindowClosed
 from contracts.identifiers import CLEARINGHOUSE, mailbox_of
 from contracts.operations import Operation
 from contracts.permissions import refusal
@@ -112,6 +112,8 @@ def resume(node: Node, now_ms: int) -> Step[Message]:
 def report_events(checker: Checker, node: Node, events: Sequence[AnyEvent], now_ms: int) -> None:
     """The cores' events the checker follows: anomalies, disagreements, closed windows."""
     for event in events:
+        if isinstance(event, AtRegion):
+            event = event.event  # a hosted region's, in its host's mailbox
         if isinstance(event, Anomaly):
             checker.anomaly(node.address, event.transfer_id, event.what, now_ms)
         elif isinstance(event, Disagreed):

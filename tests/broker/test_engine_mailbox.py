@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from broker.engine import MISROUTED, Ack, DeadLetter, Inbound, Requeue, StepEngine
-from contracts.effects import Effects, Outgoing, RegionRegistered
+from contracts.effects import Anomaly, AnyEvent, AtRegion, Effects, Outgoing, RegionRegistered
 from contracts.identifiers import CLEARINGHOUSE, mailbox_of, region_address
 from contracts.operations import Commit, Operation
 from regions.host import MailboxCore, mailbox_cores
@@ -24,12 +24,16 @@ class RegionOf:
         self.db = db
         db.executescript("CREATE TABLE IF NOT EXISTS seen (id TEXT)")
 
+    events: list[AnyEvent] = []
+    """What each call reports (none unless a test sets it)."""
+
     def handle(self, op: Operation, now_ms: int) -> Effects:
         assert isinstance(op, Commit)
         self.db.connection.execute("INSERT INTO seen VALUES (?)", (op.transfer_id,))
         if op.transfer_id.startswith("bad"):
             raise RuntimeError("a core bug")
-        return Effects([Outgoing(CLEARINGHOUSE, Commit(f"{self.code}:{op.transfer_id}"))])
+        answer = Outgoing(CLEARINGHOUSE, Commit(f"{self.code}:{op.transfer_id}"))
+        return Effects([answer], list(self.events))
 
     def tick(self, now_ms: int) -> Effects:
         self.db.connection.execute("INSERT INTO seen VALUES (?)", (f"tick-{now_ms}",))
@@ -162,6 +166,15 @@ def test_a_mailbox_tick_runs_every_hosted_regions_timers_in_its_step(tmp_path: P
     assert step.sends == {
         CLEARINGHOUSE: [Commit("420100:a"), Commit("420100:tick"), Commit("420500:tick")]
     }
+
+
+def test_a_mailbox_reports_each_event_as_its_regions(tmp_path: Path) -> None:
+    """Metrics and logs of a hosted region keep its own ``service`` label."""
+    engine, regions = province_engine(tmp_path)
+    anomaly = Anomaly("t-1", "seen")
+    regions["420500"].events = [anomaly]
+    step = engine.step([routed("t", ("420100", "a"), ("420500", "b"))], now_ms=1)
+    assert step.events == [AtRegion("420500", anomaly)]
 
 
 def test_a_failing_operation_rolls_back_its_delivery_in_every_region(tmp_path: Path) -> None:
