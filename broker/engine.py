@@ -163,7 +163,7 @@ class StepEngine(Generic[Token]):
         pipeline_depth: int = 2,
         max_handling_failures: int = 3,
         authorize: Authorize | None = None,
-        mailbox: Callable[[str], str] | None = None,
+        mailbox: Callable[[str], tuple[str, str]] | None = None,
         hosted: Mapping[str, Core] | None = None,
     ) -> None:
         if pipeline_depth < 1:
@@ -177,7 +177,8 @@ class StepEngine(Generic[Token]):
         self.authorize = authorize
         """None accepts every sender: only for tests of the engine and benchmarks."""
         self.mailbox = mailbox
-        """Where to send a destination's operations (its mailbox); None: to itself."""
+        """Where to send a destination's operations and the region to name there
+        (``contracts.identifiers.mailbox_route``); None: to the destination itself."""
         self.hosted = hosted
         """Region code -> core, for a mailbox's deliveries (each names its regions)."""
         self._seq = 0
@@ -345,18 +346,18 @@ class StepEngine(Generic[Token]):
         events = effects.events
         mailbox = self.mailbox
         for item in effects.outgoing:
-            address = item.address if mailbox is None else mailbox(item.address)
+            address, region = (item.address, "") if mailbox is None else mailbox(item.address)
             ops = sends.get(address)
             if ops is None:
                 ops = sends[address] = []
             ops.append(item.op)
-            if address != item.address:
+            if region:
                 # A region's operation in its province's mailbox: name the region.
-                routes.setdefault(address, []).append(item.address.partition(".")[2])
+                routes.setdefault(address, []).append(region)
         declare = [region_address(e.region) for e in events if isinstance(e, RegionRegistered)]
         if mailbox is not None:
             # Clients still send to a region's own queue; the hub sends to its mailbox.
-            mailboxes = {mailbox(address) for address in declare} - set(declare)
+            mailboxes = {mailbox(address)[0] for address in declare} - set(declare)
             declare += sorted(mailboxes)
         step = Step(self._seq, done, sends, routes, declare, events, settle_now, n_ops)
         if step.needs_publish:

@@ -157,7 +157,7 @@ class ServiceShell:
         clock: Callable[[], float] = time.time,
         on_start: Callable[[int], Effects] | None = None,
         tuning: ShellTuning | None = None,
-        mailbox: Callable[[str], str] | None = None,
+        mailbox: Callable[[str], tuple[str, str]] | None = None,
         hosted: Mapping[str, Core] | None = None,
     ) -> None:
         """``mailbox`` and ``hosted``: see ``broker.engine.StepEngine``."""

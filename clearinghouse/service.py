@@ -13,7 +13,7 @@ from clearinghouse.coordinator import CoordinatorSettings
 from clearinghouse.core import ClearinghouseCore
 from clearinghouse.settlement import SettlementRule
 from clearinghouse.store import ClearinghouseStore
-from contracts.identifiers import CLEARINGHOUSE, mailbox_of, region_address
+from contracts.identifiers import CLEARINGHOUSE, mailbox_of, mailbox_route, region_address
 from storage.sqlite import Synchronous
 
 
@@ -50,7 +50,7 @@ class ClearinghouseService:
             topology=topology,
             # After a restart, re-send the current step of everything unfinished.
             on_start=self.core.resume,
-            mailbox=mailbox_of if mailboxes else None,
+            mailbox=mailbox_route if mailboxes else None,
         )
         self.mailboxes = mailboxes
 

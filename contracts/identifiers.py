@@ -109,6 +109,15 @@ def mailbox_of(address: str) -> str:
     return address
 
 
+def mailbox_route(address: str) -> tuple[str, str]:
+    """Where an operation for ``address`` goes when regions are served through mailboxes,
+    and the region to name there: ``region.420100`` -> (``province.420000``, ``420100``);
+    any other address -> (itself, ``""``)."""
+    if address.startswith(_REGION_PREFIX):
+        return mailbox_of(address), address[len(_REGION_PREFIX) :]
+    return address, ""
+
+
 def client_address(name: str) -> str:
     """The destination name of a client (bill submitter) that receives outcomes."""
     return f"{_CLIENT_PREFIX}{name}"

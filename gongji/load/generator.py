@@ -25,7 +25,7 @@ from aio_pika.abc import AbstractRobustConnection
 from broker.inbox import Inbox
 from broker.publisher import Publisher, PublishError, Unroutable
 from broker.topology import Topology
-from contracts.identifiers import client_address, mailbox_of
+from contracts.identifiers import client_address, mailbox_route
 from contracts.operations import AwayRegistrationOutcome, BillOutcome, BindingOutcome, Operation
 from contracts.reasons import COMMITTED
 from gongji.client import own_name
@@ -172,7 +172,7 @@ class LoadGenerator:
     ) -> None:
         """``mailboxes``: send each province's requests to its host's mailbox, one
         envelope for all its regions (``broker.topology.MAILBOXES_ENV``)."""
-        self._mailbox = mailbox_of if mailboxes else None
+        self._mailboxes = mailboxes
         self.connection = connection
         self.topology = topology
         self.seeded = seeded
@@ -370,10 +370,7 @@ class LoadGenerator:
     def _route(self, address: str) -> tuple[str, str]:
         """Where to send a request for ``address``, and the region to name there (none
         for the region's own queue)."""
-        if self._mailbox is None:
-            return address, ""
-        mailbox = self._mailbox(address)
-        return (address, "") if mailbox == address else (mailbox, address.partition(".")[2])
+        return mailbox_route(address) if self._mailboxes else (address, "")
 
     async def _publish(
         self,

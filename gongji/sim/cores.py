@@ -17,7 +17,7 @@ from clearinghouse.core import ClearinghouseCore
 from clearinghouse.settlement import SettlementRule
 from clearinghouse.store import ClearinghouseStore
 from contracts.effects import Anomaly, AnyEvent, AtRegion, Disagreed, Outgoing, WindowClosed
-from contracts.identifiers import CLEARINGHOUSE, mailbox_of
+from contracts.identifiers import CLEARINGHOUSE, mailbox_route
 from contracts.operations import Operation
 from contracts.permissions import refusal
 from gongji.sim.broker import Message
@@ -67,7 +67,7 @@ class CoreBuilder:
             node.core = self.region_factory(node.code, store)
             node.books = store.books
         if node.address == CLEARINGHOUSE and self.mailboxes:
-            mailbox = mailbox_of
+            mailbox = mailbox_route
         node.engine = self.engine_factory(
             node.core, db, pipeline_depth=self.pipeline_depth, authorize=refusal, mailbox=mailbox
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from broker.engine import MISROUTED, Ack, DeadLetter, Inbound, Requeue, StepEngine
 from contracts.effects import Anomaly, AnyEvent, AtRegion, Effects, Outgoing, RegionRegistered
-from contracts.identifiers import CLEARINGHOUSE, mailbox_of, region_address
+from contracts.identifiers import CLEARINGHOUSE, mailbox_route, region_address
 from contracts.operations import Commit, Operation
 from regions.host import MailboxCore, mailbox_cores
 from storage.sqlite import Database, Databases
@@ -62,7 +62,7 @@ class Hub:
 
 def hub_engine() -> StepEngine[str]:
     db = Database(":memory:")
-    return StepEngine(Hub(), db, mailbox=mailbox_of)
+    return StepEngine(Hub(), db, mailbox=mailbox_route)
 
 
 def province_engine(tmp_path: Path) -> tuple[StepEngine[str], dict[str, RegionOf]]:
